@@ -1,0 +1,32 @@
+// Command-line arguments of one `mwb` subcommand: positionals plus `--name value` options and `--flag`s.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/core/result.h"
+
+namespace mwb::cli {
+
+class CliArgs {
+public:
+    // `flags` names the options that take no value; every other `--name` consumes the next argument.
+    static Result<CliArgs> parse(int argc, char** argv, const std::set<std::string>& flags);
+
+    const std::vector<std::string>& positionals() const { return positionals_; }
+    bool has(const std::string& name) const;
+    std::optional<std::string> get(const std::string& name) const;
+    std::string get_or(const std::string& name, const std::string& fallback) const;
+    Result<double> number_or(const std::string& name, double fallback) const;
+    Result<long long> integer_or(const std::string& name, long long fallback) const;
+    Result<std::vector<long long>> integer_list(const std::string& name) const;
+
+private:
+    std::vector<std::string> positionals_;
+    std::map<std::string, std::string> options_;
+};
+
+}  // namespace mwb::cli

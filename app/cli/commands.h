@@ -1,0 +1,18 @@
+// Every `mwb` subcommand: takes the arguments after its name, prints its result, returns the exit code.
+#pragma once
+
+namespace mwb::cli {
+
+// Model commands (model_commands.cpp).
+int run_info(int argc, char** argv);
+int run_generate(int argc, char** argv);
+int run_logits(int argc, char** argv);
+int run_bench(int argc, char** argv);
+
+// Tokenizer commands (tokenizer_commands.cpp).
+int run_tokenize(int argc, char** argv);
+int run_detokenize(int argc, char** argv);
+int run_template(int argc, char** argv);
+int run_bench_tokenizer(int argc, char** argv);
+
+}  // namespace mwb::cli

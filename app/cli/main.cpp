@@ -1,0 +1,47 @@
+// mwb: the command-line companion of MoE Workbench.
+#include <cstdio>
+#include <cstring>
+
+#include "app/cli/commands.h"
+
+namespace {
+
+struct Command {
+    const char* name;
+    int (*run)(int, char**);
+    const char* usage;
+};
+
+const Command kCommands[] = {
+    {"info", mwb::cli::run_info, "info DIR                         architecture, parameters, memory of a model"},
+    {"generate", mwb::cli::run_generate,
+     "generate DIR (--ids 1,2,3 | --prompt TEXT [--chat]) [--max-new N --temperature T --top-p P --top-k K "
+     "--min-p P --repetition-penalty R --seed S]"},
+    {"logits", mwb::cli::run_logits, "logits DIR --ids 1,2,3 --out FILE.safetensors   logits, hidden states, routing"},
+    {"bench", mwb::cli::run_bench,
+     "bench --shape v3-16b --layers N --random-weights [--prompt 512 --gen 128 --bandwidth GBps --seed S]"},
+    {"tokenize", mwb::cli::run_tokenize, "tokenize --tokenizer DIR (--text T | --jsonl FILE) [--special]"},
+    {"detokenize", mwb::cli::run_detokenize, "detokenize --tokenizer DIR --ids 1,2,3"},
+    {"template", mwb::cli::run_template, "template --tokenizer DIR --messages FILE.json [--generation-prompt]"},
+    {"bench-tokenizer", mwb::cli::run_bench_tokenizer, "bench-tokenizer --tokenizer DIR --file F"},
+};
+
+void print_usage() {
+    std::fprintf(stderr, "usage: mwb COMMAND ...\n\ncommands:\n");
+    for (const auto& command : kCommands) std::fprintf(stderr, "  mwb %s\n", command.usage);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+        print_usage();
+        return argc < 2 ? 2 : 0;
+    }
+    for (const auto& command : kCommands) {
+        if (!std::strcmp(argv[1], command.name)) return command.run(argc - 2, argv + 2);
+    }
+    std::fprintf(stderr, "mwb: unknown command '%s'\n\n", argv[1]);
+    print_usage();
+    return 2;
+}

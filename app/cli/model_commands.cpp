@@ -1,0 +1,202 @@
+// mwb info / generate / logits / bench.
+#include <cstdio>
+#include <iostream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "app/cli/cli_args.h"
+#include "app/cli/commands.h"
+#include "engine/model/model_graph.h"
+#include "engine/model/model_summary.h"
+#include "engine/model/random_weights.h"
+#include "engine/observe/forward_capture.h"
+#include "engine/observe/routing_trace.h"
+#include "engine/runtime/generation.h"
+
+namespace mwb::cli {
+
+namespace {
+
+int fail(const std::string& message) {
+    std::fprintf(stderr, "mwb: %s\n", message.c_str());
+    return 1;
+}
+
+Result<std::shared_ptr<const ModelGraph>> open_model(const CliArgs& args) {
+    if (args.positionals().empty()) return make_error("give the model directory");
+    auto graph = load_model_graph(args.positionals()[0]);
+    if (!graph) return graph.error();
+    return std::make_shared<const ModelGraph>(std::move(graph.value()));
+}
+
+Result<std::vector<int32_t>> token_ids(const CliArgs& args, int64_t vocab) {
+    auto ids = args.integer_list("ids");
+    if (!ids) return ids.error();
+    if (ids->empty()) return make_error("give the prompt as --ids 1,2,3");
+    std::vector<int32_t> tokens;
+    for (long long id : *ids) {
+        if (id < 0 || id >= vocab) return make_error("token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab));
+        tokens.push_back(int32_t(id));
+    }
+    return tokens;
+}
+
+Result<SamplingParams> sampling_from(const CliArgs& args) {
+    SamplingParams p;
+    auto temperature = args.number_or("temperature", 0.0);
+    auto top_p = args.number_or("top-p", 1.0);
+    auto top_k = args.integer_or("top-k", 0);
+    auto min_p = args.number_or("min-p", 0.0);
+    auto penalty = args.number_or("repetition-penalty", 1.0);
+    auto seed = args.integer_or("seed", 0);
+    for (const Error* e : {temperature ? nullptr : &temperature.error(), top_p ? nullptr : &top_p.error(),
+                           top_k ? nullptr : &top_k.error(), min_p ? nullptr : &min_p.error(),
+                           penalty ? nullptr : &penalty.error(), seed ? nullptr : &seed.error()})
+        if (e) return *e;
+    p.temperature = *temperature;
+    p.top_p = *top_p;
+    p.top_k = *top_k;
+    p.min_p = *min_p;
+    p.repetition_penalty = *penalty;
+    p.seed = uint64_t(*seed);
+    if (p.temperature < 0 || p.top_p <= 0 || p.top_p > 1 || p.top_k < 0 || p.min_p < 0 || p.min_p > 1 || p.repetition_penalty <= 0)
+        return make_error("sampling parameters out of range (temperature ≥ 0, 0 < top-p ≤ 1, top-k ≥ 0, 0 ≤ min-p ≤ 1, repetition-penalty > 0)");
+    return p;
+}
+
+}  // namespace
+
+int run_info(int argc, char** argv) {
+    auto args = CliArgs::parse(argc, argv, {});
+    if (!args) return fail(args.error().message);
+    auto graph = open_model(*args);
+    if (!graph) return fail(graph.error().message);
+    std::printf("%s\n", summarize(**graph).to_json().c_str());
+    return 0;
+}
+
+int run_logits(int argc, char** argv) {
+    auto args = CliArgs::parse(argc, argv, {"attention"});
+    if (!args) return fail(args.error().message);
+    auto out = args->get("out");
+    if (!out) return fail("give the output file with --out FILE.safetensors");
+    auto graph = open_model(*args);
+    if (!graph) return fail(graph.error().message);
+    auto tokens = token_ids(*args, (*graph)->config.vocab_size);
+    if (!tokens) return fail(tokens.error().message);
+    auto backend = make_cpu_backend(*graph);
+    const int64_t count = int64_t(tokens->size());
+    if (auto status = backend->reserve_cache(1, count); !status) return fail(status.error().message);
+
+    std::set<int64_t> attention_layers;
+    if (args->has("attention"))
+        for (int64_t l = 0; l < (*graph)->config.num_layers; ++l) attention_layers.insert(l);
+    ForwardCapture capture(count, attention_layers);
+    ForwardBatch batch{*tokens, {{0, 0, count}}, true};
+    auto logits = backend->forward(batch, &capture);
+    if (!logits) return fail(logits.error().message);
+    auto tensors = capture.tensors();
+    tensors.push_back(tensor_f32("logits", {count, (*graph)->config.vocab_size}, *logits));
+    std::vector<int64_t> ids(tokens->begin(), tokens->end());
+    tensors.push_back(tensor_i64("input_ids", {count}, ids));
+    if (auto status = write_safetensors(*out, tensors); !status) return fail(status.error().message);
+    std::printf("wrote %zu tensors to %s\n", tensors.size(), out->c_str());
+    return 0;
+}
+
+int run_generate(int argc, char** argv) {
+    auto args = CliArgs::parse(argc, argv, {"chat"});
+    if (!args) return fail(args.error().message);
+    auto graph = open_model(*args);
+    if (!graph) return fail(graph.error().message);
+    auto tokens = token_ids(*args, (*graph)->config.vocab_size);
+    if (!tokens) return fail(tokens.error().message);
+    auto sampling = sampling_from(*args);
+    if (!sampling) return fail(sampling.error().message);
+    auto max_new = args->integer_or("max-new", 32);
+    if (!max_new || *max_new < 1) return fail("--max-new expects a positive integer");
+
+    GenerationRequest request;
+    request.prompt = *tokens;
+    request.sampling = *sampling;
+    request.max_new_tokens = *max_new;
+    for (int64_t id : (*graph)->config.eos_token_ids) request.stop_tokens.push_back(int32_t(id));
+    auto backend = make_cpu_backend(*graph);
+    if (auto status = backend->reserve_cache(1, int64_t(tokens->size()) + *max_new); !status) return fail(status.error().message);
+    auto result = generate(*backend, request);
+    if (!result) return fail(result.error().message);
+    std::string line;
+    for (size_t i = 0; i < result->tokens.size(); ++i) line += (i ? "," : "") + std::to_string(result->tokens[i]);
+    std::printf("%s\n", line.c_str());
+    std::fprintf(stderr, "finish=%s ttft=%.3fs prefill=%.1f tok/s decode=%.1f tok/s\n", finish_reason_name(result->finish).c_str(),
+                 result->timings.time_to_first_token_s, result->timings.prefill_tokens_per_s(), result->timings.decode_tokens_per_s());
+    return 0;
+}
+
+int run_bench(int argc, char** argv) {
+    auto args = CliArgs::parse(argc, argv, {"random-weights", "trace-routing"});
+    if (!args) return fail(args.error().message);
+    if (!args->has("random-weights")) return fail("bench runs on random weights: pass --random-weights");
+    auto layers = args->integer_or("layers", 2);
+    auto prompt = args->integer_or("prompt", 512);
+    auto gen = args->integer_or("gen", 128);
+    auto seed = args->integer_or("seed", 1);
+    auto threads = args->integer_or("threads", 0);
+    auto bandwidth = args->number_or("bandwidth", 0.0);
+    for (const Error* e : {layers ? nullptr : &layers.error(), prompt ? nullptr : &prompt.error(), gen ? nullptr : &gen.error(),
+                           seed ? nullptr : &seed.error(), threads ? nullptr : &threads.error(), bandwidth ? nullptr : &bandwidth.error()})
+        if (e) return fail(e->message);
+    if (*prompt < 1 || *gen < 1) return fail("--prompt and --gen must be at least 1");
+    auto config = named_shape(args->get_or("shape", "v3-16b"), *layers);
+    if (!config) return fail(config.error().message);
+
+    Stopwatch setup;
+    auto store = TensorStore::from_memory(random_weights(*config, uint64_t(*seed)));
+    if (!store) return fail(store.error().message);
+    auto graph = build_model_graph(*config, std::make_shared<const TensorStore>(std::move(store.value())));
+    if (!graph) return fail(graph.error().message);
+    auto shared_graph = std::make_shared<const ModelGraph>(std::move(graph.value()));
+    const ModelSummary summary = summarize(*shared_graph);
+    const double setup_s = setup.seconds();
+
+    auto backend = make_cpu_backend(shared_graph, int(*threads));
+    if (auto status = backend->reserve_cache(1, *prompt + *gen); !status) return fail(status.error().message);
+    std::mt19937_64 random(static_cast<uint64_t>(*seed));
+    GenerationRequest request;
+    for (int64_t i = 0; i < *prompt; ++i) request.prompt.push_back(int32_t(random() % uint64_t(config->vocab_size)));
+    request.sampling.temperature = 0;
+    request.max_new_tokens = *gen;
+    RoutingTrace trace;
+    auto result = generate(*backend, request, {}, args->has("trace-routing") ? &trace : nullptr);
+    if (!result) return fail(result.error().message);
+
+    const MemoryReport memory = backend->memory();
+    nlohmann::json report = {
+        {"backend", backend->name()},
+        {"shape", args->get_or("shape", "v3-16b")},
+        {"layers", *layers},
+        {"parameters", summary.total_parameters},
+        {"active_parameters_per_token", summary.active_parameters},
+        {"weights_dtype", summary.weights_dtype},
+        {"prompt_tokens", result->timings.prompt_tokens},
+        {"generated_tokens", result->timings.generated_tokens},
+        {"prefill_tokens_per_s", result->timings.prefill_tokens_per_s()},
+        {"decode_tokens_per_s", result->timings.decode_tokens_per_s()},
+        {"time_to_first_token_s", result->timings.time_to_first_token_s},
+        {"weight_bytes_per_decoded_token", summary.weight_bytes_per_decoded_token},
+        {"routing_trace", args->has("trace-routing")},
+        {"memory_bytes", {{"weights", memory.weight_bytes}, {"kv_cache", memory.kv_cache_bytes}, {"workspace", memory.workspace_bytes}}},
+        {"setup_s", setup_s},
+    };
+    if (*bandwidth > 0) {
+        const double bound = *bandwidth * 1e9 / double(summary.weight_bytes_per_decoded_token);
+        report["bandwidth_GBps"] = *bandwidth;
+        report["decode_bound_tokens_per_s"] = bound;
+        report["fraction_of_bound"] = result->timings.decode_tokens_per_s() / bound;
+    }
+    std::printf("%s\n", report.dump(2).c_str());
+    return 0;
+}
+
+}  // namespace mwb::cli

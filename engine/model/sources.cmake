@@ -1,0 +1,15 @@
+set(MWB_MODEL_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/config.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/blocks/linear.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/blocks/rope.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/blocks/attention.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/blocks/feed_forward.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deepseek_common.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deepseek_v3.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deepseek_v2.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/gqa_common.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/qwen2.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/llama.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/registry.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/random_weights.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/model_summary.cpp)

@@ -1,0 +1,23 @@
+#include "engine/observe/routing_trace.h"
+
+namespace mwb {
+
+void RoutingTrace::on_routing(int64_t sequence, int64_t position, int64_t layer, std::span<const int32_t> experts,
+                              std::span<const float> weights, std::span<const float> router_logits) {
+    RoutingRecord record{sequence, position, layer, {experts.begin(), experts.end()}, {weights.begin(), weights.end()}, {}};
+    if (keep_router_logits_) record.router_logits.assign(router_logits.begin(), router_logits.end());
+    records_.push_back(std::move(record));
+}
+
+std::map<int64_t, std::vector<int64_t>> RoutingTrace::expert_load(int64_t experts) const {
+    std::map<int64_t, std::vector<int64_t>> load;
+    for (const auto& record : records_) {
+        auto& counts = load[record.layer];
+        if (counts.empty()) counts.assign(size_t(experts), 0);
+        for (int32_t expert : record.experts)
+            if (expert >= 0 && expert < experts) ++counts[size_t(expert)];
+    }
+    return load;
+}
+
+}  // namespace mwb

@@ -1,0 +1,32 @@
+// The float32 building blocks of the CPU backend. Weights stay in their stored dtype and are converted a few
+// rows at a time, so a bf16 model never occupies float32 memory.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/model/blocks/linear.h"
+#include "engine/runtime/cpu/thread_pool.h"
+
+namespace mwb::cpu {
+
+float dot(const float* a, const float* b, int64_t n);
+
+// Converts rows [row_begin, row_begin + row_count) of a weight to float32, applying FP8 block scales.
+void decode_rows(const LinearWeight& weight, int64_t row_begin, int64_t row_count, float* out);
+std::vector<float> decode_vector(const TensorView& tensor);
+
+// y[rows, out] = x[rows, in] · Wᵀ + bias
+void linear(ThreadPool& pool, const LinearWeight& weight, const float* bias, const float* x, int64_t rows, float* y);
+
+// y = x / sqrt(mean(x²) + eps) · weight, row by row (x and y may alias).
+void rms_norm(const float* x, const float* weight, int64_t rows, int64_t width, float eps, float* y, int64_t x_stride = 0,
+              int64_t y_stride = 0);
+
+// gate ← silu(gate) · up
+void silu_mul(float* gate, const float* up, int64_t count);
+
+// In-place softmax of n values.
+void softmax(float* values, int64_t n);
+
+}  // namespace mwb::cpu

@@ -1,0 +1,75 @@
+#include "engine/runtime/generation.h"
+
+#include <algorithm>
+
+namespace mwb {
+
+std::string finish_reason_name(FinishReason reason) {
+    switch (reason) {
+        case FinishReason::Stop: return "stop";
+        case FinishReason::Length: return "length";
+        case FinishReason::ContextFull: return "context_full";
+        case FinishReason::Cancelled: return "cancelled";
+    }
+    return "?";
+}
+
+Result<GenerationResult> generate(Backend& backend, const GenerationRequest& request, const TokenCallback& on_token,
+                                  ForwardObserver* observer, const std::atomic<bool>* cancel) {
+    if (request.prompt.empty()) return make_error("the prompt is empty");
+    if (int64_t(request.prompt.size()) > backend.cache_capacity())
+        return make_error("the prompt has " + std::to_string(request.prompt.size()) + " tokens, more than the context of " +
+                          std::to_string(backend.cache_capacity()));
+    GenerationResult result;
+    result.timings.prompt_tokens = int64_t(request.prompt.size());
+    Sampler sampler(request.sampling);
+    std::vector<int32_t> context = request.prompt;
+    auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
+
+    Stopwatch clock;
+    ForwardBatch batch;
+    batch.tokens = request.prompt;
+    batch.chunks = {{request.slot, 0, int64_t(request.prompt.size())}};
+    auto logits = backend.forward(batch, observer);
+    if (!logits) return logits.error();
+    result.timings.prefill_s = clock.seconds();
+
+    Stopwatch decode_clock;
+    while (int64_t(result.tokens.size()) < request.max_new_tokens) {
+        if (cancelled()) {
+            result.finish = FinishReason::Cancelled;
+            break;
+        }
+        const int32_t token = sampler.sample(*logits, context);
+        result.tokens.push_back(token);
+        context.push_back(token);
+        if (result.tokens.size() == 1) {
+            result.timings.time_to_first_token_s = clock.seconds();
+            decode_clock.restart();
+        }
+        const bool keep_going = !on_token || on_token(token);
+        if (std::find(request.stop_tokens.begin(), request.stop_tokens.end(), token) != request.stop_tokens.end()) {
+            result.finish = FinishReason::Stop;
+            break;
+        }
+        if (!keep_going) {
+            result.finish = FinishReason::Cancelled;
+            break;
+        }
+        if (int64_t(result.tokens.size()) >= request.max_new_tokens) break;
+        const int64_t position = int64_t(context.size()) - 1;
+        if (position >= backend.cache_capacity()) {
+            result.finish = FinishReason::ContextFull;
+            break;
+        }
+        batch.tokens = {token};
+        batch.chunks = {{request.slot, position, 1}};
+        logits = backend.forward(batch, observer);
+        if (!logits) return logits.error();
+    }
+    result.timings.generated_tokens = int64_t(result.tokens.size());
+    if (result.tokens.size() > 1) result.timings.decode_s = decode_clock.seconds();
+    return result;
+}
+
+}  // namespace mwb

@@ -1,0 +1,39 @@
+// Prompt in, tokens out: prefill through the KV cache, then one decoded token at a time, with streaming,
+// cancellation, stop tokens and timings.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/observe/timings.h"
+#include "engine/runtime/backend.h"
+#include "engine/runtime/sampler.h"
+
+namespace mwb {
+
+struct GenerationRequest {
+    std::vector<int32_t> prompt;
+    SamplingParams sampling;
+    int64_t max_new_tokens = 128;
+    std::vector<int32_t> stop_tokens;  // usually the EOS ids
+    int64_t slot = 0;                  // KV-cache slot to use
+};
+
+enum class FinishReason { Stop, Length, ContextFull, Cancelled };
+std::string finish_reason_name(FinishReason reason);
+
+struct GenerationResult {
+    std::vector<int32_t> tokens;  // generated, the stop token included when one ended it
+    FinishReason finish = FinishReason::Length;
+    GenerationTimings timings;
+};
+
+// Called for each generated token; return false to stop after it.
+using TokenCallback = std::function<bool(int32_t token)>;
+
+Result<GenerationResult> generate(Backend& backend, const GenerationRequest& request, const TokenCallback& on_token = {},
+                                  ForwardObserver* observer = nullptr, const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace mwb
