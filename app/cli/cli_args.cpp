@@ -5,6 +5,24 @@
 
 namespace mwb::cli {
 
+namespace {
+
+// Built with += : GCC 12 warns falsely (-Wrestrict) on `"--" + name` at -O3.
+Error option_error(const std::string& name, const std::string& problem, const std::string& text = {}) {
+    std::string message = "--";
+    message += name;
+    message += ' ';
+    message += problem;
+    if (!text.empty()) {
+        message += ", got '";
+        message += text;
+        message += '\'';
+    }
+    return make_error(message);
+}
+
+}  // namespace
+
 Result<CliArgs> CliArgs::parse(int argc, char** argv, const std::set<std::string>& flags) {
     CliArgs args;
     for (int i = 0; i < argc; ++i) {
@@ -17,17 +35,17 @@ Result<CliArgs> CliArgs::parse(int argc, char** argv, const std::set<std::string
         if (auto eq = name.find('='); eq != std::string::npos) {
             args.options_[name.substr(0, eq)] = name.substr(eq + 1);
         } else if (flags.count(name)) {
-            args.options_[name] = "1";
+            args.flags_.insert(name);
         } else if (i + 1 < argc) {
             args.options_[name] = argv[++i];
         } else {
-            return make_error("option --" + name + " needs a value");
+            return option_error(name, "needs a value");
         }
     }
     return args;
 }
 
-bool CliArgs::has(const std::string& name) const { return options_.count(name) > 0; }
+bool CliArgs::has(const std::string& name) const { return options_.count(name) > 0 || flags_.count(name) > 0; }
 
 std::optional<std::string> CliArgs::get(const std::string& name) const {
     auto it = options_.find(name);
@@ -44,7 +62,7 @@ Result<double> CliArgs::number_or(const std::string& name, double fallback) cons
     if (!text) return fallback;
     char* end = nullptr;
     double value = std::strtod(text->c_str(), &end);
-    if (text->empty() || *end != '\0') return make_error("--" + name + " expects a number, got '" + *text + "'");
+    if (text->empty() || *end != '\0') return option_error(name, "expects a number", *text);
     return value;
 }
 
@@ -54,7 +72,7 @@ Result<long long> CliArgs::integer_or(const std::string& name, long long fallbac
     long long value = 0;
     auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
     if (ec != std::errc() || ptr != text->data() + text->size())
-        return make_error("--" + name + " expects an integer, got '" + *text + "'");
+        return option_error(name, "expects an integer", *text);
     return value;
 }
 
@@ -70,7 +88,7 @@ Result<std::vector<long long>> CliArgs::integer_list(const std::string& name) co
         long long value = 0;
         auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
         if (item.empty() || ec != std::errc() || ptr != item.data() + item.size())
-            return make_error("--" + name + " expects comma-separated integers, got '" + item + "'");
+            return option_error(name, "expects comma-separated integers", item);
         values.push_back(value);
         start = comma + 1;
     }

@@ -27,6 +27,7 @@ public:
 private:
     std::vector<std::string> positionals_;
     std::map<std::string, std::string> options_;
+    std::set<std::string> flags_;
 };
 
 }  // namespace mwb::cli

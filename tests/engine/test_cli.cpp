@@ -1,0 +1,111 @@
+// The mwb command line on the fixture models: logits files the oracle can read, info, generate.
+#include <QtTest>
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/io/safetensors.h"
+
+using namespace mwb;
+
+namespace {
+
+const QString kModels = QStringLiteral(MWB_TEST_DATA "/models/");
+
+struct Run {
+    int exit_code;
+    QString out, err;
+};
+
+Run run_mwb(const QStringList& arguments) {
+    QProcess process;
+    process.start(QStringLiteral(MWB_CLI), arguments);
+    if (!process.waitForFinished(120000)) qFatal("mwb did not finish");
+    return {process.exitCode(), QString::fromUtf8(process.readAllStandardOutput()), QString::fromUtf8(process.readAllStandardError())};
+}
+
+QString ids_text(const std::vector<int64_t>& ids) {
+    QStringList parts;
+    for (int64_t id : ids) parts << QString::number(id);
+    return parts.join(',');
+}
+
+}  // namespace
+
+class CliTest : public QObject {
+    Q_OBJECT
+
+private slots:
+    void logits_file_matches_the_reference() {
+        auto reference = TensorStore::open_file((kModels + "dsv3-tiny/reference.safetensors").toStdString());
+        QVERIFY(reference.ok());
+        const auto ids = *reference->read_int64("p1.input_ids");
+        const QString out = QStringLiteral(MWB_TEST_OUTPUT "/dsv3-tiny-p1.safetensors");
+        const Run run = run_mwb({"logits", kModels + "dsv3-tiny", "--ids", ids_text(ids), "--out", out, "--attention"});
+        QVERIFY2(run.exit_code == 0, qPrintable(run.err));
+
+        auto written = TensorStore::open_file(out.toStdString());
+        QVERIFY(written.ok());
+        for (const auto& [name, view] : reference->tensors()) {
+            if (name.rfind("p1.", 0) != 0 || name == "p1.greedy") continue;
+            const std::string ours = name.substr(3);
+            QVERIFY2(written->contains(ours), ours.c_str());
+            QCOMPARE(written->get(ours)->shape, view.shape);
+            QCOMPARE(written->get(ours)->dtype, view.dtype);
+            if (view.dtype == DType::I64) {
+                QCOMPARE(*written->read_int64(ours), *reference->read_int64(name));
+                continue;
+            }
+            const auto a = *written->read_float(ours, {}), b = *reference->read_float(name, {});
+            float worst = 0;
+            for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+            QVERIFY2(worst <= 1e-3f, qPrintable(QString("%1: %2").arg(QString::fromStdString(ours)).arg(worst)));
+        }
+    }
+
+    void info_reports_parameters() {
+        const Run run = run_mwb({"info", kModels + "dsv3-tiny"});
+        QVERIFY2(run.exit_code == 0, qPrintable(run.err));
+        const auto info = nlohmann::json::parse(run.out.toStdString());
+        QCOMPARE(info["architecture"].get<std::string>(), std::string("deepseek_v3"));
+        QCOMPARE(info["layers"].get<int>(), 4);
+        QCOMPARE(info["moe_layers"].get<int>(), 3);
+        QCOMPARE(info["routed_experts"].get<int>(), 16);
+        QCOMPARE(info["experts_per_token"].get<int>(), 4);
+        // By hand from config.json: embeddings + lm_head 2·512·128; per layer norms 2·128, MLA
+        // 48·128 + 48 + 128·48 + 48·128 + 32 + 128·32 + 128·64; layer 0 MLP 3·256·128; layers 1-3: router
+        // 16·128 + 16 bias, 16 experts and 1 shared expert of 3·64·128; final norm 128.
+        const int64_t mla = 48 * 128 + 48 + 128 * 48 + 48 * 128 + 32 + 128 * 32 + 128 * 64;
+        const int64_t expert = 3 * 64 * 128;
+        const int64_t total = 2 * 512 * 128 + 4 * (2 * 128 + mla) + 3 * 256 * 128 + 3 * (16 * 128 + 16 + 17 * expert) + 128;
+        QCOMPARE(info["total_parameters"].get<int64_t>(), total);
+        QCOMPARE(info["active_parameters_per_token"].get<int64_t>(), total - 3 * 12 * expert);
+        // MLA cache: (kv_lora 32 + rope 16) values per layer per token, 4 layers, 1024 tokens, 2 bytes.
+        QCOMPARE(info["kv_cache_bytes_per_1k_tokens_bf16"].get<int64_t>(), int64_t(48 * 4 * 1024 * 2));
+        QCOMPARE(info["weights_dtype"].get<std::string>(), std::string("BF16"));
+    }
+
+    void generate_reproduces_the_greedy_reference() {
+        auto reference = TensorStore::open_file((kModels + "dsv2-tiny/reference.safetensors").toStdString());
+        QVERIFY(reference.ok());
+        const Run run = run_mwb({"generate", kModels + "dsv2-tiny", "--ids", ids_text(*reference->read_int64("p0.input_ids")),
+                                 "--max-new", "12", "--temperature", "0"});
+        QVERIFY2(run.exit_code == 0, qPrintable(run.err));
+        QCOMPARE(run.out.trimmed(), ids_text(*reference->read_int64("p0.greedy")));
+    }
+
+    void errors_are_reported_not_crashed() {
+        const Run missing = run_mwb({"info", kModels + "no-such-model"});
+        QCOMPARE(missing.exit_code, 1);
+        QVERIFY(missing.err.contains("config.json missing"));
+        const Run bad_id = run_mwb({"generate", kModels + "dsv3-tiny", "--ids", "1,99999"});
+        QCOMPARE(bad_id.exit_code, 1);
+        QVERIFY(bad_id.err.contains("99999"));
+        const Run unknown = run_mwb({"frobnicate"});
+        QCOMPARE(unknown.exit_code, 2);
+    }
+};
+
+QTEST_GUILESS_MAIN(CliTest)
+#include "test_cli.moc"
