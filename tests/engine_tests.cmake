@@ -1,5 +1,6 @@
 # Engine suites: the oracle fixtures, the file-format parsers under ASan/UBSan, the sampler, the CLI.
 mwb_add_qtest(test_oracle SOURCES engine/test_oracle.cpp LIBS mwb_engine)
+mwb_add_qtest(test_routing_stats SOURCES engine/test_routing_stats.cpp LIBS mwb_engine)
 mwb_add_qtest(test_sampler SOURCES engine/test_sampler.cpp LIBS mwb_engine)
 mwb_add_qtest(test_cli SOURCES engine/test_cli.cpp LIBS mwb_engine)
 target_compile_definitions(test_cli PRIVATE MWB_CLI="$<TARGET_FILE:mwb>")

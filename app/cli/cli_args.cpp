@@ -7,7 +7,7 @@ namespace mwb::cli {
 
 namespace {
 
-// Built with += : GCC 12 warns falsely (-Wrestrict) on `"--" + name` at -O3.
+// "--NAME PROBLEM, got 'TEXT'": one wording for every option error.
 Error option_error(const std::string& name, const std::string& problem, const std::string& text = {}) {
     std::string message = "--";
     message += name;

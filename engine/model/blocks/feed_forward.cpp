@@ -59,7 +59,7 @@ std::vector<int32_t> top_indices(const std::vector<float>& values, int64_t k) {
 }  // namespace
 
 void route_token(const MoeConfig& config, const float* logits, const float* score_bias, int32_t* experts,
-                 float* weights, float* selection_scores) {
+                 float* weights, float* scores_out, float* selection_scores) {
     const int64_t n = config.n_routed_experts, k = config.experts_per_token;
     std::vector<float> scores(static_cast<size_t>(n));
     if (config.scoring == ScoringFunction::Sigmoid) {
@@ -70,6 +70,7 @@ void route_token(const MoeConfig& config, const float* logits, const float* scor
         for (int64_t e = 0; e < n; ++e) total += scores[size_t(e)] = std::exp(logits[e] - peak);
         for (auto& s : scores) s /= total;
     }
+    if (scores_out) std::copy(scores.begin(), scores.end(), scores_out);
     std::vector<float> choice = scores;
     if (score_bias)
         for (int64_t e = 0; e < n; ++e) choice[size_t(e)] += score_bias[e];

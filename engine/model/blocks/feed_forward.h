@@ -27,8 +27,9 @@ Result<MoeWeights> load_moe(const WeightLoader& loader, const ModelConfig& confi
 // Chooses a token's experts from its router logits, exactly as the reference implementations do
 // (softmax or sigmoid scores, optional bias for the choice only, group-limited selection, normalisation and
 // routed_scaling_factor). Writes top_k experts sorted by expert id and their weights. `score_bias` may be null.
-// `selection_scores`, when not null, receives the scores the choice was made on (experts values).
+// `scores` and `selection_scores`, when not null, receive the activated scores and the scores the choice was
+// made on (biased, other groups masked), n_routed_experts values each.
 void route_token(const MoeConfig& config, const float* logits, const float* score_bias, int32_t* experts,
-                 float* weights, float* selection_scores = nullptr);
+                 float* weights, float* scores = nullptr, float* selection_scores = nullptr);
 
 }  // namespace mwb
