@@ -13,7 +13,7 @@ shift || true
 # Debian 12 packages the project builds and tests with; README.md says why each is there.
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  qt6-base-dev qt6-charts-dev libqt6sql6-sqlite libgl-dev
+  qt6-base-dev qt6-charts-dev libqt6opengl6-dev libqt6sql6-sqlite libgl-dev
   libsqlite3-dev libpcre2-dev libicu-dev nlohmann-json3-dev zlib1g-dev
   fonts-dejavu-core
 )

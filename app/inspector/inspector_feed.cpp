@@ -1,0 +1,72 @@
+#include "app/inspector/inspector_feed.h"
+
+#include "engine/model/model_graph.h"
+#include "engine/runtime/cpu/cpu_ops.h"
+
+namespace mwb::app {
+
+InspectorFeed::InspectorFeed(QObject* parent) : QObject(parent) {}
+
+void InspectorFeed::set_model(const ModelGraph& graph) {
+    std::lock_guard lock(mutex_);
+    data_ = {};
+    data_.moe = graph.config.moe;
+    data_.num_layers = graph.config.num_layers;
+    for (int64_t layer : graph.moe_layers()) {
+        const auto& moe = std::get<MoeWeights>(graph.layers[size_t(layer)].feed_forward);
+        data_.score_bias[layer] = moe.score_bias ? cpu::decode_vector(moe.score_bias->weight) : std::vector<float>{};
+    }
+    data_.version = ++version_;
+}
+
+void InspectorFeed::begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts) {
+    std::lock_guard lock(mutex_);
+    data_.token_ids = prompt;
+    data_.token_texts = prompt_texts;
+    data_.token_texts.resize(prompt.size());
+    data_.prompt_tokens = int64_t(prompt.size());
+    data_.routing.clear();
+    data_.attention.clear();
+    data_.version = ++version_;
+}
+
+void InspectorFeed::append_token(int32_t id, const QString& text) {
+    std::lock_guard lock(mutex_);
+    data_.token_ids.push_back(id);
+    data_.token_texts.push_back(text);
+    data_.version = ++version_;
+}
+
+void InspectorFeed::watch_attention(std::set<int64_t> layers) {
+    std::lock_guard lock(mutex_);
+    attention_layers_ = std::move(layers);
+}
+
+InspectorSnapshot InspectorFeed::snapshot() const {
+    std::lock_guard lock(mutex_);
+    return data_;
+}
+
+void InspectorFeed::on_routing(int64_t sequence, int64_t position, int64_t layer, std::span<const int32_t> experts,
+                               std::span<const float> weights, std::span<const float> router_logits) {
+    std::lock_guard lock(mutex_);
+    data_.routing.push_back({sequence, position, layer, {experts.begin(), experts.end()}, {weights.begin(), weights.end()},
+                             {router_logits.begin(), router_logits.end()}});
+    data_.version = ++version_;
+}
+
+bool InspectorFeed::wants_attention(int64_t layer) const {
+    std::lock_guard lock(mutex_);
+    return attention_layers_.count(layer) > 0;
+}
+
+void InspectorFeed::on_attention(int64_t, int64_t position, int64_t layer, int64_t heads, int64_t keys,
+                                 const float* probabilities) {
+    std::lock_guard lock(mutex_);
+    AttentionSnapshot& snapshot = data_.attention[layer];
+    snapshot.heads = heads;
+    snapshot.rows[position].assign(probabilities, probabilities + heads * keys);
+    data_.version = ++version_;
+}
+
+}  // namespace mwb::app

@@ -1,0 +1,75 @@
+// Collects what a generation shows the Inspector — tokens, routing per token per MoE layer, attention of the
+// layers being watched — from the engine thread, and hands the GUI consistent snapshots (no locks held there).
+#pragma once
+
+#include <QObject>
+#include <QString>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "engine/model/config.h"
+#include "engine/observe/observer.h"
+#include "engine/observe/routing_stats.h"
+#include "engine/observe/routing_trace.h"
+
+namespace mwb {
+struct ModelGraph;
+}
+
+namespace mwb::app {
+
+struct AttentionSnapshot {
+    int64_t heads = 0;
+    // Per query position: heads × (position + 1) probabilities.
+    std::map<int64_t, std::vector<float>> rows;
+};
+
+struct InspectorSnapshot {
+    std::vector<int32_t> token_ids;
+    std::vector<QString> token_texts;  // one label per position
+    int64_t prompt_tokens = 0;
+    std::vector<RoutingRecord> routing;  // with router logits
+    std::optional<MoeConfig> moe;
+    int64_t num_layers = 0;
+    std::map<int64_t, std::vector<float>> score_bias;  // per MoE layer, empty without noaux_tc
+    std::map<int64_t, AttentionSnapshot> attention;
+    uint64_t version = 0;  // grows with every change, so views redraw only when needed
+};
+
+class InspectorFeed final : public QObject, public ForwardObserver {
+    Q_OBJECT
+public:
+    explicit InspectorFeed(QObject* parent = nullptr);
+
+    // A new model: its MoE shape and router biases. Clears everything.
+    void set_model(const ModelGraph& graph);
+    // A new generation of one sequence, with its prompt.
+    void begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts);
+    void append_token(int32_t id, const QString& text);
+
+    // Attention is captured only for the layers a view asks for (the capture costs time).
+    void watch_attention(std::set<int64_t> layers);
+
+    InspectorSnapshot snapshot() const;
+    uint64_t version() const { return version_.load(); }
+
+    // ForwardObserver, called on the engine thread.
+    void on_routing(int64_t sequence, int64_t position, int64_t layer, std::span<const int32_t> experts,
+                    std::span<const float> weights, std::span<const float> router_logits) override;
+    bool wants_attention(int64_t layer) const override;
+    void on_attention(int64_t sequence, int64_t position, int64_t layer, int64_t heads, int64_t keys,
+                      const float* probabilities) override;
+
+private:
+    mutable std::mutex mutex_;
+    InspectorSnapshot data_;
+    std::set<int64_t> attention_layers_;
+    std::atomic<uint64_t> version_{0};
+};
+
+}  // namespace mwb::app
