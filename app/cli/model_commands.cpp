@@ -12,7 +12,9 @@
 #include "engine/model/random_weights.h"
 #include "engine/observe/forward_capture.h"
 #include "engine/observe/routing_trace.h"
+#include "engine/runtime/chat_prompt.h"
 #include "engine/runtime/generation.h"
+#include "engine/tokenizer/streaming_detokenizer.h"
 
 namespace mwb::cli {
 
@@ -110,26 +112,64 @@ int run_generate(int argc, char** argv) {
     if (!args) return fail(args.error().message);
     auto graph = open_model(*args);
     if (!graph) return fail(graph.error().message);
-    auto tokens = token_ids(*args, (*graph)->config.vocab_size);
-    if (!tokens) return fail(tokens.error().message);
     auto sampling = sampling_from(*args);
     if (!sampling) return fail(sampling.error().message);
     auto max_new = args->integer_or("max-new", 32);
     if (!max_new || *max_new < 1) return fail("--max-new expects a positive integer");
 
     GenerationRequest request;
-    request.prompt = *tokens;
     request.sampling = *sampling;
     request.max_new_tokens = *max_new;
     for (int64_t id : (*graph)->config.eos_token_ids) request.stop_tokens.push_back(int32_t(id));
+
+    // Text in, streamed text out when a prompt is given; ids in, ids out otherwise.
+    std::optional<tok::Tokenizer> tokenizer;
+    std::optional<tok::StreamingDetokenizer> detokenizer;
+    if (auto prompt = args->get("prompt")) {
+        auto loaded = tok::Tokenizer::load(args->get_or("tokenizer", args->positionals()[0]));
+        if (!loaded) return fail(loaded.error().message);
+        tokenizer.emplace(std::move(loaded.value()));
+        Result<std::vector<int32_t>> ids = std::vector<int32_t>{};
+        if (args->has("chat")) {
+            std::vector<tok::ChatMessage> messages;
+            if (auto system = args->get("system")) messages.push_back({"system", *system, {}, {}, tok::TemplateJson::object()});
+            messages.push_back({"user", *prompt, {}, {}, tok::TemplateJson::object()});
+            ids = chat_prompt_ids(*tokenizer, messages);
+        } else {
+            ids = tokenizer->encode(*prompt, true);
+        }
+        if (!ids) return fail(ids.error().message);
+        request.prompt = *ids;
+        request.stop_tokens = stop_token_ids(*tokenizer, (*graph)->config);
+        detokenizer.emplace(*tokenizer, /*skip_special_tokens=*/true);
+    } else {
+        auto tokens = token_ids(*args, (*graph)->config.vocab_size);
+        if (!tokens) return fail(tokens.error().message);
+        request.prompt = *tokens;
+    }
+
     auto backend = make_cpu_backend(*graph);
-    if (auto status = backend->reserve_cache(1, int64_t(tokens->size()) + *max_new); !status) return fail(status.error().message);
-    auto result = generate(*backend, request);
+    if (auto status = backend->reserve_cache(1, int64_t(request.prompt.size()) + *max_new); !status) return fail(status.error().message);
+    auto stream = [&](int32_t token) {
+        if (detokenizer) {
+            const std::string piece = detokenizer->push(token);
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+        }
+        return true;
+    };
+    auto result = generate(*backend, request, stream);
     if (!result) return fail(result.error().message);
-    std::string line;
-    for (size_t i = 0; i < result->tokens.size(); ++i) line += (i ? "," : "") + std::to_string(result->tokens[i]);
-    std::printf("%s\n", line.c_str());
-    std::fprintf(stderr, "finish=%s ttft=%.3fs prefill=%.1f tok/s decode=%.1f tok/s\n", finish_reason_name(result->finish).c_str(),
+    if (detokenizer) {
+        const std::string rest = detokenizer->finish();
+        std::printf("%s\n", rest.c_str());
+    } else {
+        std::string line;
+        for (size_t i = 0; i < result->tokens.size(); ++i) line += (i ? "," : "") + std::to_string(result->tokens[i]);
+        std::printf("%s\n", line.c_str());
+    }
+    std::fprintf(stderr, "finish=%s prompt=%zu generated=%zu ttft=%.3fs prefill=%.1f tok/s decode=%.1f tok/s\n",
+                 finish_reason_name(result->finish).c_str(), request.prompt.size(), result->tokens.size(),
                  result->timings.time_to_first_token_s, result->timings.prefill_tokens_per_s(), result->timings.decode_tokens_per_s());
     return 0;
 }

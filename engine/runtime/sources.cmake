@@ -4,4 +4,5 @@ set(MWB_RUNTIME_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/cpu/cpu_backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cpu/cpu_attention.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sampler.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/generation.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/generation.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/chat_prompt.cpp)

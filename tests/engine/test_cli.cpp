@@ -5,7 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <QDir>
+
 #include "engine/io/safetensors.h"
+#include "engine/model/random_weights.h"
+#include "engine/tokenizer/tokenizer.h"
 
 using namespace mwb;
 
@@ -25,9 +29,10 @@ Run run_mwb(const QStringList& arguments) {
     return {process.exitCode(), QString::fromUtf8(process.readAllStandardOutput()), QString::fromUtf8(process.readAllStandardError())};
 }
 
-QString ids_text(const std::vector<int64_t>& ids) {
+template <class Id>
+QString ids_text(const std::vector<Id>& ids) {
     QStringList parts;
-    for (int64_t id : ids) parts << QString::number(id);
+    for (Id id : ids) parts << QString::number(id);
     return parts.join(',');
 }
 
@@ -93,6 +98,47 @@ private slots:
                                  "--max-new", "12", "--temperature", "0"});
         QVERIFY2(run.exit_code == 0, qPrintable(run.err));
         QCOMPARE(run.out.trimmed(), ids_text(*reference->read_int64("p0.greedy")));
+    }
+
+    void chat_prompt_text_equals_the_detokenized_ids() {
+        // A tiny random-weight DeepSeek-V3 with the real DeepSeek-V3 tokenizer.
+        const QString dir = QStringLiteral(MWB_TEST_OUTPUT "/tiny-chat-model");
+        QDir().mkpath(dir);
+        const QString tokenizer_dir = QStringLiteral(MWB_TEST_DATA "/tokenizer/deepseek-v3");
+        for (const char* file : {"tokenizer.json", "tokenizer_config.json"}) {
+            QFile::remove(dir + "/" + file);
+            QVERIFY(QFile::copy(tokenizer_dir + "/" + file, dir + "/" + file));
+        }
+        QFile source(kModels + "dsv3-tiny/config.json");
+        QVERIFY(source.open(QIODevice::ReadOnly));
+        auto config_json = nlohmann::json::parse(source.readAll().toStdString());
+        config_json["vocab_size"] = 129280;
+        QFile target(dir + "/config.json");
+        QVERIFY(target.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        target.write(QByteArray::fromStdString(config_json.dump(2)));
+        target.close();
+        auto config = parse_model_config(config_json.dump());
+        QVERIFY(config.ok());
+        QVERIFY(write_safetensors((dir + "/model.safetensors").toStdString(), random_weights(*config, 11)).ok());
+
+        auto tokenizer = tok::Tokenizer::load(tokenizer_dir.toStdString());
+        QVERIFY(tokenizer.ok());
+        auto rendered = tokenizer->apply_chat_template({{"user", "Hello!", {}, {}, tok::TemplateJson::object()}}, true);
+        QVERIFY(rendered.ok());
+        auto prompt_ids = tokenizer->encode(*rendered, false);
+        QVERIFY(prompt_ids.ok());
+        const QStringList sampling = {"--max-new", "10", "--temperature", "0.9", "--top-p", "0.95", "--seed", "5"};
+
+        const Run by_ids = run_mwb(QStringList{"generate", dir, "--ids", ids_text(*prompt_ids)} + sampling);
+        QVERIFY2(by_ids.exit_code == 0, qPrintable(by_ids.err));
+        std::vector<int32_t> generated;
+        for (const QString& id : by_ids.out.trimmed().split(',')) generated.push_back(id.toInt());
+        QCOMPARE(generated.size(), size_t(10));
+
+        const Run by_text = run_mwb(QStringList{"generate", dir, "--prompt", "Hello!", "--chat"} + sampling);
+        QVERIFY2(by_text.exit_code == 0, qPrintable(by_text.err));
+        QVERIFY(by_text.err.contains(QStringLiteral("prompt=%1 ").arg(prompt_ids->size())));
+        QCOMPARE(by_text.out, QString::fromStdString(tokenizer->decode(generated, true)) + "\n");
     }
 
     void errors_are_reported_not_crashed() {
