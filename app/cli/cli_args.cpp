@@ -1,6 +1,7 @@
 #include "app/cli/cli_args.h"
 
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 
 namespace mwb::cli {
@@ -22,6 +23,11 @@ Error option_error(const std::string& name, const std::string& problem, const st
 }
 
 }  // namespace
+
+int fail(const std::string& message) {
+    std::fprintf(stderr, "mwb: %s\n", message.c_str());
+    return 1;
+}
 
 Result<CliArgs> CliArgs::parse(int argc, char** argv, const std::set<std::string>& flags) {
     CliArgs args;

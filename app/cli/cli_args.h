@@ -30,4 +30,7 @@ private:
     std::set<std::string> flags_;
 };
 
+// Prints "mwb: MESSAGE" to stderr and returns the exit code of a failed command.
+int fail(const std::string& message);
+
 }  // namespace mwb::cli

@@ -20,11 +20,6 @@ namespace mwb::cli {
 
 namespace {
 
-int fail(const std::string& message) {
-    std::fprintf(stderr, "mwb: %s\n", message.c_str());
-    return 1;
-}
-
 Result<std::shared_ptr<const ModelGraph>> open_model(const CliArgs& args) {
     if (args.positionals().empty()) return make_error("give the model directory");
     auto graph = load_model_graph(args.positionals()[0]);

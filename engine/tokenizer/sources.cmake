@@ -1,0 +1,21 @@
+# engine/tokenizer: Hugging Face tokenizer.json pipeline, streaming detokenizer and the chat-template interpreter.
+set(MWB_TOKENIZER_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/utf8.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/unicode.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/regex.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/json_spec.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/byte_level.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/normalizers.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/pre_tokenizers.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/added_vocabulary.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bpe.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/post_processors.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/decoders.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/tokenizer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/streaming_detokenizer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/chat_template.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja/value.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja/lexer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja/parser.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja/builtins.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja/interpreter.cpp)

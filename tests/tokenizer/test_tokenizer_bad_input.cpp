@@ -1,0 +1,169 @@
+// Malformed tokenizer.json, unsupported components, broken templates and hostile input: each must give a
+// clear error (naming the component or the template line:column), never a crash. Runs under ASan/UBSan.
+#include <QtTest>
+
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/tokenizer/chat_template.h"
+#include "engine/tokenizer/streaming_detokenizer.h"
+#include "engine/tokenizer/tokenizer.h"
+
+using nlohmann::json;
+
+namespace {
+
+json minimal_tokenizer() {
+    return {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}}},
+            {"added_tokens", json::array({{{"id", 3}, {"content", "<s>"}, {"special", true}}})},
+            {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
+            {"decoder", {{"type", "ByteLevel"}}}};
+}
+
+std::string load_error(const std::string& tokenizer_json, const std::string& config_json = "") {
+    auto tokenizer = mwb::tok::Tokenizer::from_json(tokenizer_json, config_json);
+    if (tokenizer.ok()) qFatal("expected an error loading %s", tokenizer_json.c_str());
+    return tokenizer.error().message;
+}
+
+std::string with(const char* key, const json& value) {
+    json root = minimal_tokenizer();
+    root[key] = value;
+    return root.dump();
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// "chat template LINE:COLUMN: ..."
+bool has_template_position(const std::string& message) {
+    const std::string prefix = "chat template ";
+    if (message.compare(0, prefix.size(), prefix) != 0) return false;
+    size_t colon = message.find(':', prefix.size());
+    return colon != std::string::npos && colon > prefix.size() && std::isdigit(static_cast<unsigned char>(message[prefix.size()])) &&
+           std::isdigit(static_cast<unsigned char>(message[colon + 1]));
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    std::ostringstream contents;
+    contents << file.rdbuf();
+    return contents.str();
+}
+
+}  // namespace
+
+class TestTokenizerBadInput : public QObject {
+    Q_OBJECT
+
+private slots:
+    void minimalTokenizerLoads() {
+        auto tokenizer = mwb::tok::Tokenizer::from_json(minimal_tokenizer().dump(), "");
+        QVERIFY(tokenizer.ok());
+        QCOMPARE(tokenizer->encode("ab", false).value(), std::vector<int32_t>{2});
+    }
+
+    void brokenJson() {
+        QVERIFY(contains(load_error("{\"model\": "), "tokenizer.json: not valid JSON"));
+        QVERIFY(contains(load_error("[1, 2]"), "tokenizer.json: the top level must be a JSON object"));
+        QVERIFY(contains(load_error("{}"), "tokenizer.json: no 'model'"));
+        QVERIFY(contains(load_error(minimal_tokenizer().dump(), "{oops"), "tokenizer_config.json: not valid JSON"));
+    }
+
+    void unsupportedComponentsAreNamed() {
+        QVERIFY(contains(load_error(with("pre_tokenizer", {{"type", "Whitespace"}})),
+                         "tokenizer.json: pre_tokenizer type 'Whitespace' is not supported"));
+        QVERIFY(contains(load_error(with("normalizer", {{"type", "BertNormalizer"}})),
+                         "tokenizer.json: normalizer type 'BertNormalizer' is not supported"));
+        QVERIFY(contains(load_error(with("decoder", {{"type", "WordPiece"}})),
+                         "tokenizer.json: decoder type 'WordPiece' is not supported"));
+        QVERIFY(contains(load_error(with("post_processor", {{"type", "Unknown"}})),
+                         "tokenizer.json: post_processor type 'Unknown' is not supported"));
+        QVERIFY(contains(load_error(with("model", {{"type", "Unigram"}, {"vocab", json::array()}})),
+                         "tokenizer.json: model type 'Unigram' is not supported"));
+        QVERIFY(contains(load_error(with("pre_tokenizer", {{"type", "Split"}, {"pattern", {{"Regex", "a"}}}, {"behavior", "Sideways"}})),
+                         "pre_tokenizer 'Split': behavior 'Sideways' is not supported"));
+        QVERIFY(contains(load_error(with("model", {{"type", "BPE"}, {"dropout", 0.1}, {"vocab", json::object()}, {"merges", json::array()}})),
+                         "dropout is not supported"));
+    }
+
+    void malformedComponents() {
+        QVERIFY(contains(load_error(with("pre_tokenizer", {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}})),
+                         "pre_tokenizer 'Split': regex '(unclosed' does not compile"));
+        QVERIFY(contains(load_error(with("pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", 5}})),
+                         "pre_tokenizer 'Sequence': field 'pretokenizers' must be an array"));
+        QVERIFY(contains(load_error(with("normalizer", {{"kind", "NFC"}})), "normalizer has no string field 'type'"));
+        QVERIFY(contains(load_error(with("model", {{"type", "BPE"}, {"vocab", {{"a", 0}}}, {"merges", {"a b"}}})),
+                         "merge 1 ('a' + 'b') uses a token missing from the vocabulary"));
+        QVERIFY(contains(load_error(with("model", {{"type", "BPE"}, {"vocab", {{"a", 0}}}, {"merges", {"a"}}})),
+                         "merge 1 ('a') must be two tokens separated by one space"));
+        QVERIFY(contains(load_error(with("model", {{"type", "BPE"}, {"vocab", {{"a", -4}}}, {"merges", json::array()}})),
+                         "vocab entry 'a' must have an id between 0 and"));
+        QVERIFY(contains(load_error(with("model", {{"type", "BPE"}, {"vocab", {{"a", 1ll << 40}}}, {"merges", json::array()}})),
+                         "vocab entry 'a' must have an id between 0 and"));
+        QVERIFY(contains(load_error(with("added_tokens", json::array({{{"id", "x"}}}))), "added_tokens"));
+        QVERIFY(contains(load_error(with("post_processor", {{"type", "TemplateProcessing"},
+                                                            {"single", json::array({{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}})},
+                                                            {"special_tokens", json::object()}})),
+                         "post_processor 'TemplateProcessing': special token '<s>' is not listed in 'special_tokens'"));
+    }
+
+    void brokenChatTemplateInConfig() {
+        std::string error = load_error(minimal_tokenizer().dump(), json({{"chat_template", "line one\n{% for m in messages %}x"}}).dump());
+        QVERIFY(contains(error, "tokenizer_config.json: chat template 2:"));
+        QVERIFY(contains(error, "{% endfor %}"));
+    }
+
+    void hostileText() {
+        auto tokenizer = mwb::tok::Tokenizer::from_json(minimal_tokenizer().dump(), "");
+        QVERIFY(tokenizer.ok());
+        auto invalid = tokenizer->encode(std::string("a\xC3(b"), false);
+        QVERIFY(!invalid.ok());
+        QVERIFY(contains(invalid.error().message, "not valid UTF-8"));
+        QVERIFY(tokenizer->encode(std::string(100000, 'a'), false).ok());
+        QVERIFY(tokenizer->encode(std::string("a\0b", 3), false).ok());
+        // Unknown ids are skipped; out-of-range ids never read outside the vocabulary.
+        QCOMPARE(tokenizer->decode(std::vector<int32_t>{-1, 2, 999999, 3}, true), std::string("ab"));
+        mwb::tok::StreamingDetokenizer stream(*tokenizer, false);
+        QCOMPARE(stream.push(-7) + stream.push(2) + stream.finish(), std::string("ab"));
+    }
+
+    // Every prefix of a real chat template either parses or fails with a positioned error.
+    void truncatedTemplatesNeverCrash() {
+        auto config = json::parse(read_text(std::string(MWB_TEST_DATA) + "/tokenizer/deepseek-v3/tokenizer_config.json"));
+        const std::string source = config["chat_template"];
+        const json messages = json::parse(R"([{"role": "user", "content": "hi"}])");
+        for (size_t length = 0; length <= source.size(); length += 7) {
+            auto parsed = mwb::tok::ChatTemplate::parse(source.substr(0, length));
+            if (!parsed) {
+                QVERIFY2(has_template_position(parsed.error().message), parsed.error().message.c_str());
+                continue;
+            }
+            auto text = parsed->render(messages, true, {{"bos_token", "<s>"}}, mwb::tok::TemplateJson::object());
+            QVERIFY(text.ok() || has_template_position(text.error().message));
+        }
+    }
+
+    void deeplyNestedTemplate() {
+        std::string nested = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
+        auto parsed = mwb::tok::ChatTemplate::parse(nested);
+        QVERIFY(!parsed.ok());
+        QVERIFY(contains(parsed.error().message, "nested too deeply"));
+        std::string ifs;
+        for (int i = 0; i < 5000; ++i) ifs += "{% if true %}";
+        QVERIFY(!mwb::tok::ChatTemplate::parse(ifs).ok());
+    }
+
+    void runawayMacroRecursion() {
+        auto parsed = mwb::tok::ChatTemplate::parse("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
+        QVERIFY(parsed.ok());
+        auto text = parsed->render(json::array(), false, json::object(), json::object());
+        QVERIFY(!text.ok());
+        QVERIFY(contains(text.error().message, "nested too deeply"));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestTokenizerBadInput)
+#include "test_tokenizer_bad_input.moc"

@@ -1,0 +1,7 @@
+# Tokenizer and chat-template suites.
+mwb_add_qtest(test_tokenizer_fixtures SOURCES tokenizer/test_tokenizer_fixtures.cpp LIBS mwb_tokenizer)
+mwb_add_qtest(test_tokenizer_components SOURCES tokenizer/test_tokenizer_components.cpp LIBS mwb_tokenizer)
+mwb_add_qtest(test_tokenizer_chat_template SOURCES tokenizer/test_tokenizer_chat_template.cpp LIBS mwb_tokenizer)
+if(MWB_SANITIZED_PARSER_TESTS)
+  mwb_add_qtest(test_tokenizer_bad_input SOURCES tokenizer/test_tokenizer_bad_input.cpp LIBS mwb_parsers_sanitized)
+endif()
