@@ -1,15 +1,245 @@
 #include "ui/main_window.h"
 
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDir>
+#include <QFileInfo>
+#include <QHBoxLayout>
 #include <QLabel>
+#include <QListWidget>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QShortcut>
+#include <QStackedWidget>
+#include <QStatusBar>
+
+#include "app/services/model_library.h"
+#include "ui/chat_page.h"
+#include "ui/models_page.h"
+#include "ui/placeholder_page.h"
+#include "ui/runs_page.h"
+#include "ui/settings_page.h"
+#include "ui/theme.h"
 
 namespace mwb::ui {
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
-    setWindowTitle("MoE Workbench");
-    auto* placeholder = new QLabel(tr("MoE Workbench — open a model folder with File ▸ Open"), this);
-    placeholder->setAlignment(Qt::AlignCenter);
-    setCentralWidget(placeholder);
-    resize(1200, 800);
+MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(parent), context_(context) {
+    setWindowTitle(tr("MoE Workbench"));
+    setObjectName("mainWindow");
+
+    chat_ = new ChatPage(context_);
+    models_ = new ModelsPage(context_);
+    runs_ = new RunsPage(context_);
+    settings_page_ = new SettingsPage(context_);
+    pages_ = new QStackedWidget;
+    navigation_ = new QListWidget;
+    navigation_->setObjectName("navigation");
+    navigation_->setFixedWidth(150);
+    auto add_page = [this](const QString& name, QWidget* page) {
+        auto* item = new QListWidgetItem(name, navigation_);
+        item->setSizeHint(QSize(0, 2 * fontMetrics().height()));
+        pages_->addWidget(page);
+    };
+    add_page(tr("Chat"), chat_);
+    add_page(tr("Documents"), new PlaceholderPage(tr("Documents"),
+                                                  tr("Ask questions about PDFs, text files and images: ingest them into a local index, "
+                                                     "and get answers that cite page-numbered sources.")));
+    add_page(tr("Inspector"), new PlaceholderPage(tr("Inspector"),
+                                                  tr("Watch the mixture of experts at work: live routing heatmaps per layer, the experts "
+                                                     "each token is sent to, expert co-activation, and where each attention head looks. "
+                                                     "Every chat reply already stores its expert-load summary in the run history.")));
+    add_page(tr("Fine-tune"), new PlaceholderPage(tr("Fine-tune"),
+                                                  tr("A step-by-step LoRA wizard: model, dataset, chat template, LoRA and training "
+                                                     "settings with a memory estimate, a live loss chart, and export as a PEFT adapter "
+                                                     "or a merged checkpoint.")));
+    add_page(tr("Runs"), runs_);
+    add_page(tr("Export"), new PlaceholderPage(tr("Export"),
+                                               tr("Write the commands and manifests that serve the model at scale: vLLM, SGLang, "
+                                                  "TensorRT-LLM, llama.cpp server, Ollama, Kubernetes and Docker Compose.")));
+    add_page(tr("Models"), models_);
+    add_page(tr("Settings"), settings_page_);
+    connect(navigation_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
+
+    auto* central = new QWidget;
+    auto* layout = new QHBoxLayout(central);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->addWidget(navigation_);
+    layout->addWidget(pages_, 1);
+    setCentralWidget(central);
+
+    model_status_ = new QLabel(tr("No model"));
+    model_status_->setObjectName("modelStatus");
+    load_progress_ = new QProgressBar;
+    load_progress_->setObjectName("loadProgress");
+    load_progress_->setRange(0, 1000);
+    load_progress_->setMaximumWidth(220);
+    load_progress_->setVisible(false);
+    cancel_load_ = new QPushButton(tr("Cancel"));
+    cancel_load_->setToolTip(tr("Stop loading the model"));
+    cancel_load_->setVisible(false);
+    statusBar()->addPermanentWidget(load_progress_);
+    statusBar()->addPermanentWidget(cancel_load_);
+    statusBar()->addPermanentWidget(model_status_);
+    connect(cancel_load_, &QPushButton::clicked, this, [this] { context_.engine.cancelLoad(); });
+
+    for (QObject* page : {static_cast<QObject*>(chat_), static_cast<QObject*>(models_), static_cast<QObject*>(runs_),
+                          static_cast<QObject*>(settings_page_)})
+        connect(page, SIGNAL(statusMessage(QString)), this, SLOT(showStatusMessage(QString)));
+    connect(models_, &ModelsPage::loadRequested, this, &MainWindow::load_model);
+    connect(runs_, &RunsPage::openChatRequested, this, [this](qint64 id) {
+        chat_->open_run(id);
+        show_page(Page::Chat);
+    });
+    connect(runs_, &RunsPage::runDeleted, this, [this](qint64 id) {
+        if (chat_->current_run_id() == id) chat_->new_chat();
+    });
+    connect(settings_page_, &SettingsPage::themeChanged, this, [](app::Theme theme) { apply_theme(theme); });
+    connect(&context_.storage, &app::Storage::failed, this,
+            [this](const QString& message) { statusBar()->showMessage(tr("Run history: %1").arg(message), 15000); });
+
+    const app::EngineWorker* worker = context_.engine.worker();
+    connect(worker, &app::EngineWorker::loadStarted, this, &MainWindow::on_load_started);
+    connect(worker, &app::EngineWorker::loadProgress, this, &MainWindow::on_load_progress);
+    connect(worker, &app::EngineWorker::modelLoaded, this, &MainWindow::on_model_loaded);
+    connect(worker, &app::EngineWorker::loadFailed, this, [this](const QString&, const QString& message) {
+        on_load_ended(message);
+        QMessageBox::warning(this, tr("The model could not be loaded"), message);
+    });
+    connect(worker, &app::EngineWorker::loadCancelled, this, [this] { on_load_ended(tr("Loading was cancelled")); });
+
+    build_menus();
+    resize(1280, 820);
+    restoreGeometry(context_.settings.window_geometry());
+    restoreState(context_.settings.window_state());
+    navigation_->setCurrentRow(int(Page::Chat));
+}
+
+void MainWindow::build_menus() {
+    QMenu* file = menuBar()->addMenu(tr("&File"));
+    QAction* new_chat = file->addAction(tr("&New chat"), this, [this] {
+        show_page(Page::Chat);
+        chat_->new_chat();
+    });
+    new_chat->setShortcut(QKeySequence::New);
+    QAction* open = file->addAction(tr("&Open model folder…"), this, [this] {
+        show_page(Page::Models);
+        models_->open_folder();
+    });
+    open->setShortcut(QKeySequence::Open);
+    file->addSeparator();
+    QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
+    quit->setShortcut(QKeySequence::Quit);
+
+    QMenu* chat = menuBar()->addMenu(tr("&Chat"));
+    QAction* send = chat->addAction(tr("&Send"), chat_, &ChatPage::send);
+    send->setShortcuts({QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter)});
+    QAction* stop = chat->addAction(tr("S&top"), chat_, &ChatPage::stop);
+    stop->setShortcut(Qt::Key_Escape);
+
+    QMenu* go = menuBar()->addMenu(tr("&Go"));
+    for (int i = 0; i < navigation_->count(); ++i) {
+        QAction* page = go->addAction(navigation_->item(i)->text(), this, [this, i] { show_page(Page(i)); });
+        page->setShortcut(QKeySequence(Qt::CTRL | Qt::Key(Qt::Key_1 + i)));
+    }
+}
+
+void MainWindow::showStatusMessage(const QString& text) { statusBar()->showMessage(text, 8000); }
+
+void MainWindow::show_page(Page page) { navigation_->setCurrentRow(int(page)); }
+
+void MainWindow::start() {
+    QDir().mkpath(context_.settings.data_directory());
+    context_.storage.open(context_.settings.database_path());
+    models_->rescan();
+
+    const QString crashed = context_.settings.model_load_in_progress();
+    if (!crashed.isEmpty()) {
+        context_.settings.end_model_load();
+        chat_->show_notice(tr("The previous session ended while loading %1, so it was not loaded again automatically. "
+                              "Load it from the Models page when you are ready (a shorter context needs less memory).")
+                               .arg(crashed));
+        chat_->clear_model(tr("No model loaded."));
+        model_status_->setText(tr("No model"));
+        return;
+    }
+    const QString last = context_.settings.last_model();
+    if (!last.isEmpty() && last != context_.settings.demo_model_directory() && QFileInfo::exists(QDir(last).filePath("config.json"))) {
+        load_model(last, context_.settings.context_length(), context_.settings.default_device() == app::Device::Cuda);
+        return;
+    }
+    load_demo_model();
+}
+
+void MainWindow::load_model(const QString& directory, qint64 context_length, bool cuda) {
+    if (chat_->is_generating()) chat_->stop();
+    context_.settings.begin_model_load(directory);
+    if (directory == context_.settings.demo_model_directory()) {
+        app::LoadOptions options;
+        options.context_length = context_length;
+        context_.engine.loadDemo(directory, context_.demo_recipe.config, context_.demo_recipe.seed, options);
+        return;
+    }
+    app::LoadOptions options;
+    options.context_length = context_length;
+    options.cuda = cuda;
+    context_.engine.load(directory, options);
+}
+
+void MainWindow::load_demo_model() { load_model(context_.settings.demo_model_directory(), context_.settings.context_length(), false); }
+
+void MainWindow::on_load_started(const QString& directory) {
+    load_progress_->setValue(0);
+    load_progress_->setVisible(true);
+    cancel_load_->setVisible(true);
+    model_status_->setText(tr("Loading %1…").arg(QFileInfo(directory).fileName()));
+    chat_->clear_model(tr("Loading %1…").arg(directory));
+}
+
+void MainWindow::on_load_progress(double fraction, const QString& stage) {
+    load_progress_->setValue(int(fraction * 1000));
+    load_progress_->setFormat(stage);
+    load_progress_->setTextVisible(true);
+    load_progress_->setToolTip(stage);
+}
+
+void MainWindow::on_model_loaded(const app::LoadedModelInfo& info) {
+    context_.settings.end_model_load();
+    context_.settings.set_last_model(info.path);
+    current_model_ = info;
+    show_model(info);
+    statusBar()->showMessage(tr("Loaded %1").arg(info.name), 5000);
+}
+
+void MainWindow::show_model(const app::LoadedModelInfo& info) {
+    load_progress_->setVisible(false);
+    cancel_load_->setVisible(false);
+    model_status_->setText(info.is_demo ? tr("%1 — demo, random weights").arg(info.name)
+                                        : tr("%1 · context %2").arg(info.name).arg(info.context_length));
+    chat_->set_model(info);
+    models_->set_loaded_model(info.path);
+    if (info.is_demo) models_->rescan();  // the demo may have just been created
+}
+
+void MainWindow::on_load_ended(const QString& message) {
+    context_.settings.end_model_load();
+    load_progress_->setVisible(false);
+    cancel_load_->setVisible(false);
+    statusBar()->showMessage(message, 10000);
+    if (current_model_) {
+        show_model(*current_model_);
+        return;
+    }
+    model_status_->setText(tr("No model"));
+    chat_->clear_model(message);
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+    context_.settings.set_window_layout(saveGeometry(), saveState());
+    context_.settings.sync();
+    QMainWindow::closeEvent(event);
 }
 
 }  // namespace mwb::ui

@@ -1,14 +1,68 @@
-// The main window of moe-workbench: one page per area of the workbench.
+// The main window of moe-workbench: navigation to every page, menus and shortcuts, the model-load progress
+// in the status bar, and the start-up sequence (history, crash-safe model load, the demo model).
 #pragma once
 
 #include <QMainWindow>
+#include <optional>
+
+#include "ui/app_context.h"
+
+class QLabel;
+class QListWidget;
+class QProgressBar;
+class QPushButton;
+class QStackedWidget;
 
 namespace mwb::ui {
+
+class ChatPage;
+class ModelsPage;
+class RunsPage;
+class SettingsPage;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
-    explicit MainWindow(QWidget* parent = nullptr);
+    enum class Page { Chat, Documents, Inspector, FineTune, Runs, Export, Models, Settings };
+
+    explicit MainWindow(AppContext& context, QWidget* parent = nullptr);
+
+    // Opens the history and loads a model: the last one used, else the demo (created on first launch), unless
+    // the previous session crashed while loading; then nothing is loaded and the chat page says why.
+    void start();
+    void show_page(Page page);
+    void load_model(const QString& directory, qint64 context_length, bool cuda);
+    void load_demo_model();
+
+    ChatPage* chat_page() const { return chat_; }
+    ModelsPage* models_page() const { return models_; }
+    RunsPage* runs_page() const { return runs_; }
+
+private slots:
+    void showStatusMessage(const QString& text);
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+
+private:
+    void build_menus();
+    void on_load_started(const QString& directory);
+    void on_load_progress(double fraction, const QString& stage);
+    void on_model_loaded(const app::LoadedModelInfo& info);
+    void on_load_ended(const QString& message);
+    void show_model(const app::LoadedModelInfo& info);
+
+    AppContext& context_;
+    std::optional<app::LoadedModelInfo> current_model_;  // what the engine holds; a failed load keeps it
+    QListWidget* navigation_;
+    QStackedWidget* pages_;
+    ChatPage* chat_;
+    ModelsPage* models_;
+    RunsPage* runs_;
+    SettingsPage* settings_page_;
+    QLabel* model_status_;
+    QProgressBar* load_progress_;
+    QPushButton* cancel_load_;
 };
 
 }  // namespace mwb::ui

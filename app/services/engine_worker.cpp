@@ -1,0 +1,298 @@
+#include "app/services/engine_worker.h"
+
+#include <QDir>
+#include <QFileInfo>
+#include <algorithm>
+#include <map>
+
+#include "app/services/demo_model.h"
+#include "app/services/generation_defaults.h"
+#include "app/services/model_library.h"
+#include "engine/model/model_graph.h"
+#include "engine/runtime/chat_prompt.h"
+#include "engine/runtime/backend.h"
+#include "engine/runtime/generation.h"
+#include "engine/tokenizer/streaming_detokenizer.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace mwb::app {
+
+namespace {
+
+// Counts tokens per routed expert per MoE layer as the backend reports routing, without keeping every record.
+class ExpertLoadCounter : public ForwardObserver {
+public:
+    explicit ExpertLoadCounter(int64_t experts) : experts_(experts) {}
+
+    void on_routing(int64_t, int64_t, int64_t layer, std::span<const int32_t> experts, std::span<const float>,
+                    std::span<const float>) override {
+        auto& row = counts_[layer];
+        if (row.empty()) row.assign(size_t(experts_), 0);
+        for (int32_t e : experts)
+            if (e >= 0 && e < experts_) ++row[size_t(e)];
+    }
+
+    RoutingSummary summary() const {
+        RoutingSummary s;
+        s.experts = int(experts_);
+        for (const auto& [layer, row] : counts_) {
+            s.layers << int(layer);
+            s.counts << QVector<int>(row.begin(), row.end());
+        }
+        return s;
+    }
+
+private:
+    int64_t experts_;
+    std::map<int64_t, std::vector<int>> counts_;
+};
+
+QString text_of(const Error& error) { return QString::fromStdString(error.message); }
+
+std::vector<tok::ChatMessage> to_template_messages(const QList<ChatMessage>& messages) {
+    std::vector<tok::ChatMessage> chat;
+    for (const ChatMessage& m : messages) chat.push_back({m.role.toStdString(), m.content.toStdString(), {}, {}, tok::TemplateJson::object()});
+    return chat;
+}
+
+}  // namespace
+
+EngineWorker::EngineWorker(QObject* parent) : QObject(parent) {}
+EngineWorker::~EngineWorker() = default;
+
+void EngineWorker::requestStop(quint64 request_id) {
+    // Paired with generate(): whichever of the two stores comes second sees the other's.
+    quint64 stopped = stop_up_to_id_.load();
+    while (stopped < request_id && !stop_up_to_id_.compare_exchange_weak(stopped, request_id)) {
+    }
+    const quint64 running = running_request_id_.load();
+    if (running != 0 && running <= request_id) cancel_generation_.store(true);
+}
+
+void EngineWorker::requestCancelLoad() { cancel_load_.store(true); }
+void EngineWorker::clearCancelLoad() { cancel_load_.store(false); }
+
+void EngineWorker::loadModel(const QString& directory, qint64 context_length, int threads, bool cuda) {
+    emit loadStarted(directory);
+    finish_load(directory, context_length, threads, cuda, 0.0);
+}
+
+void EngineWorker::loadDemoModel(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads) {
+    emit loadStarted(directory);
+    emit loadProgress(0.0, tr("Creating the demo model"));
+    auto created = ensure_demo_model(directory, {config, seed},
+                                     [this](double f) { emit loadProgress(0.5 * f, tr("Creating the demo model")); }, &cancel_load_);
+    if (load_cancelled()) {
+        emit loadCancelled(directory);
+        return;
+    }
+    if (!created) {
+        emit loadFailed(directory, tr("Could not create the demo model: %1").arg(text_of(created.error())));
+        return;
+    }
+    finish_load(directory, context_length, threads, false, 0.5);
+}
+
+void EngineWorker::finish_load(const QString& directory, qint64 context_length, int threads, bool cuda, double progress_start) {
+    auto progress = [&](double f, const QString& stage) { emit loadProgress(progress_start + (1.0 - progress_start) * f, stage); };
+    auto fail = [&](const QString& message) { emit loadFailed(directory, message); };
+
+    if (cuda) {
+        fail(tr("This build of MoE Workbench has no CUDA backend yet; choose CPU as the device on the Models page."));
+        return;
+    }
+    if (!QFileInfo(directory).isDir()) {
+        fail(tr("The model folder %1 does not exist.").arg(directory));
+        return;
+    }
+    progress(0.05, tr("Reading config.json and mapping the weights"));
+    auto graph = load_model_graph(directory.toStdString());
+    if (!graph) {
+        fail(tr("Cannot load the model in %1: %2").arg(directory, text_of(graph.error())));
+        return;
+    }
+    if (load_cancelled()) {
+        emit loadCancelled(directory);
+        return;
+    }
+    auto shared_graph = std::make_shared<const ModelGraph>(std::move(graph.value()));
+
+    progress(0.55, tr("Loading the tokenizer"));
+    auto tokenizer = tok::Tokenizer::load(directory.toStdString());
+    if (!tokenizer) {
+        fail(tr("Cannot load the tokenizer of %1: %2").arg(directory, text_of(tokenizer.error())));
+        return;
+    }
+    if (tokenizer->vocab_size() > size_t(shared_graph->config.vocab_size)) {
+        fail(tr("The tokenizer has %1 tokens but the model only %2: tokenizer.json does not belong to this model.")
+                 .arg(tokenizer->vocab_size())
+                 .arg(shared_graph->config.vocab_size));
+        return;
+    }
+    if (load_cancelled()) {
+        emit loadCancelled(directory);
+        return;
+    }
+
+    const qint64 model_context = shared_graph->config.max_position_embeddings;
+    qint64 context = context_length > 0 ? context_length : std::min<qint64>(model_context, LoadOptions::kDefaultContextCap);
+    if (model_context > 0) context = std::min(context, model_context);
+    progress(0.8, tr("Reserving the KV cache for %1 tokens").arg(context));
+    auto backend = make_cpu_backend(shared_graph, threads);
+    if (Status status = backend->reserve_cache(1, context); !status) {
+        fail(tr("Cannot reserve the KV cache for %1 tokens: %2. Choose a shorter context on the Models page.")
+                 .arg(context)
+                 .arg(text_of(status.error())));
+        return;
+    }
+
+    graph_ = std::move(shared_graph);
+    backend_ = std::move(backend);
+    tokenizer_ = std::make_unique<tok::Tokenizer>(std::move(tokenizer.value()));
+    info_ = {};
+    info_.path = directory;
+    info_.is_demo = is_demo_model(directory);
+    info_.name = info_.is_demo ? tr("Demo model (random weights)") : QFileInfo(directory).fileName();
+    info_.architecture = QString::fromStdString(architecture_name(graph_->config.architecture));
+    info_.context_length = context;
+    info_.max_context_length = model_context;
+    const GenerationDefaults defaults = load_generation_defaults(directory);
+    info_.default_sampling = defaults.sampling;
+    info_.has_generation_config = defaults.problem.isEmpty() && QFileInfo::exists(QDir(directory).filePath("generation_config.json"));
+    progress(1.0, tr("Ready"));
+    emit modelLoaded(info_);
+}
+
+void EngineWorker::unloadModel() {
+    backend_.reset();
+    tokenizer_.reset();
+    graph_.reset();
+    info_ = {};
+    emit modelUnloaded();
+}
+
+void EngineWorker::countTokens(quint64 request_id, const QList<ChatMessage>& messages) {
+    if (!tokenizer_) return;
+    auto prompt = chat_prompt_ids(*tokenizer_, to_template_messages(messages));
+    if (prompt) emit tokensCounted(request_id, int(prompt->size()), info_.context_length);
+}
+
+void EngineWorker::generate(const ChatRequest& chat) {
+    running_request_id_.store(chat.id);
+    cancel_generation_.store(stop_up_to_id_.load() >= chat.id);
+    if (!backend_ || !tokenizer_) {
+        emit generationFailed(chat.id, tr("No model is loaded: open one on the Models page."));
+        return;
+    }
+    auto prompt = chat_prompt_ids(*tokenizer_, to_template_messages(chat.messages));
+    if (!prompt) {
+        emit generationFailed(chat.id, tr("Cannot build the prompt: %1").arg(text_of(prompt.error())));
+        return;
+    }
+    const qint64 context = backend_->cache_capacity();
+    const qint64 prompt_tokens = qint64(prompt->size());
+    if (prompt_tokens >= context) {
+        emit generationFailed(chat.id, tr("The conversation takes %1 tokens but the context holds %2: start a new chat, shorten the "
+                                          "messages, or load the model with a longer context on the Models page.")
+                                           .arg(prompt_tokens)
+                                           .arg(context));
+        return;
+    }
+    emit generationStarted(chat.id, int(prompt_tokens));
+
+    GenerationRequest request;
+    request.prompt = std::move(prompt.value());
+    request.sampling = chat.sampling;
+    request.max_new_tokens = std::min<qint64>(std::max(chat.sampling.max_new_tokens, 1), context - prompt_tokens);
+    request.stop_tokens = stop_token_ids(*tokenizer_, graph_->config);
+
+    ExpertLoadCounter routing(graph_->config.moe ? graph_->config.moe->n_routed_experts : 0);
+    tok::StreamingDetokenizer detokenizer(*tokenizer_, /*skip_special_tokens=*/true);
+    std::string text;
+    auto on_token = [&](int32_t token) {
+        const std::string piece = detokenizer.push(token);
+        if (!piece.empty()) {
+            text += piece;
+            emit tokenText(chat.id, QString::fromStdString(piece));
+        }
+        return !cancel_generation_.load();  // a stop during this token ends the reply here, without another forward pass
+    };
+    auto result = mwb::generate(*backend_, request, on_token, graph_->config.moe ? &routing : nullptr, &cancel_generation_);
+    running_request_id_.store(0);
+    if (!result) {
+        emit generationFailed(chat.id, tr("Generation failed: %1").arg(text_of(result.error())));
+        return;
+    }
+    const std::string rest = detokenizer.finish();
+    if (!rest.empty()) {
+        text += rest;
+        emit tokenText(chat.id, QString::fromStdString(rest));
+    }
+    GenerationStats stats;
+    stats.prompt_tokens = int(result->timings.prompt_tokens);
+    stats.generated_tokens = int(result->timings.generated_tokens);
+    stats.time_to_first_token_s = result->timings.time_to_first_token_s;
+    stats.prefill_tokens_per_s = result->timings.prefill_tokens_per_s();
+    stats.decode_tokens_per_s = result->timings.decode_tokens_per_s();
+    stats.finish_reason = QString::fromStdString(finish_reason_name(result->finish));
+    emit generationFinished(chat.id, QString::fromStdString(text), stats, routing.summary());
+}
+
+void register_service_metatypes() {
+    qRegisterMetaType<ChatMessage>();
+    qRegisterMetaType<QList<ChatMessage>>();
+    qRegisterMetaType<SamplingSettings>();
+    qRegisterMetaType<RoutingSummary>();
+    qRegisterMetaType<GenerationStats>();
+    qRegisterMetaType<ChatRequest>();
+    qRegisterMetaType<LoadedModelInfo>();
+}
+
+EngineHost::EngineHost(QObject* parent) : QObject(parent) {
+    register_service_metatypes();
+    thread_.setObjectName("mwb-engine");
+    worker_ = new EngineWorker;
+    worker_->moveToThread(&thread_);
+    connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
+    thread_.start();
+}
+
+EngineHost::~EngineHost() {
+    worker_->requestCancelLoad();
+    worker_->requestStop(next_request_id_ - 1);
+    thread_.quit();
+    thread_.wait();
+}
+
+void EngineHost::load(const QString& directory, const LoadOptions& options) {
+    worker_->clearCancelLoad();
+    QMetaObject::invokeMethod(worker_, "loadModel", Qt::QueuedConnection, Q_ARG(QString, directory),
+                              Q_ARG(qint64, options.context_length), Q_ARG(int, options.threads), Q_ARG(bool, options.cuda));
+}
+
+void EngineHost::loadDemo(const QString& directory, const QJsonObject& config, quint64 seed, const LoadOptions& options) {
+    worker_->clearCancelLoad();
+    QMetaObject::invokeMethod(worker_, "loadDemoModel", Qt::QueuedConnection, Q_ARG(QString, directory), Q_ARG(QJsonObject, config),
+                              Q_ARG(quint64, seed), Q_ARG(qint64, options.context_length), Q_ARG(int, options.threads));
+}
+
+void EngineHost::cancelLoad() { worker_->requestCancelLoad(); }
+
+void EngineHost::unload() { QMetaObject::invokeMethod(worker_, "unloadModel", Qt::QueuedConnection); }
+
+quint64 EngineHost::generate(QList<ChatMessage> messages, const SamplingSettings& sampling) {
+    ChatRequest request{next_request_id_++, std::move(messages), sampling};
+    QMetaObject::invokeMethod(worker_, "generate", Qt::QueuedConnection, Q_ARG(mwb::app::ChatRequest, request));
+    return request.id;
+}
+
+void EngineHost::stop(quint64 request_id) { worker_->requestStop(request_id); }
+
+quint64 EngineHost::countTokens(const QList<ChatMessage>& messages) {
+    const quint64 id = next_request_id_++;
+    QMetaObject::invokeMethod(worker_, "countTokens", Qt::QueuedConnection, Q_ARG(quint64, id),
+                              Q_ARG(QList<mwb::app::ChatMessage>, messages));
+    return id;
+}
+
+}  // namespace mwb::app

@@ -1,0 +1,108 @@
+// The engine on its own thread. EngineWorker owns the model graph, the backend and the tokenizer and runs
+// every engine call; results, streamed text and progress go back through queued signals. EngineHost owns the
+// thread and is what the UI holds: its methods only post work or flip atomic flags, so they never block.
+#pragma once
+
+#include <QJsonObject>
+#include <QObject>
+#include <QThread>
+#include <atomic>
+#include <memory>
+
+#include "app/services/chat_types.h"
+
+namespace mwb {
+class Backend;
+struct ModelGraph;
+namespace tok {
+class Tokenizer;
+}
+}  // namespace mwb
+
+namespace mwb::app {
+
+struct LoadOptions {
+    qint64 context_length = 0;  // 0: the model's own, capped at kDefaultContextCap
+    int threads = 0;            // 0: all cores
+    bool cuda = false;
+    static constexpr qint64 kDefaultContextCap = 8192;
+};
+
+class EngineWorker : public QObject {
+    Q_OBJECT
+public:
+    explicit EngineWorker(QObject* parent = nullptr);
+    ~EngineWorker() override;
+
+    // Thread-safe: stops the generation with this id, and any earlier one still running or queued, before its
+    // next token.
+    void requestStop(quint64 request_id);
+    // Thread-safe: a load in progress stops at its next step. A later load clears it.
+    void requestCancelLoad();
+    void clearCancelLoad();
+
+public slots:
+    void loadModel(const QString& directory, qint64 context_length, int threads, bool cuda);
+    // Creates the demo model from the recipe when it is not there yet, then loads it.
+    void loadDemoModel(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads);
+    void unloadModel();
+    void generate(const mwb::app::ChatRequest& request);
+    // Prompt tokens the messages take with the chat template and the generation prompt.
+    void countTokens(quint64 request_id, const QList<mwb::app::ChatMessage>& messages);
+
+signals:
+    void loadStarted(QString directory);
+    void loadProgress(double fraction, QString stage);
+    void modelLoaded(mwb::app::LoadedModelInfo info);
+    void loadFailed(QString directory, QString message);
+    void loadCancelled(QString directory);
+    void modelUnloaded();
+
+    void generationStarted(quint64 request_id, int prompt_tokens);
+    void tokenText(quint64 request_id, QString text);  // complete characters, in order
+    void generationFinished(quint64 request_id, QString text, mwb::app::GenerationStats stats, mwb::app::RoutingSummary routing);
+    void generationFailed(quint64 request_id, QString message);
+    void tokensCounted(quint64 request_id, int tokens, qint64 context_length);
+
+private:
+    bool load_cancelled() const { return cancel_load_.load(); }
+    void finish_load(const QString& directory, qint64 context_length, int threads, bool cuda, double progress_start);
+
+    std::shared_ptr<const ModelGraph> graph_;
+    std::unique_ptr<Backend> backend_;
+    std::unique_ptr<tok::Tokenizer> tokenizer_;
+    LoadedModelInfo info_;
+
+    std::atomic<bool> cancel_load_{false};
+    std::atomic<bool> cancel_generation_{false};
+    std::atomic<quint64> stop_up_to_id_{0};  // requests with ids up to this one are stopped
+    std::atomic<quint64> running_request_id_{0};
+};
+
+class EngineHost : public QObject {
+    Q_OBJECT
+public:
+    explicit EngineHost(QObject* parent = nullptr);
+    // Stops a generation in flight and waits for the engine thread to end (at quit).
+    ~EngineHost() override;
+
+    EngineWorker* worker() const { return worker_; }
+
+    void load(const QString& directory, const LoadOptions& options);
+    void loadDemo(const QString& directory, const QJsonObject& config, quint64 seed, const LoadOptions& options);
+    void cancelLoad();
+    void unload();
+    // Returns the request id that the worker's signals carry.
+    quint64 generate(QList<ChatMessage> messages, const SamplingSettings& sampling);
+    void stop(quint64 request_id);
+    quint64 countTokens(const QList<ChatMessage>& messages);
+
+private:
+    QThread thread_;
+    EngineWorker* worker_ = nullptr;
+    quint64 next_request_id_ = 1;
+};
+
+void register_service_metatypes();
+
+}  // namespace mwb::app

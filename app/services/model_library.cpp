@@ -1,0 +1,154 @@
+#include "app/services/model_library.h"
+
+#include <QDir>
+#include <QDirIterator>
+#include <QFile>
+#include <QFileInfo>
+#include <QJsonDocument>
+#include <QJsonObject>
+
+#include "app/services/generation_defaults.h"
+#include "engine/model/config.h"
+#include "engine/model/model_graph.h"
+#include "engine/model/model_summary.h"
+
+namespace mwb::app {
+
+bool is_demo_model(const QString& directory) { return QFileInfo::exists(QDir(directory).filePath("demo_model.json")); }
+
+ModelEntry inspect_model_folder(const QString& directory, const QString& source) {
+    ModelEntry entry;
+    entry.path = QDir::cleanPath(QFileInfo(directory).absoluteFilePath());
+    entry.name = QFileInfo(entry.path).fileName();
+    entry.source = source;
+    entry.is_demo = is_demo_model(directory);
+    const QDir dir(directory);
+
+    QFile config_file(dir.filePath("config.json"));
+    if (!config_file.open(QIODevice::ReadOnly)) {
+        entry.problem = QStringLiteral("config.json cannot be read (%1)").arg(config_file.errorString());
+        return entry;
+    }
+    const QByteArray config_text = config_file.readAll();
+    entry.model_type = QJsonDocument::fromJson(config_text).object().value("model_type").toString();
+    auto config = parse_model_config(config_text.toStdString(), "config.json");
+    if (!config) {
+        entry.problem = QString::fromStdString(config.error().message);
+        return entry;
+    }
+    // Hub snapshots hold symbolic links into blobs/; a link whose blob is missing is an unfinished download.
+    const QStringList weights = dir.entryList({"*.safetensors"}, QDir::Files);
+    if (weights.isEmpty()) {
+        const bool dangling = !dir.entryList({"*.safetensors"}, QDir::System).isEmpty();
+        entry.problem = dangling ? QStringLiteral("the weight files are incomplete (unfinished download?)")
+                                 : QStringLiteral("no *.safetensors weights in the folder (GGUF and .bin checkpoints are not supported yet)");
+        return entry;
+    }
+    if (!QFileInfo::exists(dir.filePath("tokenizer.json"))) {
+        entry.problem = QStringLiteral("no tokenizer.json in the folder");
+        return entry;
+    }
+    entry.supported = true;
+    return entry;
+}
+
+QList<ModelEntry> scan_models(const QString& hub_directory, const QStringList& folders, const QString& demo_directory) {
+    QList<ModelEntry> entries;
+    if (!demo_directory.isEmpty() && is_demo_model(demo_directory)) {
+        ModelEntry demo = inspect_model_folder(demo_directory, QStringLiteral("built-in demo"));
+        demo.name = QStringLiteral("Demo model (random weights)");
+        entries << demo;
+    }
+    const QDir hub(hub_directory);
+    for (const QString& repo : hub.entryList({"models--*"}, QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name)) {
+        const QString repo_name = repo.mid(QStringLiteral("models--").size()).replace("--", "/");
+        const QDir snapshots(hub.filePath(repo + "/snapshots"));
+        const QStringList revisions = snapshots.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time);
+        for (const QString& revision : revisions) {
+            if (!QFileInfo::exists(snapshots.filePath(revision + "/config.json"))) continue;  // not a model (a dataset, a tokenizer-only repo)
+            ModelEntry entry = inspect_model_folder(snapshots.filePath(revision), QStringLiteral("Hugging Face cache"));
+            entry.name = revisions.size() > 1 ? repo_name + " @" + revision.left(8) : repo_name;
+            entries << entry;
+        }
+    }
+    for (const QString& folder : folders) {
+        const QDir dir(folder);
+        if (!dir.exists()) {
+            ModelEntry missing;
+            missing.path = folder;
+            missing.name = QFileInfo(folder).fileName();
+            missing.source = QStringLiteral("added folder");
+            missing.problem = QStringLiteral("the folder no longer exists");
+            entries << missing;
+            continue;
+        }
+        if (QFileInfo::exists(dir.filePath("config.json"))) {
+            entries << inspect_model_folder(folder, QStringLiteral("added folder"));
+            continue;
+        }
+        bool found = false;
+        for (const QString& child : dir.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name)) {
+            if (!QFileInfo::exists(dir.filePath(child + "/config.json"))) continue;
+            entries << inspect_model_folder(dir.filePath(child), QStringLiteral("added folder"));
+            found = true;
+        }
+        if (!found) {
+            ModelEntry empty;
+            empty.path = folder;
+            empty.name = QFileInfo(folder).fileName();
+            empty.source = QStringLiteral("added folder");
+            empty.problem = QStringLiteral("no config.json in the folder or its subfolders");
+            entries << empty;
+        }
+    }
+    return entries;
+}
+
+Result<ModelCard> describe_model(const QString& directory) {
+    auto graph = load_model_graph(directory.toStdString());
+    if (!graph) return graph.error();
+    const ModelSummary s = summarize(*graph);
+    ModelCard card;
+    card.path = directory;
+    card.is_demo = is_demo_model(directory);
+    card.name = card.is_demo ? QStringLiteral("Demo model (random weights)") : QFileInfo(directory).fileName();
+    card.architecture = QString::fromStdString(s.architecture);
+    card.total_parameters = s.total_parameters;
+    card.active_parameters = s.active_parameters;
+    card.layers = s.layers;
+    card.moe_layers = s.moe_layers;
+    card.routed_experts = s.routed_experts;
+    card.shared_experts = s.shared_experts;
+    card.experts_per_token = s.experts_per_token;
+    card.context_length = s.context_length;
+    card.weights_dtype = QString::fromStdString(s.weights_dtype);
+    card.weight_bytes = qint64(s.weight_bytes);
+    card.kv_bytes_per_1k_tokens_bf16 = qint64(s.kv_cache_bytes_per_1k_tokens_bf16);
+    card.kv_bytes_per_1k_tokens_f32 = qint64(s.kv_cache_bytes_per_1k_tokens_f32);
+    // Hub snapshots link into blobs/: count the files the links point at.
+    for (const QFileInfo& file : QDir(directory).entryInfoList(QDir::Files)) card.size_on_disk += QFileInfo(file.canonicalFilePath()).size();
+    card.default_sampling = load_generation_defaults(directory).sampling;
+    return card;
+}
+
+MemoryEstimate estimate_memory(const ModelCard& card, Device device, qint64 context_tokens) {
+    const qint64 per_1k = device == Device::Cuda ? card.kv_bytes_per_1k_tokens_bf16 : card.kv_bytes_per_1k_tokens_f32;
+    return {card.weight_bytes, per_1k * context_tokens / 1024};
+}
+
+QString format_bytes(qint64 bytes) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double value = double(bytes);
+    int unit = 0;
+    while (value >= 1024 && unit < 4) value /= 1024, ++unit;
+    return unit == 0 ? QStringLiteral("%1 B").arg(bytes) : QStringLiteral("%1 %2").arg(value, 0, 'f', value < 10 ? 2 : 1).arg(units[unit]);
+}
+
+QString format_count(qint64 count) {
+    if (count >= 1'000'000'000) return QStringLiteral("%1 B").arg(double(count) / 1e9, 0, 'f', 1);
+    if (count >= 1'000'000) return QStringLiteral("%1 M").arg(double(count) / 1e6, 0, 'f', 1);
+    if (count >= 1'000) return QStringLiteral("%1 K").arg(double(count) / 1e3, 0, 'f', 1);
+    return QString::number(count);
+}
+
+}  // namespace mwb::app

@@ -1,0 +1,68 @@
+// Finds model folders: Hugging Face hub cache snapshots, folders the user added, the built-in demo model.
+// Every folder with a config.json is listed; the ones the engine cannot run say why.
+#pragma once
+
+#include <QList>
+#include <QString>
+#include <QStringList>
+
+#include "app/services/chat_types.h"
+#include "app/services/settings.h"
+#include "engine/core/result.h"
+
+namespace mwb::app {
+
+struct ModelEntry {
+    QString path;
+    QString name;    // "org/name" for hub snapshots, the folder name otherwise
+    QString source;  // "Hugging Face cache", "added folder", "built-in demo"
+    QString model_type;
+    bool supported = false;
+    QString problem;  // why it cannot be loaded, when !supported
+    bool is_demo = false;
+};
+
+// A folder that holds `demo_model.json` was written by DemoModel.
+bool is_demo_model(const QString& directory);
+
+// Checks one folder without reading weights: config.json (parsed by the engine), weights and tokenizer present.
+ModelEntry inspect_model_folder(const QString& directory, const QString& source);
+
+// `hub_directory`: models--org--name/snapshots/<revision>/ folders. `folders`: each is a model folder itself or
+// holds model folders one level down. `demo_directory` is listed when it holds the demo model.
+QList<ModelEntry> scan_models(const QString& hub_directory, const QStringList& folders, const QString& demo_directory);
+
+struct ModelCard {
+    QString path;
+    QString name;
+    QString architecture;
+    qint64 total_parameters = 0;
+    qint64 active_parameters = 0;
+    qint64 layers = 0, moe_layers = 0;
+    qint64 routed_experts = 0, shared_experts = 0, experts_per_token = 0;
+    qint64 context_length = 0;
+    QString weights_dtype;
+    qint64 weight_bytes = 0;
+    qint64 size_on_disk = 0;
+    qint64 kv_bytes_per_1k_tokens_bf16 = 0;
+    qint64 kv_bytes_per_1k_tokens_f32 = 0;
+    bool is_demo = false;
+    SamplingSettings default_sampling;
+};
+
+// Maps the weights (no copy) to count parameters; safe to call off the GUI thread.
+Result<ModelCard> describe_model(const QString& directory);
+
+struct MemoryEstimate {
+    qint64 weight_bytes = 0;
+    qint64 kv_cache_bytes = 0;
+    qint64 total() const { return weight_bytes + kv_cache_bytes; }
+};
+
+// The CPU backend keeps the KV cache in float32, the CUDA backend in bf16; weights stay in their stored dtype.
+MemoryEstimate estimate_memory(const ModelCard& card, Device device, qint64 context_tokens);
+
+QString format_bytes(qint64 bytes);
+QString format_count(qint64 count);  // 1.2 B, 340 M, 12 K
+
+}  // namespace mwb::app

@@ -1,0 +1,385 @@
+#include "app/services/run_database.h"
+
+#include <QSqlDatabase>
+#include <QSqlError>
+#include <QSqlQuery>
+#include <QtEndian>
+
+namespace mwb::app {
+
+namespace {
+
+// Forward migrations: step i takes a database from user_version i to i + 1. Released steps never change.
+const char* const kMigrations[] = {
+    // 0 → 1: runs and their messages.
+    R"sql(
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        model TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        params TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'open');
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at INTEGER NOT NULL);
+    )sql",
+    // 1 → 2: generation statistics per message and the routing summary of each reply.
+    R"sql(
+    ALTER TABLE messages ADD COLUMN prompt_tokens INTEGER;
+    ALTER TABLE messages ADD COLUMN generated_tokens INTEGER;
+    ALTER TABLE messages ADD COLUMN ttft_s REAL;
+    ALTER TABLE messages ADD COLUMN prefill_tokens_per_s REAL;
+    ALTER TABLE messages ADD COLUMN decode_tokens_per_s REAL;
+    ALTER TABLE messages ADD COLUMN finish_reason TEXT;
+    CREATE TABLE routing_summaries (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        experts INTEGER NOT NULL,
+        layers BLOB NOT NULL,
+        counts BLOB NOT NULL);
+    )sql",
+    // 2 → 3: sort runs by last activity; indices for the Runs page and for opening a chat.
+    R"sql(
+    ALTER TABLE runs ADD COLUMN updated_at INTEGER;
+    UPDATE runs SET updated_at = COALESCE(finished_at, created_at);
+    CREATE INDEX messages_by_run ON messages(run_id, position);
+    CREATE INDEX runs_by_updated ON runs(updated_at);
+    )sql",
+};
+static_assert(std::size(kMigrations) == RunDatabase::kSchemaVersion);
+
+Error sql_error(const QString& what, const QSqlError& error) {
+    return make_error((what + ": " + error.text()).toStdString());
+}
+
+qint64 now_ms() { return QDateTime::currentMSecsSinceEpoch(); }
+
+QDateTime from_ms(const QVariant& value) {
+    return value.isNull() ? QDateTime() : QDateTime::fromMSecsSinceEpoch(value.toLongLong());
+}
+
+RunRecord read_run(const QSqlQuery& q) {
+    RunRecord r;
+    r.id = q.value(0).toLongLong();
+    r.kind = q.value(1).toString();
+    r.title = q.value(2).toString();
+    r.model = q.value(3).toString();
+    r.created_at = from_ms(q.value(4));
+    r.updated_at = from_ms(q.value(5));
+    r.finished_at = from_ms(q.value(6));
+    r.params_json = q.value(7).toString();
+    r.status = q.value(8).toString();
+    r.message_count = q.value(9).toInt();
+    return r;
+}
+
+const char* const kRunColumns =
+    "SELECT r.id, r.kind, r.title, r.model, r.created_at, r.updated_at, r.finished_at, r.params, r.status, "
+    "(SELECT COUNT(*) FROM messages m WHERE m.run_id = r.id) FROM runs r ";
+
+}  // namespace
+
+RunDatabase::RunDatabase(QString connection_name) : connection_name_(std::move(connection_name)) {}
+
+RunDatabase::~RunDatabase() {
+    {
+        QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+        if (db.isValid()) db.close();
+    }
+    if (QSqlDatabase::contains(connection_name_)) QSqlDatabase::removeDatabase(connection_name_);
+}
+
+Status RunDatabase::open(const QString& path) {
+    QSqlDatabase db = QSqlDatabase::contains(connection_name_) ? QSqlDatabase::database(connection_name_, false)
+                                                               : QSqlDatabase::addDatabase("QSQLITE", connection_name_);
+    if (!db.isValid()) return make_error("the Qt SQLite driver (QSQLITE) is not available: install libqt6sql6-sqlite");
+    db.setDatabaseName(path);
+    if (!db.open()) return sql_error("cannot open the run history " + path, db.lastError());
+    // WAL keeps readers and the writer apart; NORMAL sync in WAL mode loses nothing committed when the process
+    // is killed (only a power cut can drop the last transactions).
+    MWB_TRY(exec("PRAGMA journal_mode = WAL"));
+    MWB_TRY(exec("PRAGMA synchronous = NORMAL"));
+    MWB_TRY(exec("PRAGMA foreign_keys = ON"));
+    MWB_TRY(exec("PRAGMA busy_timeout = 5000"));
+    return migrate();
+}
+
+bool RunDatabase::is_open() const {
+    return QSqlDatabase::contains(connection_name_) && QSqlDatabase::database(connection_name_, false).isOpen();
+}
+
+int RunDatabase::schema_version() const {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    if (!q.exec("PRAGMA user_version") || !q.next()) return -1;
+    return q.value(0).toInt();
+}
+
+Result<QString> RunDatabase::integrity_check() const {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    if (!q.exec("PRAGMA integrity_check") || !q.next()) return sql_error("integrity check", q.lastError());
+    return q.value(0).toString();
+}
+
+Status RunDatabase::exec(const QString& sql) {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    if (!q.exec(sql)) return sql_error("SQL failed (" + sql.simplified().left(60) + ")", q.lastError());
+    return Status::success();
+}
+
+Status RunDatabase::migrate() {
+    const int version = schema_version();
+    if (version < 0) return make_error("cannot read the schema version of the run history");
+    if (version > kSchemaVersion)
+        return make_error("the run history was written by a newer MoE Workbench (schema " + std::to_string(version) +
+                          ", this version knows up to " + std::to_string(kSchemaVersion) +
+                          "); update the app or choose another data directory in Settings");
+    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+    for (int step = version; step < kSchemaVersion; ++step) {
+        if (!db.transaction()) return sql_error("cannot start the schema migration", db.lastError());
+        // QSqlQuery runs one statement at a time.
+        for (const QString& statement : QString(kMigrations[step]).split(';', Qt::SkipEmptyParts)) {
+            if (statement.trimmed().isEmpty()) continue;
+            if (Status status = exec(statement); !status) {
+                db.rollback();
+                return make_error("migrating the run history to schema " + std::to_string(step + 1) + " failed: " + status.error().message);
+            }
+        }
+        if (Status status = exec(QStringLiteral("PRAGMA user_version = %1").arg(step + 1)); !status) {
+            db.rollback();
+            return status;
+        }
+        if (!db.commit()) return sql_error("cannot commit the schema migration", db.lastError());
+    }
+    return Status::success();
+}
+
+Result<qint64> RunDatabase::create_run(const QString& kind, const QString& title, const QString& model, const QString& params_json) {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("INSERT INTO runs (kind, title, model, created_at, updated_at, params, status) VALUES (?, ?, ?, ?, ?, ?, 'open')");
+    const qint64 now = now_ms();
+    q.addBindValue(kind);
+    q.addBindValue(title);
+    q.addBindValue(model);
+    q.addBindValue(now);
+    q.addBindValue(now);
+    q.addBindValue(params_json.isEmpty() ? QStringLiteral("{}") : params_json);
+    if (!q.exec()) return sql_error("cannot create a run", q.lastError());
+    return q.lastInsertId().toLongLong();
+}
+
+Status RunDatabase::touch_run(qint64 run_id) {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("UPDATE runs SET updated_at = ? WHERE id = ?");
+    q.addBindValue(now_ms());
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot update the run", q.lastError());
+    return Status::success();
+}
+
+Status RunDatabase::rename_run(qint64 run_id, const QString& title) {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("UPDATE runs SET title = ? WHERE id = ?");
+    q.addBindValue(title);
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot rename the run", q.lastError());
+    return Status::success();
+}
+
+Status RunDatabase::set_run_params(qint64 run_id, const QString& params_json) {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("UPDATE runs SET params = ? WHERE id = ?");
+    q.addBindValue(params_json);
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot store the run parameters", q.lastError());
+    return Status::success();
+}
+
+Status RunDatabase::finish_run(qint64 run_id, const QString& status) {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("UPDATE runs SET status = ?, finished_at = ?, updated_at = ? WHERE id = ?");
+    const qint64 now = now_ms();
+    q.addBindValue(status);
+    q.addBindValue(now);
+    q.addBindValue(now);
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot finish the run", q.lastError());
+    return Status::success();
+}
+
+Status RunDatabase::delete_run(qint64 run_id) {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("DELETE FROM runs WHERE id = ?");  // messages and routing summaries follow by ON DELETE CASCADE
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot delete the run", q.lastError());
+    return Status::success();
+}
+
+Result<QList<RunRecord>> RunDatabase::list_runs(const RunFilter& filter) const {
+    QString sql = kRunColumns;
+    QStringList where;
+    QVariantList values;
+    if (!filter.text.isEmpty()) {
+        where << "(r.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m WHERE m.run_id = r.id AND m.content LIKE ? ESCAPE '\\'))";
+        QString pattern = filter.text;
+        pattern.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        values << "%" + pattern + "%" << "%" + pattern + "%";
+    }
+    if (!filter.kind.isEmpty()) where << "r.kind = ?", values << filter.kind;
+    if (!filter.model.isEmpty()) where << "r.model = ?", values << filter.model;
+    if (filter.since.isValid()) where << "r.created_at >= ?", values << filter.since.startOfDay().toMSecsSinceEpoch();
+    if (filter.until.isValid()) where << "r.created_at < ?", values << filter.until.addDays(1).startOfDay().toMSecsSinceEpoch();
+    if (!where.isEmpty()) sql += "WHERE " + where.join(" AND ") + " ";
+    sql += "ORDER BY r.updated_at DESC, r.id DESC";
+
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare(sql);
+    for (const QVariant& v : values) q.addBindValue(v);
+    if (!q.exec()) return sql_error("cannot list runs", q.lastError());
+    QList<RunRecord> runs;
+    while (q.next()) runs << read_run(q);
+    return runs;
+}
+
+Result<RunRecord> RunDatabase::run(qint64 run_id) const {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare(QString(kRunColumns) + "WHERE r.id = ?");
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot read the run", q.lastError());
+    if (!q.next()) return make_error("run " + std::to_string(run_id) + " does not exist (it may have been deleted)");
+    return read_run(q);
+}
+
+Result<QStringList> RunDatabase::models() const {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    if (!q.exec("SELECT DISTINCT model FROM runs ORDER BY model")) return sql_error("cannot list models", q.lastError());
+    QStringList models;
+    while (q.next()) models << q.value(0).toString();
+    return models;
+}
+
+Result<qint64> RunDatabase::add_message(const MessageRecord& m) {
+    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+    if (!db.transaction()) return sql_error("cannot store the message", db.lastError());
+    QSqlQuery q(db);
+    q.prepare("INSERT INTO messages (run_id, position, role, content, created_at, prompt_tokens, generated_tokens, ttft_s, "
+              "prefill_tokens_per_s, decode_tokens_per_s, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    q.addBindValue(m.run_id);
+    q.addBindValue(m.position);
+    q.addBindValue(m.role);
+    q.addBindValue(m.content);
+    q.addBindValue(m.created_at.isValid() ? m.created_at.toMSecsSinceEpoch() : now_ms());
+    const QVariant null_int{QMetaType::fromType<int>()};
+    const QVariant null_real{QMetaType::fromType<double>()};
+    q.addBindValue(m.has_stats ? QVariant(m.stats.prompt_tokens) : null_int);
+    q.addBindValue(m.has_stats ? QVariant(m.stats.generated_tokens) : null_int);
+    q.addBindValue(m.has_stats ? QVariant(m.stats.time_to_first_token_s) : null_real);
+    q.addBindValue(m.has_stats ? QVariant(m.stats.prefill_tokens_per_s) : null_real);
+    q.addBindValue(m.has_stats ? QVariant(m.stats.decode_tokens_per_s) : null_real);
+    q.addBindValue(m.has_stats ? QVariant(m.stats.finish_reason) : QVariant(QMetaType::fromType<QString>()));
+    if (!q.exec()) {
+        const Error error = sql_error("cannot store the message", q.lastError());
+        db.rollback();
+        return error;
+    }
+    const qint64 id = q.lastInsertId().toLongLong();
+    if (!m.routing.empty()) {
+        QSqlQuery r(db);
+        r.prepare("INSERT INTO routing_summaries (message_id, experts, layers, counts) VALUES (?, ?, ?, ?)");
+        r.addBindValue(id);
+        r.addBindValue(m.routing.experts);
+        r.addBindValue(encode_routing_layers(m.routing));
+        r.addBindValue(encode_routing_counts(m.routing));
+        if (!r.exec()) {
+            const Error error = sql_error("cannot store the routing summary", r.lastError());
+            db.rollback();
+            return error;
+        }
+    }
+    if (Status status = touch_run(m.run_id); !status) {
+        db.rollback();
+        return status.error();
+    }
+    if (!db.commit()) return sql_error("cannot commit the message", db.lastError());
+    return id;
+}
+
+Status RunDatabase::delete_messages_from(qint64 run_id, int position) {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("DELETE FROM messages WHERE run_id = ? AND position >= ?");
+    q.addBindValue(run_id);
+    q.addBindValue(position);
+    if (!q.exec()) return sql_error("cannot delete messages", q.lastError());
+    return Status::success();
+}
+
+Result<QList<MessageRecord>> RunDatabase::messages(qint64 run_id) const {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("SELECT m.id, m.run_id, m.position, m.role, m.content, m.created_at, m.prompt_tokens, m.generated_tokens, m.ttft_s, "
+              "m.prefill_tokens_per_s, m.decode_tokens_per_s, m.finish_reason, s.experts, s.layers, s.counts "
+              "FROM messages m LEFT JOIN routing_summaries s ON s.message_id = m.id WHERE m.run_id = ? ORDER BY m.position, m.id");
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot read messages", q.lastError());
+    QList<MessageRecord> messages;
+    while (q.next()) {
+        MessageRecord m;
+        m.id = q.value(0).toLongLong();
+        m.run_id = q.value(1).toLongLong();
+        m.position = q.value(2).toInt();
+        m.role = q.value(3).toString();
+        m.content = q.value(4).toString();
+        m.created_at = from_ms(q.value(5));
+        m.has_stats = !q.value(6).isNull();
+        if (m.has_stats) {
+            m.stats.prompt_tokens = q.value(6).toInt();
+            m.stats.generated_tokens = q.value(7).toInt();
+            m.stats.time_to_first_token_s = q.value(8).toDouble();
+            m.stats.prefill_tokens_per_s = q.value(9).toDouble();
+            m.stats.decode_tokens_per_s = q.value(10).toDouble();
+            m.stats.finish_reason = q.value(11).toString();
+        }
+        if (!q.value(12).isNull()) {
+            auto routing = decode_routing(q.value(12).toInt(), q.value(13).toByteArray(), q.value(14).toByteArray());
+            if (!routing) return routing.error();
+            m.routing = std::move(routing.value());
+        }
+        messages << m;
+    }
+    return messages;
+}
+
+QByteArray encode_routing_layers(const RoutingSummary& summary) {
+    QByteArray bytes(summary.layers.size() * 4, Qt::Uninitialized);
+    for (qsizetype i = 0; i < summary.layers.size(); ++i) qToLittleEndian<qint32>(summary.layers[i], bytes.data() + 4 * i);
+    return bytes;
+}
+
+QByteArray encode_routing_counts(const RoutingSummary& summary) {
+    QByteArray bytes(summary.layers.size() * summary.experts * 4, Qt::Uninitialized);
+    char* out = bytes.data();
+    for (const QVector<int>& row : summary.counts)
+        for (int e = 0; e < summary.experts; ++e, out += 4) qToLittleEndian<quint32>(quint32(e < row.size() ? row[e] : 0), out);
+    return bytes;
+}
+
+Result<RoutingSummary> decode_routing(int experts, const QByteArray& layers, const QByteArray& counts) {
+    if (experts < 0 || layers.size() % 4 != 0 || counts.size() != layers.size() * qsizetype(experts))
+        return make_error("a routing summary in the run history is malformed (sizes do not match)");
+    RoutingSummary summary;
+    summary.experts = experts;
+    const qsizetype layer_count = layers.size() / 4;
+    for (qsizetype i = 0; i < layer_count; ++i) {
+        summary.layers << qFromLittleEndian<qint32>(layers.constData() + 4 * i);
+        QVector<int> row(experts);
+        for (int e = 0; e < experts; ++e) row[e] = int(qFromLittleEndian<quint32>(counts.constData() + 4 * (i * experts + e)));
+        summary.counts << row;
+    }
+    return summary;
+}
+
+}  // namespace mwb::app

@@ -1,0 +1,94 @@
+// The run history: one SQLite database (WAL, foreign keys, `PRAGMA user_version` schema with forward
+// migrations) holding runs, their messages with token counts and timings, and per-message routing summaries.
+// RunDatabase is synchronous and owns one connection: use it from a single thread (Storage runs it on its own).
+#pragma once
+
+#include <QDateTime>
+#include <QList>
+#include <QString>
+#include <QStringList>
+
+#include "app/services/chat_types.h"
+#include "engine/core/result.h"
+
+namespace mwb::app {
+
+struct RunRecord {
+    qint64 id = 0;
+    QString kind;   // "chat" today; "finetune", "eval", … later
+    QString title;
+    QString model;  // model folder path
+    QDateTime created_at;
+    QDateTime updated_at;
+    QDateTime finished_at;  // invalid while the run is open
+    QString params_json;    // sampling and other run parameters
+    QString status;         // "open", "finished", "failed"
+    int message_count = 0;
+};
+
+struct MessageRecord {
+    qint64 id = 0;
+    qint64 run_id = 0;
+    int position = 0;  // order inside the run, from 0
+    QString role;
+    QString content;
+    QDateTime created_at;
+    bool has_stats = false;  // assistant replies carry generation statistics
+    GenerationStats stats;
+    RoutingSummary routing;
+};
+
+struct RunFilter {
+    QString text;   // matches the title or any message
+    QString kind;   // empty: all
+    QString model;  // empty: all
+    QDate since;    // invalid: unbounded
+    QDate until;
+};
+
+class RunDatabase {
+public:
+    static constexpr int kSchemaVersion = 3;
+
+    // `connection_name` must be unique among live connections of the process.
+    explicit RunDatabase(QString connection_name);
+    ~RunDatabase();
+    RunDatabase(const RunDatabase&) = delete;
+    RunDatabase& operator=(const RunDatabase&) = delete;
+
+    // Opens (creating when missing) and migrates the database to kSchemaVersion.
+    Status open(const QString& path);
+    bool is_open() const;
+    int schema_version() const;
+    Result<QString> integrity_check() const;  // "ok" when the file is sound
+
+    Result<qint64> create_run(const QString& kind, const QString& title, const QString& model, const QString& params_json);
+    Status rename_run(qint64 run_id, const QString& title);
+    Status set_run_params(qint64 run_id, const QString& params_json);
+    Status finish_run(qint64 run_id, const QString& status);
+    Status delete_run(qint64 run_id);
+    Result<QList<RunRecord>> list_runs(const RunFilter& filter = {}) const;
+    Result<RunRecord> run(qint64 run_id) const;
+    Result<QStringList> models() const;
+
+    // Adds a message with its statistics and routing summary in one transaction.
+    Result<qint64> add_message(const MessageRecord& message);
+    // Removes the messages of a run from `position` on (regenerate, edit-and-resend).
+    Status delete_messages_from(qint64 run_id, int position);
+    Result<QList<MessageRecord>> messages(qint64 run_id) const;
+
+private:
+    Status migrate();
+    Status exec(const QString& sql);
+    Status touch_run(qint64 run_id);
+
+    QString connection_name_;
+};
+
+// Routing summaries are stored as two little-endian BLOBs: the MoE layer indices (int32) and the counts
+// (uint32, layers × experts, row-major).
+QByteArray encode_routing_layers(const RoutingSummary& summary);
+QByteArray encode_routing_counts(const RoutingSummary& summary);
+Result<RoutingSummary> decode_routing(int experts, const QByteArray& layers, const QByteArray& counts);
+
+}  // namespace mwb::app

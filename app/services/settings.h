@@ -1,0 +1,66 @@
+// The user's preferences (QSettings) and the crash-safe start marker.
+#pragma once
+
+#include <QByteArray>
+#include <QSettings>
+#include <QString>
+#include <QStringList>
+#include <memory>
+
+#include "app/services/chat_types.h"
+
+namespace mwb::app {
+
+enum class Theme { Light, Dark };
+enum class Device { Cpu, Cuda };
+
+QString device_name(Device device);
+
+class Settings {
+public:
+    // The platform's settings store of the application.
+    Settings();
+    // An INI file at `file_path` (tests, portable installs).
+    explicit Settings(const QString& file_path);
+
+    Theme theme() const;
+    void set_theme(Theme theme);
+    Device default_device() const;
+    void set_default_device(Device device);
+    // Where the run history and the demo model live; the platform's app data location unless changed.
+    QString data_directory() const;
+    void set_data_directory(const QString& directory);
+    QString database_path() const;
+    QString demo_model_directory() const;
+    SamplingSettings default_sampling() const;
+    void set_default_sampling(const SamplingSettings& sampling);
+    QString system_prompt() const;
+    void set_system_prompt(const QString& prompt);
+    int context_length() const;  // 0: the model's own, capped by the app
+    void set_context_length(int tokens);
+
+    QString last_model() const;
+    void set_last_model(const QString& path);
+    QStringList model_folders() const;  // folders the user added to the library
+    void set_model_folders(const QStringList& folders);
+    // The Hugging Face hub cache: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
+    QString huggingface_hub_directory() const;
+    void set_huggingface_hub_directory(const QString& directory);
+
+    QByteArray window_geometry() const;
+    QByteArray window_state() const;
+    void set_window_layout(const QByteArray& geometry, const QByteArray& state);
+
+    // Crash-safe start: the marker is written (and synced to disk) before a model load begins and removed when
+    // it ends either way. Present at start-up, it means the previous session died while loading that model.
+    void begin_model_load(const QString& path);
+    void end_model_load();
+    QString model_load_in_progress() const;
+
+    void sync();
+
+private:
+    std::unique_ptr<QSettings> settings_;
+};
+
+}  // namespace mwb::app

@@ -1,0 +1,301 @@
+// The desktop app end to end, offscreen: first launch creates and loads the demo model, a typed message is
+// sent with Ctrl+Return and answered, its statistics are shown and stored; Esc stops a reply; the Runs page
+// lists and exports the chat; a crash during a model load is not repeated. Screenshots go to MWB_TEST_OUTPUT.
+#include <QApplication>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QListWidget>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QTextBrowser>
+#include <QTest>
+#include <QToolButton>
+#include <QTreeWidget>
+#include <QRegularExpression>
+
+#include "app/services/run_database.h"
+#include "test_support.h"
+#include "ui/chat_page.h"
+#include "ui/main_window.h"
+#include "ui/message_widget.h"
+#include "ui/models_page.h"
+#include "ui/runs_page.h"
+#include "ui/sampling_panel.h"
+#include "ui/theme.h"
+
+using namespace mwb;
+using namespace mwb::app;
+
+namespace {
+
+void save_screenshot(QWidget& window, const QString& name) {
+    const QString path = QStringLiteral(MWB_TEST_OUTPUT "/%1.png").arg(name);
+    QVERIFY2(window.grab().save(path), qPrintable("cannot write " + path));
+}
+
+QList<MessageRecord> stored_messages(const QString& database, qint64* run_id = nullptr) {
+    RunDatabase db("gui-test-reader");
+    if (!db.open(database).ok()) return {};
+    auto runs = db.list_runs();
+    if (!runs || runs->isEmpty()) return {};
+    if (run_id) *run_id = runs->first().id;
+    auto messages = db.messages(runs->first().id);
+    return messages ? *messages : QList<MessageRecord>();
+}
+
+}  // namespace
+
+class GuiTest : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir root_;
+
+    QString settings_file(const QString& name) const { return root_.filePath(name + ".ini"); }
+
+private slots:
+    void initTestCase() {
+        QStandardPaths::setTestModeEnabled(true);
+        QFont font("DejaVu Sans");
+        font.setPointSize(9);
+        QApplication::setFont(font);
+    }
+
+    void firstLaunchChatsWithTheDemoModel() {
+        Settings settings(settings_file("main"));
+        settings.set_data_directory(root_.filePath("data"));
+        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        Storage storage;
+        EngineHost engine;
+        ui::AppContext context{settings, storage, engine, testing::small_demo_recipe()};
+        ui::MainWindow window(context);
+        window.resize(1280, 800);
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        testing::QueuedSpy loaded(engine.worker(), &EngineWorker::modelLoaded);
+        window.start();
+        QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 120000);
+        QVERIFY(loaded.first().first().value<LoadedModelInfo>().is_demo);
+        QVERIFY(window.findChild<QLabel*>("chatModel")->text().contains("random weights"));
+        QVERIFY(window.findChild<QLabel*>("modelStatus")->text().contains("demo"));
+
+        // Type a message and send it with Ctrl+Return.
+        ui::ChatPage* chat = window.chat_page();
+        auto* sampling = chat->findChild<ui::SamplingPanel*>();
+        SamplingSettings fixed = sampling->settings();
+        QCOMPARE(fixed.temperature, 0.6);  // seeded from the demo's generation_config.json
+        QCOMPARE(fixed.top_p, 0.95);
+        QCOMPARE(fixed.max_new_tokens, 256);
+        fixed.seed = 7;
+        fixed.max_new_tokens = 24;
+        sampling->set_settings(fixed);
+        auto* input = chat->findChild<QPlainTextEdit*>("chatInput");
+        input->setFocus();
+        QTest::keyClicks(input, "Hello! Can you write `printf` in C?");
+        QSignalSpy replied(chat, &ui::ChatPage::replyFinished);
+        QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 1, 60000);
+        QVERIFY(input->toPlainText().isEmpty());
+
+        QList<ui::MessageWidget*> widgets = chat->message_widgets();
+        QCOMPARE(widgets.size(), 2);
+        QCOMPARE(widgets[0]->role(), QStringLiteral("user"));
+        QCOMPARE(widgets[0]->text(), QStringLiteral("Hello! Can you write `printf` in C?"));
+        QCOMPARE(widgets[1]->role(), QStringLiteral("assistant"));
+        QVERIFY(!widgets[1]->text().isEmpty());
+
+        // Stored: the user message, then the reply with the statistics that are shown under it.
+        bool flushed = false;
+        storage.flush(this, [&flushed] { flushed = true; });
+        QTRY_VERIFY(flushed);
+        qint64 run_id = 0;
+        const QList<MessageRecord> stored = stored_messages(settings.database_path(), &run_id);
+        QCOMPARE(stored.size(), 2);
+        QCOMPARE(stored[0].content, QStringLiteral("Hello! Can you write `printf` in C?"));
+        QCOMPARE(stored[1].content, widgets[1]->text());
+        QVERIFY(stored[1].has_stats);
+        QCOMPARE(stored[1].stats.generated_tokens, 24);
+        QVERIFY(stored[1].stats.prompt_tokens > 10);
+        QVERIFY(!stored[1].routing.empty());
+        const QString shown = widgets[1]->stats_text();
+        QVERIFY2(shown.contains(QStringLiteral("%1 prompt tokens").arg(stored[1].stats.prompt_tokens)), qPrintable(shown));
+        QVERIFY(shown.contains(QStringLiteral("%1 generated").arg(stored[1].stats.generated_tokens)));
+        QVERIFY(shown.contains("TTFT") && shown.contains("tok/s"));
+        QCOMPARE(chat->current_run_id(), run_id);
+        QTRY_COMPARE(chat->findChild<QListWidget*>("conversations")->count(), 1);
+        // The context meter counts the conversation as the next prompt: more than the first prompt now.
+        auto* context_label = chat->findChild<QLabel*>("contextLabel");
+        const QRegularExpression meter("Context: (\\d+) of 2048 tokens");
+        QTRY_VERIFY(meter.match(context_label->text()).hasMatch() &&
+                    meter.match(context_label->text()).captured(1).toInt() > stored[1].stats.prompt_tokens);
+        save_screenshot(window, "chat");
+        ui::apply_theme(Theme::Dark);
+        QTRY_COMPARE(chat->palette().color(QPalette::Window), QApplication::palette().color(QPalette::Window));  // propagated by events
+        save_screenshot(window, "chat-dark");
+        ui::apply_theme(Theme::Light);
+        QTRY_COMPARE(chat->palette().color(QPalette::Window), QApplication::palette().color(QPalette::Window));
+
+        // Esc stops a long reply; what was generated is kept and marked as stopped.
+        fixed.max_new_tokens = 1500;
+        sampling->set_settings(fixed);
+        QTest::keyClicks(input, "Now count to a thousand.");
+        testing::QueuedSpy tokens(engine.worker(), &EngineWorker::tokenText);
+        QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
+        QTRY_VERIFY_WITH_TIMEOUT(tokens.size() >= 1, 60000);
+        QVERIFY(chat->is_generating());
+        QTest::keyClick(input, Qt::Key_Escape);
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 2, 60000);
+        widgets = chat->message_widgets();
+        QCOMPARE(widgets.size(), 4);
+        QVERIFY(widgets[3]->stats_text().contains("stopped"));
+
+        // Regenerate replaces the last reply, here and in the history.
+        fixed.max_new_tokens = 24;
+        sampling->set_settings(fixed);
+        auto button = [](ui::MessageWidget* message, const QString& text) {
+            for (QToolButton* b : message->findChildren<QToolButton*>())
+                if (b->text() == text && b->isVisible()) return b;
+            return static_cast<QToolButton*>(nullptr);
+        };
+        QVERIFY(button(widgets[3], "Regenerate"));
+        QVERIFY(!button(widgets[1], "Regenerate"));  // only the last reply
+        QTest::mouseClick(button(widgets[3], "Regenerate"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 3, 60000);
+        widgets = chat->message_widgets();
+        QCOMPARE(widgets.size(), 4);
+        QVERIFY(widgets[3]->stats_text().contains("24 generated"));
+
+        // Edit and resend: the message returns to the input and it and everything after it leave the chat.
+        QTest::mouseClick(button(widgets[2], "Edit"), Qt::LeftButton);
+        QCOMPARE(input->toPlainText(), QStringLiteral("Now count to a thousand."));
+        QCOMPARE(chat->message_widgets().size(), 2);
+        flushed = false;
+        storage.flush(this, [&flushed] { flushed = true; });
+        QTRY_VERIFY(flushed);
+        QCOMPARE(stored_messages(settings.database_path()).size(), 2);
+        input->setPlainText("Now count to ten.");
+        QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 4, 60000);
+        QCOMPARE(chat->message_widgets().size(), 4);
+        QCOMPARE(chat->message_widgets()[2]->text(), QStringLiteral("Now count to ten."));
+
+        // A reply budget that would overflow the context is announced before sending.
+        fixed.max_new_tokens = 2040;
+        sampling->set_settings(fixed);
+        QTRY_VERIFY(context_label->text().contains("more than the context of 2048"));
+        fixed.max_new_tokens = 24;
+        sampling->set_settings(fixed);
+
+        // Models page: the demo is listed with its card and a memory estimate.
+        window.show_page(ui::MainWindow::Page::Models);
+        auto* models = window.models_page()->findChild<QTreeWidget*>("modelList");
+        QTRY_VERIFY(models->topLevelItemCount() >= 1);
+        QSignalSpy card_shown(window.models_page(), &ui::ModelsPage::cardShown);
+        models->setCurrentItem(nullptr);
+        models->setCurrentItem(models->topLevelItem(0));
+        QTRY_VERIFY_WITH_TIMEOUT(card_shown.size() >= 1, 30000);
+        const QString card = window.models_page()->findChild<QTextBrowser*>("modelCard")->toPlainText();
+        QVERIFY2(card.contains("deepseek_v3"), qPrintable(card));
+        QVERIFY(card.contains("random weights"));
+        QVERIFY(card.contains("16 routed, top-4 per token, 1 shared"));
+        QVERIFY(window.models_page()->findChild<QLabel*>("memoryEstimate")->text().contains("KV cache"));
+        save_screenshot(window, "models");
+
+        // Runs page: the chat is listed, exports as OpenAI JSON equal to what is stored, and reopens.
+        window.show_page(ui::MainWindow::Page::Runs);
+        auto* table = window.runs_page()->findChild<QTableWidget*>("runsTable");
+        // Listings requested before the last writes may still arrive: wait for the one with all four messages.
+        QTRY_VERIFY(table->rowCount() == 1 && table->item(0, 4)->text() == QStringLiteral("4"));
+        QCOMPARE(table->item(0, 0)->text(), QStringLiteral("Hello! Can you write `printf` in C?"));
+        save_screenshot(window, "runs");
+        table->selectRow(0);
+        const QString exported = root_.filePath("chat.json");
+        window.runs_page()->export_selected(true, exported);
+        QTRY_VERIFY(QFileInfo::exists(exported));
+        QFile file(exported);
+        QVERIFY(file.open(QIODevice::ReadOnly));
+        const QJsonArray messages = QJsonDocument::fromJson(file.readAll()).object()["messages"].toArray();
+        const QList<MessageRecord> all = stored_messages(settings.database_path());
+        QCOMPARE(messages.size(), all.size());
+        for (qsizetype i = 0; i < all.size(); ++i) {
+            QCOMPARE(messages[i].toObject()["role"].toString(), all[i].role);
+            QCOMPARE(messages[i].toObject()["content"].toString(), all[i].content);
+        }
+
+        chat->new_chat();
+        QCOMPARE(chat->message_widgets().size(), 0);
+        window.runs_page()->findChild<QTableWidget*>("runsTable")->selectRow(0);
+        emit window.runs_page()->openChatRequested(run_id);
+        QTRY_COMPARE(chat->message_widgets().size(), 4);
+        QCOMPARE(chat->message_widgets()[1]->stats_text(), shown);
+    }
+
+    void reasoningIsShownAsACollapsibleSectionWhileStreaming() {
+        ui::MessageWidget message("assistant");
+        message.show();
+        message.set_streaming(true);
+        message.append_text("<think>\nThe user wants ");
+        QVERIFY(message.thinking_visible());
+        auto* toggle = message.findChild<QToolButton*>("thinkingToggle");
+        QCOMPARE(toggle->text(), QStringLiteral("Thinking…"));
+        QVERIFY(toggle->isChecked());  // open while the model reasons
+        QCOMPARE(message.thinking_text(), QStringLiteral("The user wants"));
+        message.append_text("code.\n</think>\n\n```c\nprintf(\"hi\");\n```");
+        message.set_streaming(false);
+        QCOMPARE(toggle->text(), QStringLiteral("Thinking"));
+        QCOMPARE(message.thinking_text(), QStringLiteral("The user wants code."));
+        QCOMPARE(message.answer_text().trimmed(), QStringLiteral("printf(\"hi\");"));
+        toggle->click();
+        QVERIFY(!message.findChild<QTextBrowser*>("thinking")->isVisible());
+    }
+
+    void crashDuringModelLoadIsNotRepeated() {
+        Settings settings(settings_file("crashed"));
+        settings.set_data_directory(root_.filePath("crashed-data"));
+        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        settings.begin_model_load("/models/DeepSeek-V3");  // the previous session died here
+        Storage storage;
+        EngineHost engine;
+        ui::AppContext context{settings, storage, engine, testing::small_demo_recipe()};
+        ui::MainWindow window(context);
+        window.show();
+        testing::QueuedSpy load_started(engine.worker(), &EngineWorker::loadStarted);
+        window.start();
+        auto* notice = window.chat_page()->findChild<QLabel*>("notice");
+        QVERIFY(notice->isVisible());
+        QVERIFY(notice->text().contains("/models/DeepSeek-V3"));
+        QVERIFY(settings.model_load_in_progress().isEmpty());
+        QVERIFY(!window.chat_page()->findChild<QPushButton*>("sendButton")->isEnabled());
+        // The engine handles requests in order: this one fails for want of a model, so no load was queued before.
+        testing::QueuedSpy failed(engine.worker(), &EngineWorker::generationFailed);
+        engine.generate({{"user", "hi"}}, {});
+        QTRY_VERIFY_WITH_TIMEOUT(failed.size() >= 1, 10000);
+        QVERIFY(failed.first().at(1).toString().contains("No model is loaded"));
+        QCOMPARE(load_started.size(), 0);
+    }
+
+    void windowSizeIsRemembered() {
+        Settings settings(settings_file("layout"));
+        Storage storage;
+        EngineHost engine;
+        ui::AppContext context{settings, storage, engine, testing::small_demo_recipe()};
+        {
+            ui::MainWindow window(context);
+            window.show();
+            QVERIFY(QTest::qWaitForWindowExposed(&window));
+            window.resize(1100, 720);
+            QTRY_COMPARE(window.size(), QSize(1100, 720));
+            window.close();
+        }
+        ui::MainWindow reopened(context);
+        QCOMPARE(reopened.size(), QSize(1100, 720));
+    }
+};
+
+QTEST_MAIN(GuiTest)
+#include "gui_test.moc"

@@ -1,0 +1,391 @@
+// The run history: schema migrations from every released version, round trips, filters, cascades, the
+// asynchronous Storage front, and a writer process killed mid-write.
+#include <QCoreApplication>
+#include <QProcess>
+#include <QSqlDatabase>
+#include <QSqlQuery>
+#include <QTemporaryDir>
+#include <QTest>
+#include <cstdio>
+
+#include "app/services/run_database.h"
+#include "app/services/storage.h"
+#include "test_support.h"
+
+using namespace mwb::app;
+using mwb::Status;
+
+namespace {
+
+// The schema as versions 1 and 2 of the app created it, written out here independently of the migrations.
+const char* const kVersion1Schema[] = {
+    "CREATE TABLE runs (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL, model TEXT NOT NULL, "
+    "created_at INTEGER NOT NULL, finished_at INTEGER, params TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL DEFAULT 'open')",
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, "
+    "position INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, created_at INTEGER NOT NULL)",
+};
+const char* const kVersion2Additions[] = {
+    "ALTER TABLE messages ADD COLUMN prompt_tokens INTEGER",
+    "ALTER TABLE messages ADD COLUMN generated_tokens INTEGER",
+    "ALTER TABLE messages ADD COLUMN ttft_s REAL",
+    "ALTER TABLE messages ADD COLUMN prefill_tokens_per_s REAL",
+    "ALTER TABLE messages ADD COLUMN decode_tokens_per_s REAL",
+    "ALTER TABLE messages ADD COLUMN finish_reason TEXT",
+    "CREATE TABLE routing_summaries (message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE, "
+    "experts INTEGER NOT NULL, layers BLOB NOT NULL, counts BLOB NOT NULL)",
+};
+
+// Runs `statements` on a raw connection to `path` and sets user_version.
+void write_raw(const QString& path, const QStringList& statements, int user_version) {
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase("QSQLITE", "raw");
+        db.setDatabaseName(path);
+        QVERIFY(db.open());
+        QSqlQuery q(db);
+        for (const QString& s : statements) QVERIFY2(q.exec(s), qPrintable(s));
+        QVERIFY(q.exec(QStringLiteral("PRAGMA user_version = %1").arg(user_version)));
+        db.close();
+    }
+    QSqlDatabase::removeDatabase("raw");
+}
+
+int count_rows(const QString& path, const QString& table) {
+    int count = -1;
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase("QSQLITE", "count");
+        db.setDatabaseName(path);
+        if (db.open()) {
+            QSqlQuery q(db);
+            if (q.exec("SELECT COUNT(*) FROM " + table) && q.next()) count = q.value(0).toInt();
+        }
+        db.close();
+    }
+    QSqlDatabase::removeDatabase("count");
+    return count;
+}
+
+RoutingSummary sample_routing() {
+    RoutingSummary r;
+    r.experts = 4;
+    r.layers = {1, 3};
+    r.counts = {{5, 0, 2, 9}, {1, 1, 0, 14}};
+    return r;
+}
+
+// Child process: writes runs of three messages in a loop, printing the number of each committed run.
+int run_crash_writer(const char* path) {
+    RunDatabase db("writer");
+    if (Status status = db.open(path); !status) {
+        std::fprintf(stderr, "%s\n", status.error().message.c_str());
+        return 2;
+    }
+    for (int i = 0;; ++i) {
+        auto run = db.create_run("chat", QStringLiteral("run %1").arg(i), "/models/demo", "{}");
+        if (!run) return 3;
+        for (int j = 0; j < 3; ++j) {
+            MessageRecord m;
+            m.run_id = *run;
+            m.position = j;
+            m.role = j % 2 ? "assistant" : "user";
+            m.content = QStringLiteral("message %1.%2 ").arg(i).arg(j).repeated(20);
+            m.has_stats = j % 2 == 1;
+            m.stats.generated_tokens = i;
+            if (m.has_stats) m.routing = sample_routing();
+            if (!db.add_message(m)) return 4;
+        }
+        std::printf("committed %d\n", i);
+        std::fflush(stdout);
+    }
+}
+
+}  // namespace
+
+class StorageTest : public QObject {
+    Q_OBJECT
+
+private slots:
+    void newDatabaseHasCurrentSchemaWalAndForeignKeys() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("history.sqlite");
+        RunDatabase db("fresh");
+        QVERIFY(db.open(path).ok());
+        QCOMPARE(db.schema_version(), RunDatabase::kSchemaVersion);
+        QSqlQuery q(QSqlDatabase::database("fresh"));
+        QVERIFY(q.exec("PRAGMA journal_mode") && q.next());
+        QCOMPARE(q.value(0).toString(), QStringLiteral("wal"));
+        QVERIFY(q.exec("PRAGMA foreign_keys") && q.next());
+        QCOMPARE(q.value(0).toInt(), 1);
+        // A message of a run that does not exist is refused.
+        MessageRecord orphan;
+        orphan.run_id = 42;
+        orphan.role = "user";
+        orphan.content = "hello";
+        QVERIFY(!db.add_message(orphan).ok());
+    }
+
+    void migratesVersion1Database() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("v1.sqlite");
+        QStringList statements(std::begin(kVersion1Schema), std::end(kVersion1Schema));
+        statements << "INSERT INTO runs (id, kind, title, model, created_at, finished_at, status) VALUES "
+                      "(7, 'chat', 'old chat', '/m/old', 1700000000000, 1700000100000, 'finished')"
+                   << "INSERT INTO messages (run_id, position, role, content, created_at) VALUES (7, 0, 'user', 'hi there', 1700000000000)"
+                   << "INSERT INTO messages (run_id, position, role, content, created_at) VALUES (7, 1, 'assistant', 'hello', 1700000050000)";
+        write_raw(path, statements, 1);
+
+        RunDatabase db("v1");
+        const Status opened = db.open(path);
+        QVERIFY2(opened.ok(), opened.ok() ? "" : opened.error().message.c_str());
+        QCOMPARE(db.schema_version(), RunDatabase::kSchemaVersion);
+        auto runs = db.list_runs();
+        QVERIFY(runs.ok());
+        QCOMPARE(runs->size(), 1);
+        const RunRecord& run = runs->first();
+        QCOMPARE(run.id, 7);
+        QCOMPARE(run.title, QStringLiteral("old chat"));
+        QCOMPARE(run.status, QStringLiteral("finished"));
+        QCOMPARE(run.message_count, 2);
+        QCOMPARE(run.updated_at.toMSecsSinceEpoch(), 1700000100000);  // backfilled from finished_at
+        auto messages = db.messages(7);
+        QVERIFY(messages.ok());
+        QCOMPARE(messages->size(), 2);
+        QCOMPARE(messages->at(0).content, QStringLiteral("hi there"));
+        QCOMPARE(messages->at(1).content, QStringLiteral("hello"));
+        QVERIFY(!messages->at(1).has_stats);
+        QVERIFY(messages->at(1).routing.empty());
+
+        // The migrated database takes messages with statistics.
+        MessageRecord reply;
+        reply.run_id = 7;
+        reply.position = 2;
+        reply.role = "assistant";
+        reply.content = "more";
+        reply.has_stats = true;
+        reply.stats.generated_tokens = 3;
+        reply.routing = sample_routing();
+        QVERIFY(db.add_message(reply).ok());
+        QCOMPARE(db.messages(7)->at(2).routing.counts, sample_routing().counts);
+    }
+
+    void migratesVersion2Database() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("v2.sqlite");
+        QStringList statements(std::begin(kVersion1Schema), std::end(kVersion1Schema));
+        statements << QStringList(std::begin(kVersion2Additions), std::end(kVersion2Additions));
+        statements << "INSERT INTO runs (id, kind, title, model, created_at) VALUES (1, 'chat', 'v2 chat', '/m/a', 1700000000000)"
+                   << "INSERT INTO messages (id, run_id, position, role, content, created_at, prompt_tokens, generated_tokens, ttft_s, "
+                      "decode_tokens_per_s, finish_reason) VALUES (10, 1, 0, 'assistant', 'answer', 1700000000000, 12, 34, 0.5, 20.0, 'stop')";
+        write_raw(path, statements, 2);
+
+        RunDatabase db("v2");
+        QVERIFY(db.open(path).ok());
+        QCOMPARE(db.schema_version(), RunDatabase::kSchemaVersion);
+        auto messages = db.messages(1);
+        QVERIFY(messages.ok());
+        QCOMPARE(messages->size(), 1);
+        QVERIFY(messages->at(0).has_stats);
+        QCOMPARE(messages->at(0).stats.prompt_tokens, 12);
+        QCOMPARE(messages->at(0).stats.generated_tokens, 34);
+        QCOMPARE(messages->at(0).stats.finish_reason, QStringLiteral("stop"));
+        QCOMPARE(db.list_runs()->first().updated_at.toMSecsSinceEpoch(), 1700000000000);
+    }
+
+    void refusesDatabaseOfNewerVersion() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("future.sqlite");
+        write_raw(path, {"CREATE TABLE runs (id INTEGER PRIMARY KEY)"}, RunDatabase::kSchemaVersion + 5);
+        RunDatabase db("future");
+        const Status opened = db.open(path);
+        QVERIFY(!opened.ok());
+        QVERIFY(QString::fromStdString(opened.error().message).contains("newer"));
+        QCOMPARE(db.schema_version(), RunDatabase::kSchemaVersion + 5);  // left untouched
+    }
+
+    void roundTripsRunsMessagesAndRouting() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("history.sqlite");
+        RunDatabase db("roundtrip");
+        QVERIFY(db.open(path).ok());
+        auto first = db.create_run("chat", "Prime numbers", "/models/a", R"({"temperature":0.6})");
+        auto second = db.create_run("chat", "Rust lifetimes", "/models/b", "{}");
+        QVERIFY(first.ok() && second.ok());
+
+        MessageRecord question;
+        question.run_id = *first;
+        question.position = 0;
+        question.role = "user";
+        question.content = "List primes below 20 — ünïcödé ✓";
+        MessageRecord answer;
+        answer.run_id = *first;
+        answer.position = 1;
+        answer.role = "assistant";
+        answer.content = "<think>small</think>2, 3, 5, 7, 11, 13, 17, 19";
+        answer.has_stats = true;
+        answer.stats = {21, 17, 0.125, 400.5, 33.25, "stop"};
+        answer.routing = sample_routing();
+        QVERIFY(db.add_message(question).ok());
+        QVERIFY(db.add_message(answer).ok());
+
+        auto messages = db.messages(*first);
+        QVERIFY(messages.ok());
+        QCOMPARE(messages->size(), 2);
+        QCOMPARE(messages->at(0).content, question.content);
+        QVERIFY(!messages->at(0).has_stats);
+        const MessageRecord& stored = messages->at(1);
+        QCOMPARE(stored.content, answer.content);
+        QCOMPARE(stored.stats.prompt_tokens, 21);
+        QCOMPARE(stored.stats.generated_tokens, 17);
+        QCOMPARE(stored.stats.time_to_first_token_s, 0.125);
+        QCOMPARE(stored.stats.prefill_tokens_per_s, 400.5);
+        QCOMPARE(stored.stats.decode_tokens_per_s, 33.25);
+        QCOMPARE(stored.stats.finish_reason, QStringLiteral("stop"));
+        QCOMPARE(stored.routing.experts, 4);
+        QCOMPARE(stored.routing.layers, (QVector<int>{1, 3}));
+        QCOMPARE(stored.routing.counts, sample_routing().counts);
+
+        RunFilter by_text;
+        by_text.text = "primes below";
+        QCOMPARE(db.list_runs(by_text)->size(), 1);
+        QCOMPARE(db.list_runs(by_text)->first().id, *first);
+        RunFilter by_title;
+        by_title.text = "lifetimes";
+        QCOMPARE(db.list_runs(by_title)->first().id, *second);
+        RunFilter wildcard;  // LIKE wildcards in the search are literal
+        wildcard.text = "%";
+        QCOMPARE(db.list_runs(wildcard)->size(), 0);
+        RunFilter by_model;
+        by_model.model = "/models/b";
+        QCOMPARE(db.list_runs(by_model)->size(), 1);
+        RunFilter by_kind;
+        by_kind.kind = "finetune";
+        QCOMPARE(db.list_runs(by_kind)->size(), 0);
+        RunFilter by_date;
+        by_date.since = QDate::currentDate().addDays(1);
+        QCOMPARE(db.list_runs(by_date)->size(), 0);
+        by_date.since = QDate::currentDate();
+        by_date.until = QDate::currentDate();
+        QCOMPARE(db.list_runs(by_date)->size(), 2);
+        QCOMPARE(*db.models(), (QStringList{"/models/a", "/models/b"}));
+
+        QVERIFY(db.rename_run(*second, "Borrow checker").ok());
+        QCOMPARE(db.run(*second)->title, QStringLiteral("Borrow checker"));
+        QVERIFY(db.finish_run(*second, "finished").ok());
+        QVERIFY(db.run(*second)->finished_at.isValid());
+
+        QVERIFY(db.delete_messages_from(*first, 1).ok());
+        QCOMPARE(db.messages(*first)->size(), 1);
+        QCOMPARE(count_rows(path, "routing_summaries"), 0);  // cascaded with its message
+
+        QVERIFY(db.add_message(answer).ok());
+        QVERIFY(db.delete_run(*first).ok());
+        QCOMPARE(count_rows(path, "messages"), 0);
+        QCOMPARE(count_rows(path, "routing_summaries"), 0);
+        QCOMPARE(db.list_runs()->size(), 1);
+        QVERIFY(!db.run(*first).ok());
+    }
+
+    void routingBlobsRejectMismatchedSizes() {
+        QVERIFY(!decode_routing(4, QByteArray(8, 0), QByteArray(12, 0)).ok());
+        QVERIFY(!decode_routing(4, QByteArray(7, 0), QByteArray(28, 0)).ok());
+        const RoutingSummary r = sample_routing();
+        auto decoded = decode_routing(r.experts, encode_routing_layers(r), encode_routing_counts(r));
+        QVERIFY(decoded.ok());
+        QCOMPARE(decoded->counts, r.counts);
+    }
+
+    void storageRunsJobsInOrderOffTheCallingThread() {
+        QTemporaryDir dir;
+        Storage storage;
+        testing::QueuedSpy opened(&storage, &Storage::opened);
+        storage.open(dir.filePath("history.sqlite"));
+        QTRY_VERIFY_WITH_TIMEOUT(opened.size() >= 1, 5000);
+
+        auto run_id = std::make_shared<qint64>(0);
+        QThread* caller = QThread::currentThread();
+        bool off_thread = false;
+        storage.post([run_id, caller, &off_thread](RunDatabase& db) {
+            off_thread = QThread::currentThread() != caller;
+            *run_id = *db.create_run("chat", "async", "/m", "{}");
+        });
+        storage.write([run_id](RunDatabase& db) -> mwb::Status {
+            MessageRecord m;
+            m.run_id = *run_id;  // set by the job before: jobs run in order
+            m.role = "user";
+            m.content = "queued";
+            auto id = db.add_message(m);
+            if (!id) return id.error();
+            return mwb::Status::success();
+        });
+        QList<MessageRecord> result;
+        bool done = false;
+        storage.request<QList<MessageRecord>>([run_id](RunDatabase& db) { return db.messages(*run_id); }, this,
+                                              [&](const QList<MessageRecord>& messages) {
+                                                  result = messages;
+                                                  done = true;
+                                              });
+        QTRY_VERIFY(done);
+        QVERIFY(off_thread);
+        QCOMPARE(result.size(), 1);
+        QCOMPARE(result.first().content, QStringLiteral("queued"));
+
+        testing::QueuedSpy failed(&storage, &Storage::failed);
+        storage.request<RunRecord>([](RunDatabase& db) { return db.run(999); }, this, [](const RunRecord&) { QFAIL("a missing run has no record"); });
+        QTRY_COMPARE(failed.size(), 1);
+        QVERIFY(failed.first().first().toString().contains("999"));
+    }
+
+    void killedWriterLeavesEarlierDataIntact() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("history.sqlite");
+        QProcess writer;
+        writer.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+        writer.start(QCoreApplication::applicationFilePath(), {"--crash-writer", path});
+        QVERIFY(writer.waitForStarted());
+        int last_committed = -1;
+        QByteArray pending;
+        while (last_committed < 40) {
+            QVERIFY2(writer.waitForReadyRead(60000), "the writer process stopped reporting");
+            pending += writer.readAllStandardOutput();
+            while (pending.contains('\n')) {
+                const qsizetype end = pending.indexOf('\n');
+                const QByteArray line = pending.left(end);
+                pending.remove(0, end + 1);
+                if (line.startsWith("committed ")) last_committed = line.mid(10).toInt();
+            }
+        }
+        writer.kill();  // SIGKILL in the middle of its next transactions
+        QVERIFY(writer.waitForFinished());
+        QCOMPARE(writer.exitStatus(), QProcess::CrashExit);
+
+        RunDatabase db("after-crash");
+        QVERIFY(db.open(path).ok());
+        QCOMPARE(*db.integrity_check(), QStringLiteral("ok"));
+        QCOMPARE(db.schema_version(), RunDatabase::kSchemaVersion);
+        auto runs = db.list_runs();
+        QVERIFY(runs.ok());
+        QVERIFY(runs->size() >= last_committed + 1);
+        for (const RunRecord& run : *runs) {
+            const int i = run.title.mid(4).toInt();
+            auto messages = db.messages(run.id);
+            QVERIFY(messages.ok());
+            // Every run the writer reported is complete; a later one holds a prefix of its messages.
+            if (i <= last_committed) QCOMPARE(messages->size(), 3);
+            for (int j = 0; j < messages->size(); ++j) {
+                QCOMPARE(messages->at(j).content, QStringLiteral("message %1.%2 ").arg(i).arg(j).repeated(20));
+                if (j % 2 == 1) QCOMPARE(messages->at(j).routing.counts, sample_routing().counts);
+            }
+        }
+    }
+};
+
+int main(int argc, char** argv) {
+    if (argc == 3 && QByteArray(argv[1]) == "--crash-writer") {
+        QCoreApplication app(argc, argv);
+        return run_crash_writer(argv[2]);
+    }
+    QCoreApplication app(argc, argv);
+    StorageTest test;
+    return QTest::qExec(&test, argc, argv);
+}
+
+#include "storage_test.moc"

@@ -1,0 +1,63 @@
+// The Models page: the model library (Hugging Face cache, added folders, the demo model) with the reason
+// for every folder that cannot be loaded, a model card with a memory estimate for the chosen device and
+// context, and loading.
+#pragma once
+
+#include <QFutureWatcher>
+#include <QWidget>
+#include <optional>
+
+#include "app/services/model_library.h"
+#include "ui/app_context.h"
+
+class QComboBox;
+class QLabel;
+class QPushButton;
+class QSpinBox;
+class QTextBrowser;
+class QTreeWidget;
+
+namespace mwb::ui {
+
+class ModelsPage : public QWidget {
+    Q_OBJECT
+public:
+    explicit ModelsPage(AppContext& context, QWidget* parent = nullptr);
+
+    void rescan();
+    void open_folder();
+    void add_folder(const QString& directory);
+    void select_model(const QString& path);
+    void set_loaded_model(const QString& path);
+
+signals:
+    void loadRequested(QString directory, qint64 context_length, bool cuda);
+    void statusMessage(QString text);
+    void scanFinished();
+    void cardShown();
+
+private:
+    void show_entries(const QList<app::ModelEntry>& entries);
+    void describe_selected();
+    void show_card();
+    void update_estimate();
+
+    AppContext& context_;
+    QString loaded_path_;
+    QString pending_selection_;
+    QList<app::ModelEntry> entries_;
+    std::optional<app::ModelCard> card_;
+    QString card_error_;
+    QFutureWatcher<QList<app::ModelEntry>> scan_watcher_;
+    QFutureWatcher<Result<app::ModelCard>> card_watcher_;
+
+    QLabel* hub_label_;
+    QTreeWidget* list_;
+    QTextBrowser* card_label_;
+    QComboBox* device_;
+    QSpinBox* context_length_;
+    QLabel* estimate_;
+    QPushButton* load_;
+};
+
+}  // namespace mwb::ui

@@ -1,0 +1,81 @@
+#include "ui/settings_page.h"
+
+#include <QComboBox>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QVBoxLayout>
+
+#include "ui/sampling_panel.h"
+
+namespace mwb::ui {
+
+namespace {
+QWidget* with_browse(QLineEdit* edit, QWidget* parent, const QString& caption) {
+    auto* row = new QWidget(parent);
+    auto* layout = new QHBoxLayout(row);
+    layout->setContentsMargins(0, 0, 0, 0);
+    auto* browse = new QPushButton(QObject::tr("Browse…"), row);
+    layout->addWidget(edit, 1);
+    layout->addWidget(browse);
+    QObject::connect(browse, &QPushButton::clicked, row, [edit, row, caption] {
+        const QString directory = QFileDialog::getExistingDirectory(row, caption, edit->text());
+        if (!directory.isEmpty()) {
+            edit->setText(directory);
+            emit edit->editingFinished();
+        }
+    });
+    return row;
+}
+}  // namespace
+
+SettingsPage::SettingsPage(AppContext& context, QWidget* parent) : QWidget(parent), context_(context) {
+    theme_ = new QComboBox;
+    theme_->addItems({tr("Light"), tr("Dark")});
+    theme_->setCurrentIndex(context_.settings.theme() == app::Theme::Dark ? 1 : 0);
+    device_ = new QComboBox;
+    device_->addItems({app::device_name(app::Device::Cpu), app::device_name(app::Device::Cuda)});
+    device_->setCurrentIndex(context_.settings.default_device() == app::Device::Cuda ? 1 : 0);
+    data_directory_ = new QLineEdit(context_.settings.data_directory());
+    hub_directory_ = new QLineEdit(context_.settings.huggingface_hub_directory());
+    sampling_ = new SamplingPanel;
+    sampling_->set_settings(context_.settings.default_sampling());
+
+    auto* general = new QGroupBox(tr("General"));
+    auto* form = new QFormLayout(general);
+    form->addRow(tr("Theme"), theme_);
+    form->addRow(tr("Default device"), device_);
+    form->addRow(tr("Data directory"), with_browse(data_directory_, this, tr("Data directory")));
+    form->addRow(QString(), new QLabel(tr("<small>Holds the run history and the demo model; a change takes effect at the next start.</small>")));
+    form->addRow(tr("Hugging Face cache"), with_browse(hub_directory_, this, tr("Hugging Face hub cache")));
+    auto* sampling_box = new QGroupBox(tr("Default sampling (for models without generation_config.json)"));
+    (new QVBoxLayout(sampling_box))->addWidget(sampling_);
+
+    auto* layout = new QVBoxLayout(this);
+    layout->addWidget(general);
+    layout->addWidget(sampling_box);
+    layout->addStretch();
+    layout->setContentsMargins(24, 24, 24, 24);
+
+    connect(theme_, &QComboBox::currentIndexChanged, this, [this](int index) {
+        const app::Theme theme = index == 1 ? app::Theme::Dark : app::Theme::Light;
+        context_.settings.set_theme(theme);
+        emit themeChanged(theme);
+    });
+    connect(device_, &QComboBox::currentIndexChanged, this,
+            [this](int index) { context_.settings.set_default_device(index == 1 ? app::Device::Cuda : app::Device::Cpu); });
+    connect(data_directory_, &QLineEdit::editingFinished, this, [this] {
+        if (data_directory_->text().trimmed() == context_.settings.data_directory()) return;
+        context_.settings.set_data_directory(data_directory_->text().trimmed());
+        emit statusMessage(tr("The new data directory is used from the next start"));
+    });
+    connect(hub_directory_, &QLineEdit::editingFinished, this,
+            [this] { context_.settings.set_huggingface_hub_directory(hub_directory_->text().trimmed()); });
+    connect(sampling_, &SamplingPanel::changed, this, [this] { context_.settings.set_default_sampling(sampling_->settings()); });
+}
+
+}  // namespace mwb::ui
