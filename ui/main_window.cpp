@@ -19,6 +19,7 @@
 #include "app/services/model_library.h"
 #include "ui/chat_page.h"
 #include "ui/models_page.h"
+#include "ui/inspector/inspector_page.h"
 #include "ui/placeholder_page.h"
 #include "ui/runs_page.h"
 #include "ui/settings_page.h"
@@ -47,10 +48,7 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     add_page(tr("Documents"), new PlaceholderPage(tr("Documents"),
                                                   tr("Ask questions about PDFs, text files and images: ingest them into a local index, "
                                                      "and get answers that cite page-numbered sources.")));
-    add_page(tr("Inspector"), new PlaceholderPage(tr("Inspector"),
-                                                  tr("Watch the mixture of experts at work: live routing heatmaps per layer, the experts "
-                                                     "each token is sent to, expert co-activation, and where each attention head looks. "
-                                                     "Every chat reply already stores its expert-load summary in the run history.")));
+    add_page(tr("Inspector"), new InspectorPage(context_.engine.inspector()));
     add_page(tr("Fine-tune"), new PlaceholderPage(tr("Fine-tune"),
                                                   tr("A step-by-step LoRA wizard: model, dataset, chat template, LoRA and training "
                                                      "settings with a memory estimate, a live loss chart, and export as a PEFT adapter "

@@ -57,7 +57,7 @@ std::vector<tok::ChatMessage> to_template_messages(const QList<ChatMessage>& mes
 
 }  // namespace
 
-EngineWorker::EngineWorker(QObject* parent) : QObject(parent) {}
+EngineWorker::EngineWorker(InspectorFeed* inspector, QObject* parent) : QObject(parent), inspector_(inspector) {}
 EngineWorker::~EngineWorker() = default;
 
 void EngineWorker::requestStop(quint64 request_id) {
@@ -159,6 +159,7 @@ void EngineWorker::finish_load(const QString& directory, qint64 context_length, 
     const GenerationDefaults defaults = load_generation_defaults(directory);
     info_.default_sampling = defaults.sampling;
     info_.has_generation_config = defaults.problem.isEmpty() && QFileInfo::exists(QDir(directory).filePath("generation_config.json"));
+    if (inspector_) inspector_->set_model(*graph_);
     progress(1.0, tr("Ready"));
     emit modelLoaded(info_);
 }
@@ -207,9 +208,17 @@ void EngineWorker::generate(const ChatRequest& chat) {
     request.stop_tokens = stop_token_ids(*tokenizer_, graph_->config);
 
     ExpertLoadCounter routing(graph_->config.moe ? graph_->config.moe->n_routed_experts : 0);
+    ForwardObserverGroup observers({graph_->config.moe ? &routing : nullptr, inspector_});
+    auto token_text = [&](int32_t token) { return QString::fromStdString(tokenizer_->decode({&token, 1}, false)); };
+    if (inspector_) {
+        std::vector<QString> texts;
+        for (int32_t token : request.prompt) texts.push_back(token_text(token));
+        inspector_->begin(request.prompt, texts);
+    }
     tok::StreamingDetokenizer detokenizer(*tokenizer_, /*skip_special_tokens=*/true);
     std::string text;
     auto on_token = [&](int32_t token) {
+        if (inspector_) inspector_->append_token(token, token_text(token));
         const std::string piece = detokenizer.push(token);
         if (!piece.empty()) {
             text += piece;
@@ -217,7 +226,7 @@ void EngineWorker::generate(const ChatRequest& chat) {
         }
         return !cancel_generation_.load();  // a stop during this token ends the reply here, without another forward pass
     };
-    auto result = mwb::generate(*backend_, request, on_token, graph_->config.moe ? &routing : nullptr, &cancel_generation_);
+    auto result = mwb::generate(*backend_, request, on_token, &observers, &cancel_generation_);
     running_request_id_.store(0);
     if (!result) {
         emit generationFailed(chat.id, tr("Generation failed: %1").arg(text_of(result.error())));
@@ -251,7 +260,7 @@ void register_service_metatypes() {
 EngineHost::EngineHost(QObject* parent) : QObject(parent) {
     register_service_metatypes();
     thread_.setObjectName("mwb-engine");
-    worker_ = new EngineWorker;
+    worker_ = new EngineWorker(&inspector_);
     worker_->moveToThread(&thread_);
     connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
     thread_.start();

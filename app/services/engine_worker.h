@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "app/services/chat_types.h"
+#include "app/services/inspector_feed.h"
 
 namespace mwb {
 class Backend;
@@ -31,7 +32,8 @@ struct LoadOptions {
 class EngineWorker : public QObject {
     Q_OBJECT
 public:
-    explicit EngineWorker(QObject* parent = nullptr);
+    // `inspector`, when given, sees every token and routing decision of every generation (thread-safe).
+    explicit EngineWorker(InspectorFeed* inspector = nullptr, QObject* parent = nullptr);
     ~EngineWorker() override;
 
     // Thread-safe: stops the generation with this id, and any earlier one still running or queued, before its
@@ -72,6 +74,7 @@ private:
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<tok::Tokenizer> tokenizer_;
     LoadedModelInfo info_;
+    InspectorFeed* inspector_;
 
     std::atomic<bool> cancel_load_{false};
     std::atomic<bool> cancel_generation_{false};
@@ -87,6 +90,7 @@ public:
     ~EngineHost() override;
 
     EngineWorker* worker() const { return worker_; }
+    InspectorFeed* inspector() { return &inspector_; }
 
     void load(const QString& directory, const LoadOptions& options);
     void loadDemo(const QString& directory, const QJsonObject& config, quint64 seed, const LoadOptions& options);
@@ -98,6 +102,7 @@ public:
     quint64 countTokens(const QList<ChatMessage>& messages);
 
 private:
+    InspectorFeed inspector_;
     QThread thread_;
     EngineWorker* worker_ = nullptr;
     quint64 next_request_id_ = 1;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace mwb {
 
@@ -30,6 +31,40 @@ public:
     virtual void on_hidden_state(int64_t sequence, int64_t position, int64_t index, int64_t width, const float* values) {
         (void)sequence, (void)position, (void)index, (void)width, (void)values;
     }
+};
+
+// Passes every report on to several observers (null entries are skipped), asking each only for what it wants.
+class ForwardObserverGroup final : public ForwardObserver {
+public:
+    explicit ForwardObserverGroup(std::vector<ForwardObserver*> observers) : observers_(std::move(observers)) {}
+
+    void on_routing(int64_t sequence, int64_t position, int64_t layer, std::span<const int32_t> experts,
+                    std::span<const float> weights, std::span<const float> router_logits) override {
+        for (auto* o : observers_)
+            if (o) o->on_routing(sequence, position, layer, experts, weights, router_logits);
+    }
+    bool wants_attention(int64_t layer) const override {
+        for (auto* o : observers_)
+            if (o && o->wants_attention(layer)) return true;
+        return false;
+    }
+    void on_attention(int64_t sequence, int64_t position, int64_t layer, int64_t heads, int64_t keys,
+                      const float* probabilities) override {
+        for (auto* o : observers_)
+            if (o && o->wants_attention(layer)) o->on_attention(sequence, position, layer, heads, keys, probabilities);
+    }
+    bool wants_hidden_states() const override {
+        for (auto* o : observers_)
+            if (o && o->wants_hidden_states()) return true;
+        return false;
+    }
+    void on_hidden_state(int64_t sequence, int64_t position, int64_t index, int64_t width, const float* values) override {
+        for (auto* o : observers_)
+            if (o && o->wants_hidden_states()) o->on_hidden_state(sequence, position, index, width, values);
+    }
+
+private:
+    std::vector<ForwardObserver*> observers_;
 };
 
 }  // namespace mwb

@@ -22,6 +22,7 @@
 #include "app/services/run_database.h"
 #include "test_support.h"
 #include "ui/chat_page.h"
+#include "ui/inspector/inspector_page.h"
 #include "ui/main_window.h"
 #include "ui/message_widget.h"
 #include "ui/models_page.h"
@@ -57,6 +58,35 @@ class GuiTest : public QObject {
     QTemporaryDir root_;
 
     QString settings_file(const QString& name) const { return root_.filePath(name + ".ini"); }
+
+    // The Inspector's data covers the reply: every token routed in every MoE layer of the demo model, loads that
+    // add up to tokens × top-k; a screenshot of each of its views.
+    void check_inspector_after_reply(ui::MainWindow& window, EngineHost& engine, int generated) {
+        auto* inspector = window.findChild<ui::InspectorPage*>();
+        QVERIFY(inspector && inspector->isVisible());
+        const app::InspectorSnapshot snapshot = engine.inspector()->snapshot();
+        QVERIFY(snapshot.moe.has_value());
+        QCOMPARE(int(snapshot.token_ids.size()), int(snapshot.prompt_tokens) + generated);
+        const LoadMatrix load = load_matrix(snapshot.routing, snapshot.moe->n_routed_experts);
+        QCOMPARE(load.tokens, qint64(snapshot.token_ids.size()) - 1);  // the last sampled token is never fed back
+        for (size_t row = 0; row < load.layers.size(); ++row) {
+            qint64 total = 0;
+            for (int64_t e = 0; e < load.experts; ++e) total += load.count(row, e);
+            QCOMPARE(total, load.tokens * snapshot.moe->experts_per_token);
+        }
+        const std::pair<ui::InspectorPage::View, const char*> views[] = {
+            {ui::InspectorPage::View::ExpertLoad, "inspector-load"},
+            {ui::InspectorPage::View::PerToken, "inspector-token"},
+            {ui::InspectorPage::View::CoActivation, "inspector-coactivation"},
+            {ui::InspectorPage::View::Attention, "inspector-attention"},
+        };
+        for (const auto& [view, name] : views) {
+            inspector->show_view(view);
+            inspector->refresh();
+            save_screenshot(window, name);
+        }
+        inspector->show_view(ui::InspectorPage::View::ExpertLoad);
+    }
 
 private slots:
     void initTestCase() {
@@ -99,7 +129,11 @@ private slots:
         QTest::keyClicks(input, "Hello! Can you write `printf` in C?");
         QSignalSpy replied(chat, &ui::ChatPage::replyFinished);
         QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
+        // The Inspector opened while the reply streams follows it live.
+        window.show_page(ui::MainWindow::Page::Inspector);
         QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 1, 60000);
+        check_inspector_after_reply(window, engine, 24);
+        window.show_page(ui::MainWindow::Page::Chat);
         QVERIFY(input->toPlainText().isEmpty());
 
         QList<ui::MessageWidget*> widgets = chat->message_widgets();

@@ -11,7 +11,7 @@
 #include <cmath>
 #include <thread>
 
-#include "app/inspector/inspector_feed.h"
+#include "app/services/inspector_feed.h"
 #include "engine/model/model_graph.h"
 #include "engine/runtime/generation.h"
 #include "ui/inspector/inspector_page.h"

@@ -15,12 +15,13 @@
 #include <QLegendMarker>
 #include <QLineSeries>
 #include <QListWidget>
-#include <QPushButton>
+#include <QMenu>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QTimer>
+#include <QToolButton>
 #include <QValueAxis>
 #include <QVBoxLayout>
 
@@ -63,15 +64,22 @@ InspectorPage::InspectorPage(app::InspectorFeed* feed, QWidget* parent) : QWidge
     range_last_ = new QSpinBox(this);
     range_first_->setPrefix(tr("from "));
     range_last_->setPrefix(tr("to "));
+    range_first_->setMaximumWidth(110);
+    range_last_->setMaximumWidth(110);
     range_first_->setMaximum(1 << 30);
     range_last_->setMaximum(1 << 30);
     range_first_->setEnabled(false);
     range_last_->setEnabled(false);
     metric_ = new QComboBox(this);
     metric_->addItems({tr("Token count"), tr("Routed weight mass")});
-    auto* export_png = new QPushButton(tr("Export PNG…"), this);
-    auto* export_trace = new QPushButton(tr("Export trace CSV…"), this);
-    auto* export_load = new QPushButton(tr("Export load CSV…"), this);
+    auto* export_button = new QToolButton(this);
+    export_button->setText(tr("Export"));
+    export_button->setPopupMode(QToolButton::InstantPopup);
+    auto* export_menu = new QMenu(export_button);
+    QAction* export_png = export_menu->addAction(tr("Chart as PNG…"));
+    QAction* export_trace = export_menu->addAction(tr("Routing trace as CSV…"));
+    QAction* export_load = export_menu->addAction(tr("Expert load as CSV…"));
+    export_button->setMenu(export_menu);
     status_ = new QLabel(this);
     bar->addWidget(new QLabel(tr("Tokens:"), this));
     bar->addWidget(scope_);
@@ -80,9 +88,7 @@ InspectorPage::InspectorPage(app::InspectorFeed* feed, QWidget* parent) : QWidge
     bar->addWidget(new QLabel(tr("Measure:"), this));
     bar->addWidget(metric_);
     bar->addStretch();
-    bar->addWidget(export_png);
-    bar->addWidget(export_trace);
-    bar->addWidget(export_load);
+    bar->addWidget(export_button);
     layout->addLayout(bar);
 
     tabs_ = new QTabWidget(this);
@@ -109,15 +115,15 @@ InspectorPage::InspectorPage(app::InspectorFeed* feed, QWidget* parent) : QWidge
         update_attention_watch();
         redraw();
     });
-    connect(export_png, &QPushButton::clicked, this, [this] {
+    connect(export_png, &QAction::triggered, this, [this] {
         const QString path = QFileDialog::getSaveFileName(this, tr("Export chart"), "inspector.png", tr("PNG images (*.png)"));
         if (!path.isEmpty() && !this->export_png(path)) status_->setText(tr("Could not write %1").arg(path));
     });
-    connect(export_trace, &QPushButton::clicked, this, [this] {
+    connect(export_trace, &QAction::triggered, this, [this] {
         const QString path = QFileDialog::getSaveFileName(this, tr("Export routing trace"), "routing.csv", tr("CSV (*.csv)"));
         if (!path.isEmpty() && !export_trace_csv(path)) status_->setText(tr("Could not write %1").arg(path));
     });
-    connect(export_load, &QPushButton::clicked, this, [this] {
+    connect(export_load, &QAction::triggered, this, [this] {
         const QString path = QFileDialog::getSaveFileName(this, tr("Export expert load"), "expert_load.csv", tr("CSV (*.csv)"));
         if (!path.isEmpty() && !export_load_csv(path)) status_->setText(tr("Could not write %1").arg(path));
     });

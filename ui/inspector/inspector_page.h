@@ -4,7 +4,7 @@
 
 #include <QWidget>
 
-#include "app/inspector/inspector_feed.h"
+#include "app/services/inspector_feed.h"
 
 class QChartView;
 class QComboBox;

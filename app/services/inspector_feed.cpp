@@ -1,4 +1,4 @@
-#include "app/inspector/inspector_feed.h"
+#include "app/services/inspector_feed.h"
 
 #include "engine/model/model_graph.h"
 #include "engine/runtime/cpu/cpu_ops.h"
