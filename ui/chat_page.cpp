@@ -382,12 +382,28 @@ void ChatPage::open_run(qint64 run_id) {
                 if (m.has_stats) widget->set_stats(m.stats);
                 turns_ << Turn{m.role, m.content, m.has_stats, m.stats, widget};
             }
+            show_stored_routing(messages);
             for (int i = 0; i < conversations_->count(); ++i)
                 if (conversations_->item(i)->data(Qt::UserRole).toLongLong() == run_id) conversations_->setCurrentRow(i);
             update_controls();
             request_token_count();
             scroll_to_bottom();
         });
+}
+
+void ChatPage::show_stored_routing(const QList<app::MessageRecord>& messages) {
+    for (auto m = messages.crbegin(); m != messages.crend(); ++m) {
+        if (m->role != "assistant" || m->routing.empty()) continue;
+        LoadMatrix load;
+        load.experts = m->routing.experts;
+        for (qsizetype row = 0; row < m->routing.layers.size(); ++row) {
+            load.layers.push_back(m->routing.layers[row]);
+            for (int count : m->routing.counts[row]) load.counts.push_back(count);
+        }
+        load.weight_mass.assign(load.counts.size(), 0.0);
+        context_.engine.inspector()->show_stored_load(std::move(load), tr("Stored expert load of the last reply (tokens per expert)"));
+        return;
+    }
 }
 
 void ChatPage::ensure_run_stored(const QString& first_message) {

@@ -72,6 +72,8 @@ private:
 
     void ensure_run_stored(const QString& first_message);
     void store_message(int turn_index, const app::RoutingSummary& routing = {});
+    // Hands the Inspector the stored expert load of the conversation's last reply.
+    void show_stored_routing(const QList<app::MessageRecord>& messages);
     int stored_position(int turn_index) const { return turn_index + position_offset_; }
     void refresh_conversations();
     void rename_current();

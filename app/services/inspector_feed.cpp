@@ -27,6 +27,20 @@ void InspectorFeed::begin(const std::vector<int32_t>& prompt, const std::vector<
     data_.prompt_tokens = int64_t(prompt.size());
     data_.routing.clear();
     data_.attention.clear();
+    data_.stored_load.reset();
+    data_.stored_label.clear();
+    data_.version = ++version_;
+}
+
+void InspectorFeed::show_stored_load(LoadMatrix load, const QString& label) {
+    std::lock_guard lock(mutex_);
+    data_.token_ids.clear();
+    data_.token_texts.clear();
+    data_.prompt_tokens = 0;
+    data_.routing.clear();
+    data_.attention.clear();
+    data_.stored_load = std::move(load);
+    data_.stored_label = label;
     data_.version = ++version_;
 }
 

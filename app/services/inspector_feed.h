@@ -38,6 +38,9 @@ struct InspectorSnapshot {
     int64_t num_layers = 0;
     std::map<int64_t, std::vector<float>> score_bias;  // per MoE layer, empty without noaux_tc
     std::map<int64_t, AttentionSnapshot> attention;
+    // A reply reopened from the history: its stored expert-load counts, shown until a new generation starts.
+    std::optional<LoadMatrix> stored_load;
+    QString stored_label;
     uint64_t version = 0;  // grows with every change, so views redraw only when needed
 };
 
@@ -51,6 +54,8 @@ public:
     // A new generation of one sequence, with its prompt.
     void begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts);
     void append_token(int32_t id, const QString& text);
+    // Shows a stored reply's expert load (counts per MoE layer) in place of a live generation.
+    void show_stored_load(LoadMatrix load, const QString& label);
 
     // Attention is captured only for the layers a view asks for (the capture costs time).
     void watch_attention(std::set<int64_t> layers);

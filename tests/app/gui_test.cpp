@@ -267,6 +267,18 @@ private slots:
         emit window.runs_page()->openChatRequested(run_id);
         QTRY_COMPARE(chat->message_widgets().size(), 4);
         QCOMPARE(chat->message_widgets()[1]->stats_text(), shown);
+
+        // The reopened chat's last reply brings its stored expert load back to the Inspector.
+        const MessageRecord& last_reply = all.last();
+        QCOMPARE(last_reply.role, QStringLiteral("assistant"));
+        QTRY_VERIFY(engine.inspector()->snapshot().stored_load.has_value());
+        const LoadMatrix reopened = *engine.inspector()->snapshot().stored_load;
+        QCOMPARE(int(reopened.layers.size()), int(last_reply.routing.layers.size()));
+        for (qsizetype row = 0; row < last_reply.routing.layers.size(); ++row)
+            for (int e = 0; e < last_reply.routing.experts; ++e)
+                QCOMPARE(reopened.count(size_t(row), e), int64_t(last_reply.routing.counts[row][e]));
+        window.show_page(ui::MainWindow::Page::Inspector);
+        save_screenshot(window, "inspector-reopened");
     }
 
     void reasoningIsShownAsACollapsibleSectionWhileStreaming() {

@@ -304,13 +304,21 @@ void InspectorPage::refresh_load() {
         return;
     }
     const MoeConfig& moe = *snapshot_.moe;
-    const LoadMatrix load = load_matrix(snapshot_.routing, moe.n_routed_experts, selection());
-    const bool mass = metric_->currentIndex() == 1;
+    const bool stored = snapshot_.routing.empty() && snapshot_.stored_load && snapshot_.stored_load->experts == moe.n_routed_experts;
+    LoadMatrix load = stored ? *snapshot_.stored_load : load_matrix(snapshot_.routing, moe.n_routed_experts, selection());
+    if (stored && !load.layers.empty()) {
+        // Every routed token adds top-k counts to a layer.
+        int64_t routed = 0;
+        for (int64_t e = 0; e < load.experts; ++e) routed += load.count(0, e);
+        load.tokens = routed / std::max<int64_t>(1, moe.experts_per_token);
+    }
+    const bool mass = metric_->currentIndex() == 1 && !stored;  // the history keeps counts only
     std::vector<double> values(load.counts.size());
     for (size_t i = 0; i < values.size(); ++i) values[i] = mass ? load.weight_mass[i] : double(load.counts[i]);
     QStringList rows;
     for (int64_t layer : load.layers) rows << tr("layer %1").arg(layer);
-    load_map_->set_title(tr("Routed experts — %1 over %2 tokens").arg(mass ? tr("weight mass") : tr("tokens")).arg(load.tokens));
+    load_map_->set_title(stored ? snapshot_.stored_label
+                                : tr("Routed experts — %1 over %2 tokens").arg(mass ? tr("weight mass") : tr("tokens")).arg(load.tokens));
     load_map_->set_column_group_size(moe.topk_method != TopkMethod::Greedy && moe.n_group > 1 ? int(moe.n_routed_experts / moe.n_group) : 0);
     load_map_->set_data(int(load.layers.size()), int(moe.n_routed_experts), std::move(values), rows, numbered("", int(moe.n_routed_experts)));
 
