@@ -338,7 +338,13 @@ void ChatPage::edit_turn(MessageWidget* widget) {
 }
 
 void ChatPage::truncate_from(int turn_index) {
-    while (turns_.size() > turn_index) delete turns_.takeLast().widget;
+    // Regenerate and Edit are buttons of these very widgets, still inside their click handler: detach the
+    // widgets now and delete them once the event is done.
+    while (turns_.size() > turn_index) {
+        MessageWidget* widget = turns_.takeLast().widget;
+        widget->setParent(nullptr);
+        widget->deleteLater();
+    }
     if (!stored_run_) return;
     const int position = stored_position(turn_index);
     context_.storage.write([run = stored_run_, position](app::RunDatabase& db) { return db.delete_messages_from(*run, position); });
