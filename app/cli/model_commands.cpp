@@ -15,6 +15,9 @@
 #include "engine/runtime/chat_prompt.h"
 #include "engine/runtime/generation.h"
 #include "engine/tokenizer/streaming_detokenizer.h"
+#ifdef MWB_HAVE_CUDA
+#include "kernels/cuda_backend.h"
+#endif
 
 namespace mwb::cli {
 
@@ -25,6 +28,22 @@ Result<std::shared_ptr<const ModelGraph>> open_model(const CliArgs& args) {
     auto graph = load_model_graph(args.positionals()[0]);
     if (!graph) return graph.error();
     return std::make_shared<const ModelGraph>(std::move(graph.value()));
+}
+
+// The backend `--device` names: cpu (the default) or cuda.
+Result<std::unique_ptr<Backend>> make_backend(std::shared_ptr<const ModelGraph> graph, const CliArgs& args, int threads = 0) {
+    const std::string device = args.get_or("device", "cpu");
+    if (device == "cpu") return make_cpu_backend(std::move(graph), threads);
+    if (device != "cuda") return make_error("--device must be cpu or cuda, got '" + device + "'");
+#ifdef MWB_HAVE_CUDA
+    CudaOptions options;
+    options.weight_only_int8 = args.has("int8");
+    auto backend = make_cuda_backend(std::move(graph), options);
+    if (!backend) return backend.error();
+    return std::unique_ptr<Backend>(std::move(backend.value()));
+#else
+    return make_error("this build has no CUDA backend (nvcc was not found when it was configured)");
+#endif
 }
 
 Result<std::vector<int32_t>> token_ids(const CliArgs& args, int64_t vocab) {
@@ -74,7 +93,7 @@ int run_info(int argc, char** argv) {
 }
 
 int run_logits(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"attention"});
+    auto args = CliArgs::parse(argc, argv, {"attention", "int8"});
     if (!args) return fail(args.error().message);
     auto out = args->get("out");
     if (!out) return fail("give the output file with --out FILE.safetensors");
@@ -82,7 +101,9 @@ int run_logits(int argc, char** argv) {
     if (!graph) return fail(graph.error().message);
     auto tokens = token_ids(*args, (*graph)->config.vocab_size);
     if (!tokens) return fail(tokens.error().message);
-    auto backend = make_cpu_backend(*graph);
+    auto made = make_backend(*graph, *args);
+    if (!made) return fail(made.error().message);
+    auto& backend = made.value();
     const int64_t count = int64_t(tokens->size());
     if (auto status = backend->reserve_cache(1, count); !status) return fail(status.error().message);
 
@@ -103,7 +124,7 @@ int run_logits(int argc, char** argv) {
 }
 
 int run_generate(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"chat"});
+    auto args = CliArgs::parse(argc, argv, {"chat", "int8"});
     if (!args) return fail(args.error().message);
     auto graph = open_model(*args);
     if (!graph) return fail(graph.error().message);
@@ -143,7 +164,9 @@ int run_generate(int argc, char** argv) {
         request.prompt = *tokens;
     }
 
-    auto backend = make_cpu_backend(*graph);
+    auto made = make_backend(*graph, *args);
+    if (!made) return fail(made.error().message);
+    auto& backend = made.value();
     if (auto status = backend->reserve_cache(1, int64_t(request.prompt.size()) + *max_new); !status) return fail(status.error().message);
     auto stream = [&](int32_t token) {
         if (detokenizer) {
@@ -170,19 +193,21 @@ int run_generate(int argc, char** argv) {
 }
 
 int run_bench(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"random-weights", "trace-routing"});
+    auto args = CliArgs::parse(argc, argv, {"random-weights", "trace-routing", "int8"});
     if (!args) return fail(args.error().message);
     if (!args->has("random-weights")) return fail("bench runs on random weights: pass --random-weights");
     auto layers = args->integer_or("layers", 2);
     auto prompt = args->integer_or("prompt", 512);
     auto gen = args->integer_or("gen", 128);
     auto seed = args->integer_or("seed", 1);
+    auto batch = args->integer_or("batch", 1);
     auto threads = args->integer_or("threads", 0);
     auto bandwidth = args->number_or("bandwidth", 0.0);
     for (const Error* e : {layers ? nullptr : &layers.error(), prompt ? nullptr : &prompt.error(), gen ? nullptr : &gen.error(),
-                           seed ? nullptr : &seed.error(), threads ? nullptr : &threads.error(), bandwidth ? nullptr : &bandwidth.error()})
+                           seed ? nullptr : &seed.error(), threads ? nullptr : &threads.error(), bandwidth ? nullptr : &bandwidth.error(),
+                           batch ? nullptr : &batch.error()})
         if (e) return fail(e->message);
-    if (*prompt < 1 || *gen < 1) return fail("--prompt and --gen must be at least 1");
+    if (*prompt < 1 || *gen < 1 || *batch < 1) return fail("--prompt, --gen and --batch must be at least 1");
     auto config = named_shape(args->get_or("shape", "v3-16b"), *layers);
     if (!config) return fail(config.error().message);
 
@@ -195,40 +220,67 @@ int run_bench(int argc, char** argv) {
     const ModelSummary summary = summarize(*shared_graph);
     const double setup_s = setup.seconds();
 
-    auto backend = make_cpu_backend(shared_graph, int(*threads));
-    if (auto status = backend->reserve_cache(1, *prompt + *gen); !status) return fail(status.error().message);
-    std::mt19937_64 random(static_cast<uint64_t>(*seed));
-    GenerationRequest request;
-    for (int64_t i = 0; i < *prompt; ++i) request.prompt.push_back(int32_t(random() % uint64_t(config->vocab_size)));
-    request.sampling.temperature = 0;
-    request.max_new_tokens = *gen;
-    RoutingTrace trace;
-    auto result = generate(*backend, request, {}, args->has("trace-routing") ? &trace : nullptr);
-    if (!result) return fail(result.error().message);
-
+    auto made = make_backend(shared_graph, *args, int(*threads));
+    if (!made) return fail(made.error().message);
+    auto& backend = made.value();
+    nlohmann::json report = {{"backend", backend->name()}, {"shape", args->get_or("shape", "v3-16b")}, {"layers", *layers},
+                             {"batch", *batch}, {"parameters", summary.total_parameters},
+                             {"active_parameters_per_token", summary.active_parameters}, {"weights_dtype", summary.weights_dtype},
+                             {"weight_bytes_per_decoded_token", summary.weight_bytes_per_decoded_token},
+                             {"routing_trace", args->has("trace-routing")}, {"setup_s", setup_s}};
+    double decode_tokens_per_s = 0;
+    if (*batch > 1) {
+#ifdef MWB_HAVE_CUDA
+        auto* cuda = dynamic_cast<CudaBackend*>(backend.get());
+        if (!cuda) return fail("--batch above 1 is measured on the CUDA backend only (--device cuda)");
+        if (auto status = cuda->reserve_cache(*batch, *prompt + *gen); !status) return fail(status.error().message);
+        auto measured = benchmark_batched_decode(*cuda, *batch, *prompt, *gen, uint64_t(*seed));
+        if (!measured) return fail(measured.error().message);
+        decode_tokens_per_s = measured->decode_tokens_per_s;
+        report["prompt_tokens"] = measured->prompt_tokens;
+        report["generated_tokens"] = measured->generated_tokens;
+        report["prefill_tokens_per_s"] = measured->prefill_tokens_per_s;
+        report["decode_tokens_per_s"] = measured->decode_tokens_per_s;
+        report["peak_device_bytes"] = measured->peak_device_bytes;
+#else
+        return fail("--batch above 1 is measured on the CUDA backend only, and this build has none");
+#endif
+    } else {
+        if (auto status = backend->reserve_cache(1, *prompt + *gen); !status) return fail(status.error().message);
+        std::mt19937_64 random(static_cast<uint64_t>(*seed));
+        GenerationRequest request;
+        for (int64_t i = 0; i < *prompt; ++i) request.prompt.push_back(int32_t(random() % uint64_t(config->vocab_size)));
+        request.sampling.temperature = 0;
+        request.max_new_tokens = *gen;
+        RoutingTrace trace;
+        ForwardObserver* observer = args->has("trace-routing") ? &trace : nullptr;
+        Result<GenerationResult> result = make_error("no generation ran");
+#ifdef MWB_HAVE_CUDA
+        if (auto* cuda = dynamic_cast<CudaBackend*>(backend.get())) {
+            // A short warm-up keeps CUDA-graph capture and cuBLAS initialisation out of the timings.
+            GenerationRequest warm_up = request;
+            warm_up.max_new_tokens = 4;
+            if (auto warmed = generate_on_gpu(*cuda, warm_up); !warmed) return fail(warmed.error().message);
+            result = generate_on_gpu(*cuda, request, {}, observer);
+        }
+#endif
+        if (backend->name() == "cpu") result = generate(*backend, request, {}, observer);
+        if (!result) return fail(result.error().message);
+        decode_tokens_per_s = result->timings.decode_tokens_per_s();
+        report["prompt_tokens"] = result->timings.prompt_tokens;
+        report["generated_tokens"] = result->timings.generated_tokens;
+        report["prefill_tokens_per_s"] = result->timings.prefill_tokens_per_s();
+        report["decode_tokens_per_s"] = decode_tokens_per_s;
+        report["time_to_first_token_s"] = result->timings.time_to_first_token_s;
+    }
     const MemoryReport memory = backend->memory();
-    nlohmann::json report = {
-        {"backend", backend->name()},
-        {"shape", args->get_or("shape", "v3-16b")},
-        {"layers", *layers},
-        {"parameters", summary.total_parameters},
-        {"active_parameters_per_token", summary.active_parameters},
-        {"weights_dtype", summary.weights_dtype},
-        {"prompt_tokens", result->timings.prompt_tokens},
-        {"generated_tokens", result->timings.generated_tokens},
-        {"prefill_tokens_per_s", result->timings.prefill_tokens_per_s()},
-        {"decode_tokens_per_s", result->timings.decode_tokens_per_s()},
-        {"time_to_first_token_s", result->timings.time_to_first_token_s},
-        {"weight_bytes_per_decoded_token", summary.weight_bytes_per_decoded_token},
-        {"routing_trace", args->has("trace-routing")},
-        {"memory_bytes", {{"weights", memory.weight_bytes}, {"kv_cache", memory.kv_cache_bytes}, {"workspace", memory.workspace_bytes}}},
-        {"setup_s", setup_s},
-    };
-    if (*bandwidth > 0) {
+    report["memory_bytes"] = {{"weights", memory.weight_bytes}, {"kv_cache", memory.kv_cache_bytes}, {"workspace", memory.workspace_bytes}};
+    // The bound of batch-1 decode: every weight a token uses read once per token at the given bandwidth.
+    if (*bandwidth > 0 && *batch == 1) {
         const double bound = *bandwidth * 1e9 / double(summary.weight_bytes_per_decoded_token);
         report["bandwidth_GBps"] = *bandwidth;
         report["decode_bound_tokens_per_s"] = bound;
-        report["fraction_of_bound"] = result->timings.decode_tokens_per_s() / bound;
+        report["fraction_of_bound"] = decode_tokens_per_s / bound;
     }
     std::printf("%s\n", report.dump(2).c_str());
     return 0;

@@ -1,6 +1,7 @@
 // moe-workbench: the desktop app. Opens the run history and the last model, or creates and loads the
 // built-in demo model on first launch.
 #include <QApplication>
+#include <QCommandLineParser>
 
 #include "app/services/demo_model.h"
 #include "app/services/engine_worker.h"
@@ -16,6 +17,13 @@ int main(int argc, char** argv) {
     QApplication::setOrganizationName("MoE Workbench");
     QApplication::setApplicationVersion(MWB_VERSION);
 
+    QCommandLineParser arguments;
+    arguments.setApplicationDescription("MoE Workbench: chat with DeepSeek-family models and watch their experts.");
+    arguments.addHelpOption();
+    arguments.addVersionOption();
+    arguments.addPositionalArgument("model", "A Hugging Face model folder to load (default: the last one, else the demo model).");
+    arguments.process(app);
+
     mwb::app::Settings settings;
     mwb::ui::apply_theme(settings.theme());
     // Declared in this order so that the engine thread stops first and the storage thread, which may still
@@ -25,6 +33,6 @@ int main(int argc, char** argv) {
     mwb::ui::AppContext context{settings, storage, engine, mwb::app::standard_demo_recipe()};
     mwb::ui::MainWindow window(context);
     window.show();
-    window.start();
+    window.start(arguments.positionalArguments().value(0));
     return app.exec();
 }

@@ -14,15 +14,14 @@ std::string finish_reason_name(FinishReason reason) {
     return "?";
 }
 
-Result<GenerationResult> generate(Backend& backend, const GenerationRequest& request, const TokenCallback& on_token,
-                                  ForwardObserver* observer, const std::atomic<bool>* cancel) {
+Result<GenerationResult> generate_with(const Backend& backend, const GenerationRequest& request, const NextTokenStep& step,
+                                       const TokenCallback& on_token, const std::atomic<bool>* cancel) {
     if (request.prompt.empty()) return make_error("the prompt is empty");
     if (int64_t(request.prompt.size()) > backend.cache_capacity())
         return make_error("the prompt has " + std::to_string(request.prompt.size()) + " tokens, more than the context of " +
                           std::to_string(backend.cache_capacity()));
     GenerationResult result;
     result.timings.prompt_tokens = int64_t(request.prompt.size());
-    Sampler sampler(request.sampling);
     std::vector<int32_t> context = request.prompt;
     auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
 
@@ -30,8 +29,8 @@ Result<GenerationResult> generate(Backend& backend, const GenerationRequest& req
     ForwardBatch batch;
     batch.tokens = request.prompt;
     batch.chunks = {{request.slot, 0, int64_t(request.prompt.size())}};
-    auto logits = backend.forward(batch, observer);
-    if (!logits) return logits.error();
+    auto next = step(batch, context);
+    if (!next) return next.error();
     result.timings.prefill_s = clock.seconds();
 
     Stopwatch decode_clock;
@@ -40,7 +39,7 @@ Result<GenerationResult> generate(Backend& backend, const GenerationRequest& req
             result.finish = FinishReason::Cancelled;
             break;
         }
-        const int32_t token = sampler.sample(*logits, context);
+        const int32_t token = *next;
         result.tokens.push_back(token);
         context.push_back(token);
         if (result.tokens.size() == 1) {
@@ -64,12 +63,23 @@ Result<GenerationResult> generate(Backend& backend, const GenerationRequest& req
         }
         batch.tokens = {token};
         batch.chunks = {{request.slot, position, 1}};
-        logits = backend.forward(batch, observer);
-        if (!logits) return logits.error();
+        next = step(batch, context);
+        if (!next) return next.error();
     }
     result.timings.generated_tokens = int64_t(result.tokens.size());
     if (result.tokens.size() > 1) result.timings.decode_s = decode_clock.seconds();
     return result;
+}
+
+Result<GenerationResult> generate(Backend& backend, const GenerationRequest& request, const TokenCallback& on_token,
+                                  ForwardObserver* observer, const std::atomic<bool>* cancel) {
+    Sampler sampler(request.sampling);
+    auto step = [&](const ForwardBatch& batch, std::span<const int32_t> context) -> Result<int32_t> {
+        auto logits = backend.forward(batch, observer);
+        if (!logits) return logits.error();
+        return sampler.sample(*logits, context);
+    };
+    return generate_with(backend, request, step, on_token, cancel);
 }
 
 }  // namespace mwb

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,15 @@ struct GenerationResult {
 // Called for each generated token; return false to stop after it.
 using TokenCallback = std::function<bool(int32_t token)>;
 
+// One forward pass over `batch` and the choice of the next token; `context` is every token so far.
+using NextTokenStep = std::function<Result<int32_t>(const ForwardBatch& batch, std::span<const int32_t> context)>;
+
+// The generation loop — prompt, then one token at a time through the KV cache, stop tokens, length, context,
+// cancellation, timings — over any way of stepping.
+Result<GenerationResult> generate_with(const Backend& backend, const GenerationRequest& request, const NextTokenStep& step,
+                                       const TokenCallback& on_token = {}, const std::atomic<bool>* cancel = nullptr);
+
+// Steps with the backend's logits and a host-side Sampler.
 Result<GenerationResult> generate(Backend& backend, const GenerationRequest& request, const TokenCallback& on_token = {},
                                   ForwardObserver* observer = nullptr, const std::atomic<bool>* cancel = nullptr);
 

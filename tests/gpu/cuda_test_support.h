@@ -1,0 +1,59 @@
+// Shared by the GPU suites: device buffers with checked copies, and comparisons in the terms of the fixtures README.
+#pragma once
+
+#include <QtTest>
+
+#include <cmath>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+// Called from each GPU suite's initTestCase: a clear failure instead of a crash where no device exists.
+inline void require_cuda_device() {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) QFAIL("no CUDA device: the gpu-labelled suites need one");
+}
+
+template <class T>
+class DeviceArray {
+public:
+    explicit DeviceArray(size_t count) : count_(count) {
+        if (cudaMalloc(&data_, std::max<size_t>(count, 1) * sizeof(T)) != cudaSuccess) qFatal("cudaMalloc failed");
+    }
+    explicit DeviceArray(const std::vector<T>& values) : DeviceArray(values.size()) { upload(values); }
+    DeviceArray(const DeviceArray&) = delete;
+    DeviceArray& operator=(const DeviceArray&) = delete;
+    ~DeviceArray() { cudaFree(data_); }
+    void upload(const std::vector<T>& values) {
+        if (cudaMemcpy(data_, values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice) != cudaSuccess) qFatal("upload failed");
+    }
+    std::vector<T> download() const {
+        std::vector<T> values(count_);
+        if (cudaDeviceSynchronize() != cudaSuccess || cudaGetLastError() != cudaSuccess) qFatal("a kernel failed");
+        if (cudaMemcpy(values.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost) != cudaSuccess) qFatal("download failed");
+        return values;
+    }
+    T* get() const { return data_; }
+
+private:
+    T* data_ = nullptr;
+    size_t count_ = 0;
+};
+
+inline double cosine(const float* a, const float* b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
+    return ab / std::sqrt(aa * bb + 1e-30);
+}
+
+inline double relative_error(const std::vector<float>& value, const std::vector<float>& reference) {
+    double difference = 0, norm = 0;
+    for (size_t i = 0; i < value.size(); ++i) {
+        if (!std::isfinite(value[i])) return INFINITY;
+        difference += (double(value[i]) - reference[i]) * (double(value[i]) - reference[i]);
+        norm += double(reference[i]) * reference[i];
+    }
+    return std::sqrt(difference / (norm + 1e-30));
+}
+
+inline size_t argmax(const float* values, size_t n) { return size_t(std::max_element(values, values + n) - values); }
