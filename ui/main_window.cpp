@@ -148,10 +148,16 @@ void MainWindow::showStatusMessage(const QString& text) { statusBar()->showMessa
 
 void MainWindow::show_page(Page page) { navigation_->setCurrentRow(int(page)); }
 
-void MainWindow::start() {
+void MainWindow::start(const QString& model_directory) {
     QDir().mkpath(context_.settings.data_directory());
     context_.storage.open(context_.settings.database_path());
     models_->rescan();
+    if (!model_directory.isEmpty()) {
+        models_->add_folder(model_directory);
+        load_model(QFileInfo(model_directory).absoluteFilePath(), context_.settings.context_length(),
+                   context_.settings.default_device() == app::Device::Cuda);
+        return;
+    }
 
     const QString crashed = context_.settings.model_load_in_progress();
     if (!crashed.isEmpty()) {

@@ -29,7 +29,8 @@ public:
 
     // Opens the history and loads a model: the last one used, else the demo (created on first launch), unless
     // the previous session crashed while loading; then nothing is loaded and the chat page says why.
-    void start();
+    // `model_directory`, when given (the command line's), is loaded instead.
+    void start(const QString& model_directory = {});
     void show_page(Page page);
     void load_model(const QString& directory, qint64 context_length, bool cuda);
     void load_demo_model();
