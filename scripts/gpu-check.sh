@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One command for a machine with an NVIDIA GPU: configure with CUDA for sm_90, build with every core, run the
+# One command for a machine with an NVIDIA GPU (carry .gpu-deps from scripts/gpu-deps.sh where the machine has
+# no package registry, as the device tool's does): configure with CUDA for sm_90, build with every core, run the
 # gpu-labelled tests, compute-sanitizer memcheck on one short generation, and the benchmarks of issue 6.
 # Logs and JSON go to OUTDIR. Usage: scripts/gpu-check.sh OUTDIR
 set -uo pipefail
@@ -13,6 +14,19 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${MWB_GPU_BUILD_DIR:-$ROOT/build-gpu}
 export PATH=/usr/local/cuda/bin:$PATH
 status=0
+
+# No package registry on the GPU machine: unpack the Debian packages carried in .gpu-deps (scripts/gpu-deps.sh)
+# into a private prefix and point CMake, pkg-config and the loader at it.
+if [[ -d $ROOT/.gpu-deps ]]; then
+  PREFIX=${MWB_GPU_DEPS_PREFIX:-/opt/mwb-deps}
+  mkdir -p "$PREFIX"
+  for deb in "$ROOT"/.gpu-deps/*.deb; do dpkg-deb -x "$deb" "$PREFIX"; done
+  export PATH="$PREFIX/usr/bin:$PATH"
+  export CMAKE_PREFIX_PATH="$PREFIX/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  export PKG_CONFIG_LIBDIR="$PREFIX/usr/lib/x86_64-linux-gnu/pkgconfig:$PREFIX/usr/share/pkgconfig"
+  export PKG_CONFIG_SYSROOT_DIR="$PREFIX"
+  export LD_LIBRARY_PATH="$PREFIX/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 step() {  # step NAME COMMAND...: runs, logs to OUT/NAME.log, records failure without stopping
   local name=$1
   shift
