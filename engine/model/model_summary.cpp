@@ -1,6 +1,7 @@
 #include "engine/model/model_summary.h"
 
 #include <map>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -47,7 +48,7 @@ ModelSummary summarize(const ModelGraph& graph) {
     for (const auto& [name, tensor] : graph.store->tensors()) {
         s.weight_bytes += tensor.bytes;
         bytes_by_dtype[std::string(dtype_name(tensor.dtype))] += tensor.bytes;
-        if (name.size() < 16 || name.compare(name.size() - 16, 16, ".weight_scale_inv") != 0) s.total_parameters += tensor.numel();
+        if (!std::string_view(name).ends_with(".weight_scale_inv")) s.total_parameters += tensor.numel();  // FP8 scales are not parameters
     }
     // Every dtype that holds at least 5% of the bytes, the largest first.
     std::multimap<size_t, std::string, std::greater<>> by_size;

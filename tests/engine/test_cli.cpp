@@ -89,6 +89,17 @@ private slots:
         // MLA cache: (kv_lora 32 + rope 16) values per layer per token, 4 layers, 1024 tokens, 2 bytes.
         QCOMPARE(info["kv_cache_bytes_per_1k_tokens_bf16"].get<int64_t>(), int64_t(48 * 4 * 1024 * 2));
         QCOMPARE(info["weights_dtype"].get<std::string>(), std::string("BF16"));
+
+        // FP8: the weight_scale_inv tensors are not parameters. By hand: embeddings + lm_head 2·512·256, per
+        // layer norms 2·256 and MLA 160·256 + 160 + 128·160 + 112·256 + 96 + 128·96 + 256·64, layer 0 MLP
+        // 3·384·256, layer 1 router 16·256 + 16 and 17 experts of 3·160·256, final norm 256.
+        const Run fp8 = run_mwb({"info", kModels + "dsv3-fp8-tiny"});
+        QVERIFY2(fp8.exit_code == 0, qPrintable(fp8.err));
+        const auto fp8_info = nlohmann::json::parse(fp8.out.toStdString());
+        const int64_t fp8_mla = 160 * 256 + 160 + 128 * 160 + 112 * 256 + 96 + 128 * 96 + 256 * 64;
+        QCOMPARE(fp8_info["total_parameters"].get<int64_t>(),
+                 int64_t(2 * 512 * 256 + 2 * (2 * 256 + fp8_mla) + 3 * 384 * 256 + 16 * 256 + 16 + 17 * 3 * 160 * 256 + 256));
+        QCOMPARE(fp8_info["weights_dtype"].get<std::string>(), std::string("F8_E4M3 + BF16"));
     }
 
     void generate_reproduces_the_greedy_reference() {
