@@ -14,6 +14,9 @@
 #include "engine/runtime/generation.h"
 #include "engine/tokenizer/streaming_detokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
+#ifdef MWB_HAVE_CUDA
+#include "kernels/cuda_backend.h"
+#endif
 
 namespace mwb::app {
 
@@ -97,10 +100,13 @@ void EngineWorker::finish_load(const QString& directory, qint64 context_length, 
     auto progress = [&](double f, const QString& stage) { emit loadProgress(progress_start + (1.0 - progress_start) * f, stage); };
     auto fail = [&](const QString& message) { emit loadFailed(directory, message); };
 
+#ifndef MWB_HAVE_CUDA
     if (cuda) {
-        fail(tr("This build of MoE Workbench has no CUDA backend yet; choose CPU as the device on the Models page."));
+        fail(tr("This build of MoE Workbench has no CUDA backend (the CUDA toolkit was not found when it was built); "
+                "choose CPU as the device on the Models page."));
         return;
     }
+#endif
     if (!QFileInfo(directory).isDir()) {
         fail(tr("The model folder %1 does not exist.").arg(directory));
         return;
@@ -138,7 +144,18 @@ void EngineWorker::finish_load(const QString& directory, qint64 context_length, 
     qint64 context = context_length > 0 ? context_length : std::min<qint64>(model_context, LoadOptions::kDefaultContextCap);
     if (model_context > 0) context = std::min(context, model_context);
     progress(0.8, tr("Reserving the KV cache for %1 tokens").arg(context));
-    auto backend = make_cpu_backend(shared_graph, threads);
+    std::unique_ptr<Backend> backend;
+#ifdef MWB_HAVE_CUDA
+    if (cuda) {
+        auto made = make_cuda_backend(shared_graph);
+        if (!made) {
+            fail(tr("Cannot start the CUDA backend: %1. Choose CPU as the device on the Models page.").arg(text_of(made.error())));
+            return;
+        }
+        backend = std::move(made.value());
+    }
+#endif
+    if (!backend) backend = make_cpu_backend(shared_graph, threads);
     if (Status status = backend->reserve_cache(1, context); !status) {
         fail(tr("Cannot reserve the KV cache for %1 tokens: %2. Choose a shorter context on the Models page.")
                  .arg(context)
