@@ -2,10 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MWB_HAVE_AVX2_PATH 1
+#endif
 
 namespace mwb::cpu {
 
-float dot(const float* a, const float* b, int64_t n) {
+namespace {
+
+float dot_portable(const float* a, const float* b, int64_t n) {
     // Eight independent sums let the compiler vectorise without reassociating a single accumulator.
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
@@ -15,6 +23,102 @@ float dot(const float* a, const float* b, int64_t n) {
     for (; i < n; ++i) sum += a[i] * b[i];
     return sum;
 }
+
+float dot_bf16_portable(const float* x, const uint16_t* w, int64_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) acc[k] += x[i + k] * bf16_to_float(w[i + k]);
+    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; ++i) sum += x[i] * bf16_to_float(w[i]);
+    return sum;
+}
+
+#ifdef MWB_HAVE_AVX2_PATH
+// The release build targets baseline x86-64; these run where the CPU has AVX2 and FMA (checked at start-up).
+__attribute__((target("avx2,fma"))) float horizontal_sum(__m256 v) {
+    const __m128 pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
+    return _mm_cvtss_f32(_mm_add_ss(quad, _mm_shuffle_ps(quad, quad, 1)));
+}
+
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    float sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+}
+
+// bf16 weights widened in registers (a bf16 is the top half of a float32), so decode reads 2 bytes a weight.
+__attribute__((target("avx2,fma"))) __m256 load_bf16(const uint16_t* w) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
+__attribute__((target("avx2,fma"))) float dot_bf16_avx2(const float* x, const uint16_t* w, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), load_bf16(w + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), load_bf16(w + i + 8), acc1);
+    }
+    float sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+    for (; i < n; ++i) sum += x[i] * bf16_to_float(w[i]);
+    return sum;
+}
+
+// Four token rows against two weight rows: each load feeds several FMAs, which is what prefill needs.
+__attribute__((target("avx2,fma"))) void tile_4x2_avx2(const float* x, int64_t x_stride, const float* w, int64_t w_stride,
+                                                       int64_t n, float* out) {
+    __m256 acc[4][2];
+    for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + w_stride + i);
+        for (int t = 0; t < 4; ++t) {
+            const __m256 xt = _mm256_loadu_ps(x + t * x_stride + i);
+            acc[t][0] = _mm256_fmadd_ps(xt, w0, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(xt, w1, acc[t][1]);
+        }
+    }
+    for (int t = 0; t < 4; ++t)
+        for (int j = 0; j < 2; ++j) {
+            float sum = horizontal_sum(acc[t][j]);
+            for (int64_t k = i; k < n; ++k) sum += x[t * x_stride + k] * w[j * w_stride + k];
+            out[t * 2 + j] = sum;
+        }
+}
+#endif
+
+void tile_4x2_portable(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t n, float* out) {
+    for (int t = 0; t < 4; ++t)
+        for (int j = 0; j < 2; ++j) out[t * 2 + j] = dot_portable(x + t * x_stride, w + j * w_stride, n);
+}
+
+struct DotKernels {
+    float (*dot)(const float*, const float*, int64_t);
+    float (*dot_bf16)(const float*, const uint16_t*, int64_t);
+    void (*tile_4x2)(const float*, int64_t, const float*, int64_t, int64_t, float*);
+};
+
+const DotKernels& kernels() {
+    static const DotKernels chosen = [] {
+#ifdef MWB_HAVE_AVX2_PATH
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return DotKernels{dot_avx2, dot_bf16_avx2, tile_4x2_avx2};
+#endif
+        return DotKernels{dot_portable, dot_bf16_portable, tile_4x2_portable};
+    }();
+    return chosen;
+}
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) { return kernels().dot(a, b, n); }
 
 void decode_rows(const LinearWeight& weight, int64_t row_begin, int64_t row_count, float* out) {
     const int64_t in = weight.in_features;
@@ -38,19 +142,43 @@ std::vector<float> decode_vector(const TensorView& tensor) {
 
 void linear(ThreadPool& pool, const LinearWeight& weight, const float* bias, const float* x, int64_t rows, float* y) {
     const int64_t in = weight.in_features, out = weight.out_features;
+    // A few tokens (decode): read bf16 weights once, straight into the dot product. Many tokens (prefill):
+    // convert a block of weight rows once and reuse it for every token.
+    constexpr int64_t kFusedMaxRows = 4;
+    if (rows <= kFusedMaxRows && weight.weight.dtype == DType::BF16) {
+        const auto* w = reinterpret_cast<const uint16_t*>(weight.weight.data);
+        const auto dot_bf16 = kernels().dot_bf16;
+        pool.parallel_for(out, [&](int64_t first, int64_t last) {
+            for (int64_t o = first; o < last; ++o)
+                for (int64_t t = 0; t < rows; ++t)
+                    y[t * out + o] = dot_bf16(x + t * in, w + o * in, in) + (bias ? bias[o] : 0.0f);
+        });
+        return;
+    }
     constexpr int64_t kWeightRows = 16;
     const int64_t blocks = (out + kWeightRows - 1) / kWeightRows;
+    const auto tile_4x2 = kernels().tile_4x2;
     pool.parallel_for(blocks, [&](int64_t first, int64_t last) {
         thread_local std::vector<float> decoded;
         decoded.resize(size_t(kWeightRows * in));
+        float tile[8];
         for (int64_t block = first; block < last; ++block) {
             const int64_t r0 = block * kWeightRows, count = std::min(kWeightRows, out - r0);
             decode_rows(weight, r0, count, decoded.data());
-            for (int64_t t = 0; t < rows; ++t) {
-                const float* xt = x + t * in;
-                float* yt = y + t * out + r0;
-                for (int64_t j = 0; j < count; ++j) yt[j] = dot(xt, decoded.data() + j * in, in) + (bias ? bias[r0 + j] : 0.0f);
+            auto finish = [&](int64_t t, int64_t j, float sum) { y[t * out + r0 + j] = sum + (bias ? bias[r0 + j] : 0.0f); };
+            int64_t t = 0;
+            for (; t + 4 <= rows; t += 4) {
+                int64_t j = 0;
+                for (; j + 2 <= count; j += 2) {
+                    tile_4x2(x + t * in, in, decoded.data() + j * in, in, in, tile);
+                    for (int a = 0; a < 4; ++a)
+                        for (int b = 0; b < 2; ++b) finish(t + a, j + b, tile[a * 2 + b]);
+                }
+                for (; j < count; ++j)
+                    for (int a = 0; a < 4; ++a) finish(t + a, j, dot(x + (t + a) * in, decoded.data() + j * in, in));
             }
+            for (; t < rows; ++t)
+                for (int64_t j = 0; j < count; ++j) finish(t, j, dot(x + t * in, decoded.data() + j * in, in));
         }
     });
 }
