@@ -11,18 +11,11 @@
 
 #include "app/cli/cli_args.h"
 #include "app/cli/commands.h"
+#include "engine/core/text_file.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace mwb::cli {
 namespace {
-
-Result<std::string> read_file(const std::string& path) {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) return make_error("cannot open " + path);
-    std::ostringstream contents;
-    contents << file.rdbuf();
-    return contents.str();
-}
 
 Result<tok::Tokenizer> load_tokenizer(const CliArgs& args) {
     auto directory = args.get("tokenizer");
@@ -93,7 +86,7 @@ int run_template(int argc, char** argv) {
     if (!path) return fail("--messages FILE.json is required");
     auto tokenizer = load_tokenizer(*args);
     if (!tokenizer) return fail(tokenizer.error().message);
-    auto contents = read_file(*path);
+    auto contents = read_text_file(*path);
     if (!contents) return fail(contents.error().message);
     tok::TemplateJson document = tok::TemplateJson::parse(*contents, nullptr, false);
     if (document.is_discarded()) return fail(*path + ": not valid JSON");
@@ -120,7 +113,7 @@ int run_bench_tokenizer(int argc, char** argv) {
     if (!path) return fail("--file F is required");
     auto tokenizer = load_tokenizer(*args);
     if (!tokenizer) return fail(tokenizer.error().message);
-    auto text = read_file(*path);
+    auto text = read_text_file(*path);
     if (!text) return fail(text.error().message);
     if (text->empty()) return fail(*path + " is empty");
     // Encode line by line, as a dataset is, repeating the file until at least a second has passed. The

@@ -17,13 +17,13 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the limit the reference implementation enforces
 
+}  // namespace
+
 std::string shape_text(const std::vector<int64_t>& shape) {
     std::string text = "[";
     for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
     return text + "]";
 }
-
-}  // namespace
 
 int64_t TensorView::numel() const {
     int64_t count = 1;

@@ -66,6 +66,9 @@ private:
     std::string directory_;
 };
 
+// "[2, 3]": a shape as error messages print it.
+std::string shape_text(const std::vector<int64_t>& shape);
+
 struct TensorToWrite {
     std::string name;
     DType dtype = DType::F32;

@@ -2,10 +2,10 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/core/text_file.h"
 
 namespace mwb {
 
@@ -271,11 +271,10 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
 
 Result<ModelConfig> load_model_config(const std::string& model_directory) {
     const auto path = std::filesystem::path(model_directory) / "config.json";
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error("config.json missing in " + model_directory);
-    std::stringstream text;
-    text << in.rdbuf();
-    return parse_model_config(text.str(), "config.json");
+    if (!std::filesystem::exists(path)) return make_error("config.json missing in " + model_directory);
+    auto text = read_text_file(path.string());
+    if (!text) return text.error();
+    return parse_model_config(*text, "config.json");
 }
 
 }  // namespace mwb

@@ -9,15 +9,4 @@ void RoutingTrace::on_routing(int64_t sequence, int64_t position, int64_t layer,
     records_.push_back(std::move(record));
 }
 
-std::map<int64_t, std::vector<int64_t>> RoutingTrace::expert_load(int64_t experts) const {
-    std::map<int64_t, std::vector<int64_t>> load;
-    for (const auto& record : records_) {
-        auto& counts = load[record.layer];
-        if (counts.empty()) counts.assign(size_t(experts), 0);
-        for (int32_t expert : record.experts)
-            if (expert >= 0 && expert < experts) ++counts[size_t(expert)];
-    }
-    return load;
-}
-
 }  // namespace mwb

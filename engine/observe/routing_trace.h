@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <vector>
 
 #include "engine/observe/observer.h"
@@ -26,8 +25,6 @@ public:
                     std::span<const float> weights, std::span<const float> router_logits) override;
 
     const std::vector<RoutingRecord>& records() const { return records_; }
-    // Number of tokens routed to each expert, per MoE layer.
-    std::map<int64_t, std::vector<int64_t>> expert_load(int64_t experts) const;
     void clear() { records_.clear(); }
 
 private:

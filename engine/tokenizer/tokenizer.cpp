@@ -1,9 +1,8 @@
 #include "engine/tokenizer/tokenizer.h"
 
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 
+#include "engine/core/text_file.h"
 #include "engine/tokenizer/added_vocabulary.h"
 #include "engine/tokenizer/bpe.h"
 #include "engine/tokenizer/decoders.h"
@@ -35,14 +34,6 @@ struct Tokenizer::Impl {
 
 namespace {
 
-Result<std::string> read_file(const std::string& path) {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) return make_error("cannot open " + path);
-    std::ostringstream contents;
-    contents << file.rdbuf();
-    if (file.bad()) return make_error("cannot read " + path);
-    return contents.str();
-}
 
 bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
 
@@ -107,16 +98,16 @@ Result<std::optional<std::string>> config_chat_template(const nlohmann::json& co
 }  // namespace
 
 Result<Tokenizer> Tokenizer::load(const std::string& directory) {
-    auto tokenizer_json = read_file(directory + "/tokenizer.json");
+    auto tokenizer_json = read_text_file(directory + "/tokenizer.json");
     if (!tokenizer_json) return tokenizer_json.error();
     std::string config_json, template_source;
     if (file_exists(directory + "/tokenizer_config.json")) {
-        auto config = read_file(directory + "/tokenizer_config.json");
+        auto config = read_text_file(directory + "/tokenizer_config.json");
         if (!config) return config.error();
         config_json = std::move(config.value());
     }
     if (file_exists(directory + "/chat_template.jinja")) {
-        auto source = read_file(directory + "/chat_template.jinja");
+        auto source = read_text_file(directory + "/chat_template.jinja");
         if (!source) return source.error();
         template_source = std::move(source.value());
     }

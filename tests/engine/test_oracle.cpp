@@ -3,60 +3,12 @@
 // KV cache, and batched prefill.
 #include <QtTest>
 
-#include <cmath>
-
-#include "engine/model/model_graph.h"
 #include "engine/observe/forward_capture.h"
 #include "engine/runtime/generation.h"
+#include "tests/support/fixture.h"
 
 using namespace mwb;
-
-namespace {
-
-const QString kModels = QStringLiteral(MWB_TEST_DATA "/models/");
-
-struct Fixture {
-    std::shared_ptr<const ModelGraph> graph;
-    TensorStore reference;
-    int prompts = 0;
-};
-
-Fixture load_fixture(const QString& name) {
-    const std::string dir = (kModels + name).toStdString();
-    auto graph = load_model_graph(dir);
-    if (!graph) qFatal("%s", graph.error().message.c_str());
-    auto reference = TensorStore::open_file(dir + "/reference.safetensors");
-    if (!reference) qFatal("%s", reference.error().message.c_str());
-    Fixture f{std::make_shared<const ModelGraph>(std::move(graph.value())), std::move(reference.value()), 0};
-    while (f.reference.contains("p" + std::to_string(f.prompts) + ".input_ids")) ++f.prompts;
-    return f;
-}
-
-std::vector<int32_t> prompt_of(const Fixture& f, int p) {
-    auto ids = f.reference.read_int64("p" + std::to_string(p) + ".input_ids");
-    if (!ids) qFatal("%s", ids.error().message.c_str());
-    return {ids->begin(), ids->end()};
-}
-
-float max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
-    if (a.size() != b.size()) return INFINITY;
-    float worst = 0;
-    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
-    return worst;
-}
-
-std::vector<float> reference_floats(const Fixture& f, const std::string& name) {
-    auto values = f.reference.read_float(name, {});
-    if (!values) qFatal("%s", values.error().message.c_str());
-    return *values;
-}
-
-void add_model_rows() {
-    QTest::addColumn<QString>("model");
-    for (const char* name : {"dsv3-tiny", "dsv2-tiny", "qwen2-tiny", "llama-tiny", "dsv3-fp8-tiny"}) QTest::newRow(name) << QString(name);
-}
-
-}  // namespace
+using namespace mwb::testing;
 
 class OracleTest : public QObject {
     Q_OBJECT
@@ -65,11 +17,11 @@ private slots:
     void forward_matches_reference_data() { add_model_rows(); }
     void forward_matches_reference() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
+        Fixture f = load_fixture(model.toStdString());
         QVERIFY(f.prompts > 0);
         for (int p = 0; p < f.prompts; ++p) {
             const std::string prefix = "p" + std::to_string(p) + ".";
-            const auto prompt = prompt_of(f, p);
+            const auto prompt = f.prompt(p);
             const int64_t count = int64_t(prompt.size());
             auto backend = make_cpu_backend(f.graph, 2);
             QVERIFY(backend->reserve_cache(1, count).ok());
@@ -79,11 +31,11 @@ private slots:
             auto logits = backend->forward({prompt, {{0, 0, count}}, true}, &capture);
             QVERIFY2(logits.ok(), logits.ok() ? "" : logits.error().message.c_str());
 
-            const float logit_error = max_abs_difference(*logits, reference_floats(f, prefix + "logits"));
+            const float logit_error = max_abs_difference(*logits, f.floats(prefix + "logits"));
             QVERIFY2(logit_error <= 1e-3f, qPrintable(QString("prompt %1 logits max error %2").arg(p).arg(logit_error)));
 
             for (const auto& [index, values] : capture.hidden()) {
-                const float error = max_abs_difference(values, reference_floats(f, prefix + "hidden." + std::to_string(index)));
+                const float error = max_abs_difference(values, f.floats(prefix + "hidden." + std::to_string(index)));
                 QVERIFY2(error <= 1e-3f, qPrintable(QString("prompt %1 hidden.%2 max error %3").arg(p).arg(index).arg(error)));
             }
             QCOMPARE(int64_t(capture.hidden().size()), f.graph->config.num_layers + 1);
@@ -94,7 +46,7 @@ private slots:
                 auto indices = f.reference.read_int64(name + ".indices");
                 QVERIFY(indices.ok());
                 QCOMPARE(routing.indices, *indices);
-                const float error = max_abs_difference(routing.weights, reference_floats(f, name + ".weights"));
+                const float error = max_abs_difference(routing.weights, f.floats(name + ".weights"));
                 QVERIFY2(error <= 1e-5f, qPrintable(QString("prompt %1 router.%2 weights max error %3").arg(p).arg(layer).arg(error)));
                 ++routed_layers;
             }
@@ -103,7 +55,7 @@ private slots:
             for (const auto& [layer, attention] : capture.attention()) {
                 const std::string name = prefix + "attn." + std::to_string(layer);
                 if (!f.reference.contains(name)) continue;
-                const float error = max_abs_difference(attention.probabilities, reference_floats(f, name));
+                const float error = max_abs_difference(attention.probabilities, f.floats(name));
                 QVERIFY2(error <= 1e-5f, qPrintable(QString("prompt %1 attn.%2 max error %3").arg(p).arg(layer).arg(error)));
             }
         }
@@ -112,9 +64,9 @@ private slots:
     void greedy_with_kv_cache_matches_reference_data() { add_model_rows(); }
     void greedy_with_kv_cache_matches_reference() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
+        Fixture f = load_fixture(model.toStdString());
         for (int p = 0; p < f.prompts; ++p) {
-            const auto prompt = prompt_of(f, p);
+            const auto prompt = f.prompt(p);
             auto expected = f.reference.read_int64("p" + std::to_string(p) + ".greedy");
             QVERIFY(expected.ok());
             auto backend = make_cpu_backend(f.graph, 2);
@@ -132,10 +84,10 @@ private slots:
     void batched_prefill_equals_separate_runs_data() { add_model_rows(); }
     void batched_prefill_equals_separate_runs() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
+        Fixture f = load_fixture(model.toStdString());
         // A fixture with one prompt batches it with a shorter copy of itself.
-        const auto first = prompt_of(f, 0);
-        const auto second = f.prompts > 1 ? prompt_of(f, 1) : std::vector<int32_t>(first.begin(), first.begin() + 7);
+        const auto first = f.prompt(0);
+        const auto second = f.prompts > 1 ? f.prompt(1) : std::vector<int32_t>(first.begin(), first.begin() + 7);
         auto backend = make_cpu_backend(f.graph, 2);
         const int64_t capacity = int64_t(std::max(first.size(), second.size()));
         QVERIFY(backend->reserve_cache(2, capacity).ok());

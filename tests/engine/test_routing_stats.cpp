@@ -8,12 +8,11 @@
 #include "engine/observe/routing_stats.h"
 #include "engine/runtime/backend.h"
 #include "engine/runtime/cpu/cpu_ops.h"
+#include "tests/support/fixture.h"
 
 using namespace mwb;
 
 namespace {
-
-const std::string kModel = MWB_TEST_DATA "/models/dsv3-tiny";
 
 RoutingRecord record(int64_t position, int64_t layer, std::vector<int32_t> experts) {
     std::vector<float> weights(experts.size(), 0.5f);
@@ -25,21 +24,16 @@ RoutingRecord record(int64_t position, int64_t layer, std::vector<int32_t> exper
 class RoutingStatsTest : public QObject {
     Q_OBJECT
 
+    std::optional<testing::Fixture> fixture_;
     std::shared_ptr<const ModelGraph> graph_;
-    std::optional<TensorStore> reference_;
     std::vector<int32_t> prompt_;
     RoutingTrace trace_{true};
 
 private slots:
     void initTestCase() {
-        auto graph = load_model_graph(kModel);
-        QVERIFY(graph.ok());
-        graph_ = std::make_shared<const ModelGraph>(std::move(graph.value()));
-        auto reference = TensorStore::open_file(kModel + "/reference.safetensors");
-        QVERIFY(reference.ok());
-        reference_.emplace(std::move(reference.value()));
-        auto ids = reference_->read_int64("p0.input_ids");
-        prompt_.assign(ids->begin(), ids->end());
+        fixture_.emplace(testing::load_fixture("dsv3-tiny"));
+        graph_ = fixture_->graph;
+        prompt_ = fixture_->prompt(0);
         auto backend = make_cpu_backend(graph_, 2);
         QVERIFY(backend->reserve_cache(1, int64_t(prompt_.size())).ok());
         QVERIFY(backend->forward({prompt_, {{0, 0, int64_t(prompt_.size())}}, false}, &trace_).ok());
@@ -50,8 +44,8 @@ private slots:
         QCOMPARE(trace_.records().size(), prompt_.size() * graph_->moe_layers().size());
         for (const auto& r : trace_.records()) {
             const std::string name = "p0.router." + std::to_string(r.layer);
-            const auto indices = *reference_->read_int64(name + ".indices");
-            const auto weights = *reference_->read_float(name + ".weights", {});
+            const auto indices = *fixture_->reference.read_int64(name + ".indices");
+            const auto weights = *fixture_->reference.read_float(name + ".weights", {});
             for (int64_t i = 0; i < k; ++i) {
                 QCOMPARE(int64_t(r.experts[size_t(i)]), indices[size_t(r.position * k + i)]);
                 QVERIFY(std::fabs(r.weights[size_t(i)] - weights[size_t(r.position * k + i)]) <= 1e-5f);
@@ -75,8 +69,8 @@ private slots:
     void explained_scores_choose_the_reference_experts() {
         const auto& moe = std::get<MoeWeights>(graph_->layers[2].feed_forward);
         const std::vector<float> bias = cpu::decode_vector(moe.score_bias->weight);
-        const auto logits = *reference_->read_float("p0.router.2.logits", {});
-        const auto indices = *reference_->read_int64("p0.router.2.indices");
+        const auto logits = *fixture_->reference.read_float("p0.router.2.logits", {});
+        const auto indices = *fixture_->reference.read_int64("p0.router.2.indices");
         const int64_t n = moe.config.n_routed_experts, k = moe.config.experts_per_token;
         for (size_t t = 0; t < prompt_.size(); ++t) {
             const std::vector<float> token_logits(logits.begin() + long(t * size_t(n)), logits.begin() + long((t + 1) * size_t(n)));

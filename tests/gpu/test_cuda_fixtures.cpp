@@ -13,59 +13,17 @@
 #include "engine/observe/forward_capture.h"
 #include "kernels/cuda_backend.h"
 #include "tests/gpu/cuda_test_support.h"
+#include "tests/support/fixture.h"
 
 using namespace mwb;
+using namespace mwb::testing;
 
 namespace {
-
-const QString kModels = QStringLiteral(MWB_TEST_DATA "/models/");
-
-// "p{index}{suffix}", the fixture's tensor names (built by appending: GCC 12 misreports "literal" + std::string&&).
-std::string prompt_key(int index, const char* suffix) {
-    std::string key = "p";
-    key += std::to_string(index);
-    key += suffix;
-    return key;
-}
-
-struct Fixture {
-    std::shared_ptr<const ModelGraph> graph;
-    TensorStore reference;
-    int prompts = 0;
-};
-
-Fixture load_fixture(const QString& name) {
-    const std::string dir = (kModels + name).toStdString();
-    auto graph = load_model_graph(dir);
-    if (!graph) qFatal("%s", graph.error().message.c_str());
-    auto reference = TensorStore::open_file(dir + "/reference.safetensors");
-    if (!reference) qFatal("%s", reference.error().message.c_str());
-    Fixture f{std::make_shared<const ModelGraph>(std::move(graph.value())), std::move(reference.value()), 0};
-    while (f.reference.contains(prompt_key(f.prompts, ".input_ids"))) ++f.prompts;
-    return f;
-}
-
-std::vector<int32_t> prompt_of(const Fixture& f, int p) {
-    auto ids = f.reference.read_int64(prompt_key(p, ".input_ids"));
-    if (!ids) qFatal("%s", ids.error().message.c_str());
-    return {ids->begin(), ids->end()};
-}
-
-std::vector<float> floats(const Fixture& f, const std::string& name) {
-    auto values = f.reference.read_float(name, {});
-    if (!values) qFatal("%s", values.error().message.c_str());
-    return *values;
-}
 
 std::unique_ptr<CudaBackend> cuda_backend(const Fixture& f, CudaOptions options = {}) {
     auto backend = make_cuda_backend(f.graph, options);
     if (!backend) qFatal("%s", backend.error().message.c_str());
     return std::move(backend.value());
-}
-
-void add_model_rows() {
-    QTest::addColumn<QString>("model");
-    for (const char* name : {"dsv3-tiny", "dsv2-tiny", "qwen2-tiny", "llama-tiny", "dsv3-fp8-tiny"}) QTest::newRow(name) << QString(name);
 }
 
 // Smallest gap between a kept and a dropped choice of the reference routing: the k-th vs (k+1)-th selection
@@ -112,19 +70,19 @@ private slots:
     void logits_and_routing_match_reference_data() { add_model_rows(); }
     void logits_and_routing_match_reference() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
+        Fixture f = load_fixture(model.toStdString());
         const int64_t vocab = f.graph->config.vocab_size;
         auto backend = cuda_backend(f);
         int64_t positions = 0, agreeing = 0;
         for (int p = 0; p < f.prompts; ++p) {
             const std::string prefix = prompt_key(p, ".");
-            const auto prompt = prompt_of(f, p);
+            const auto prompt = f.prompt(p);
             const int64_t count = int64_t(prompt.size());
             QVERIFY(backend->reserve_cache(1, count).ok());
             ForwardCapture capture(count);
             auto logits = backend->forward({prompt, {{0, 0, count}}, true}, &capture);
             QVERIFY2(logits.ok(), logits.ok() ? "" : logits.error().message.c_str());
-            const auto reference = floats(f, prefix + "logits");
+            const auto reference = f.floats(prefix + "logits");
             QCOMPARE(logits->size(), reference.size());
             for (int64_t t = 0; t < count; ++t) {
                 const float* got = logits->data() + t * vocab;
@@ -140,7 +98,7 @@ private slots:
                 const std::string name = prefix + "router." + std::to_string(layer);
                 auto indices = f.reference.read_int64(name + ".indices");
                 QVERIFY(indices.ok());
-                const auto router_logits = floats(f, name + ".logits");
+                const auto router_logits = f.floats(name + ".logits");
                 std::vector<float> bias;
                 if (moe.score_bias) {
                     bias.resize(size_t(moe.config.n_routed_experts));
@@ -168,11 +126,11 @@ private slots:
     void greedy_continuation_matches_reference_data() { add_model_rows(); }
     void greedy_continuation_matches_reference() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
+        Fixture f = load_fixture(model.toStdString());
         auto backend = cuda_backend(f);
         auto cpu = make_cpu_backend(f.graph, 2);
         for (int p = 0; p < f.prompts; ++p) {
-            const auto prompt = prompt_of(f, p);
+            const auto prompt = f.prompt(p);
             auto expected = f.reference.read_int64(prompt_key(p, ".greedy"));
             QVERIFY(expected.ok());
             const int64_t compared = 8;
@@ -204,8 +162,8 @@ private slots:
     void graphs_eager_and_host_sampling_agree_data() { add_model_rows(); }
     void graphs_eager_and_host_sampling_agree() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
-        const auto prompt = prompt_of(f, 0);
+        Fixture f = load_fixture(model.toStdString());
+        const auto prompt = f.prompt(0);
         GenerationRequest request;
         request.prompt = prompt;
         request.sampling.temperature = 0;
@@ -237,9 +195,9 @@ private slots:
     void batched_decode_equals_single_sequences_data() { add_model_rows(); }
     void batched_decode_equals_single_sequences() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
-        const auto first = prompt_of(f, 0);
-        const auto second = f.prompts > 1 ? prompt_of(f, 1) : std::vector<int32_t>(first.begin(), first.begin() + 7);
+        Fixture f = load_fixture(model.toStdString());
+        const auto first = f.prompt(0);
+        const auto second = f.prompts > 1 ? f.prompt(1) : std::vector<int32_t>(first.begin(), first.begin() + 7);
         auto backend = cuda_backend(f);
         const int64_t steps = 6, capacity = int64_t(std::max(first.size(), second.size())) + steps;
         QVERIFY(backend->reserve_cache(2, capacity).ok());
@@ -275,16 +233,16 @@ private slots:
     void weight_only_int8_stays_close_data() { add_model_rows(); }
     void weight_only_int8_stays_close() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
+        Fixture f = load_fixture(model.toStdString());
         CudaOptions options;
         options.weight_only_int8 = true;
         auto backend = cuda_backend(f, options);
-        const auto prompt = prompt_of(f, 0);
+        const auto prompt = f.prompt(0);
         const int64_t count = int64_t(prompt.size()), vocab = f.graph->config.vocab_size;
         QVERIFY(backend->reserve_cache(1, count).ok());
         auto logits = backend->forward({prompt, {{0, 0, count}}, true}, nullptr);
         QVERIFY(logits.ok());
-        const auto reference = floats(f, "p0.logits");
+        const auto reference = f.floats("p0.logits");
         for (int64_t t = 0; t < count; ++t) {
             const double c = cosine(logits->data() + t * vocab, reference.data() + t * vocab, size_t(vocab));
             QVERIFY2(c >= 0.99, qPrintable(QString("W8A16 position %1: cosine %2").arg(t).arg(c)));
@@ -297,9 +255,9 @@ private slots:
     }
     void attention_snapshot_matches_reference() {
         QFETCH(QString, model);
-        Fixture f = load_fixture(model);
+        Fixture f = load_fixture(model.toStdString());
         auto backend = cuda_backend(f);
-        const auto prompt = prompt_of(f, 0);
+        const auto prompt = f.prompt(0);
         const int64_t count = int64_t(prompt.size());
         QVERIFY(backend->reserve_cache(1, count).ok());
         ForwardCapture capture(count, {0, f.graph->config.num_layers - 1});
@@ -309,7 +267,7 @@ private slots:
         for (const auto& [layer, attention] : capture.attention()) {
             std::string name = "p0.attn.";
             name += std::to_string(layer);
-            const auto reference = floats(f, name);
+            const auto reference = f.floats(name);
             QCOMPARE(attention.probabilities.size(), reference.size());
             float worst = 0;
             for (size_t i = 0; i < reference.size(); ++i) worst = std::max(worst, std::fabs(attention.probabilities[i] - reference[i]));

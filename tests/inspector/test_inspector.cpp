@@ -14,13 +14,13 @@
 #include "app/services/inspector_feed.h"
 #include "engine/model/model_graph.h"
 #include "engine/runtime/generation.h"
+#include "tests/support/fixture.h"
 #include "ui/inspector/inspector_page.h"
 
 using namespace mwb;
 
 namespace {
 
-const std::string kModel = MWB_TEST_DATA "/models/dsv3-tiny";
 const QString kOutput = QStringLiteral(MWB_TEST_OUTPUT);
 
 }  // namespace
@@ -28,8 +28,8 @@ const QString kOutput = QStringLiteral(MWB_TEST_OUTPUT);
 class InspectorTest : public QObject {
     Q_OBJECT
 
+    std::optional<testing::Fixture> fixture_;
     std::shared_ptr<const ModelGraph> graph_;
-    std::optional<TensorStore> reference_;
     std::vector<int32_t> prompt_;
     app::InspectorFeed feed_;
     std::unique_ptr<ui::InspectorPage> page_;
@@ -60,14 +60,9 @@ class InspectorTest : public QObject {
 
 private slots:
     void initTestCase() {
-        auto graph = load_model_graph(kModel);
-        QVERIFY(graph.ok());
-        graph_ = std::make_shared<const ModelGraph>(std::move(graph.value()));
-        auto reference = TensorStore::open_file(kModel + "/reference.safetensors");
-        QVERIFY(reference.ok());
-        reference_.emplace(std::move(reference.value()));
-        auto ids = reference_->read_int64("p0.input_ids");
-        prompt_.assign(ids->begin(), ids->end());
+        fixture_.emplace(testing::load_fixture("dsv3-tiny"));
+        graph_ = fixture_->graph;
+        prompt_ = fixture_->prompt(0);
         feed_.set_model(*graph_);
         page_ = std::make_unique<ui::InspectorPage>(&feed_);
         page_->resize(1280, 800);
@@ -91,7 +86,7 @@ private slots:
         generate_live(12);
         const auto snapshot = feed_.snapshot();
         QCOMPARE(snapshot.token_ids.size(), prompt_.size() + 12);
-        const auto greedy = *reference_->read_int64("p0.greedy");
+        const auto greedy = *fixture_->reference.read_int64("p0.greedy");
         for (size_t i = 0; i < greedy.size(); ++i) QCOMPARE(int64_t(snapshot.token_ids[prompt_.size() + i]), greedy[i]);
 
         const int64_t k = graph_->config.moe->experts_per_token;
@@ -99,8 +94,8 @@ private slots:
         for (const auto& r : snapshot.routing) {
             if (r.position >= int64_t(prompt_.size())) continue;
             const std::string name = "p0.router." + std::to_string(r.layer);
-            const auto indices = *reference_->read_int64(name + ".indices");
-            const auto weights = *reference_->read_float(name + ".weights", {});
+            const auto indices = *fixture_->reference.read_int64(name + ".indices");
+            const auto weights = *fixture_->reference.read_float(name + ".weights", {});
             for (int64_t i = 0; i < k; ++i) {
                 QCOMPARE(int64_t(r.experts[size_t(i)]), indices[size_t(r.position * k + i)]);
                 QVERIFY(std::fabs(r.weights[size_t(i)] - weights[size_t(r.position * k + i)]) <= 1e-5f);
@@ -111,7 +106,7 @@ private slots:
 
         // Layer 0 attention was watched during the prompt: it equals the reference probabilities.
         const auto attention = snapshot.attention.at(0);
-        const auto expected = *reference_->read_float("p0.attn.0", {});
+        const auto expected = *fixture_->reference.read_float("p0.attn.0", {});
         const int64_t t = int64_t(prompt_.size());
         for (int64_t position = 0; position < t; ++position)
             for (int64_t h = 0; h < attention.heads; ++h)

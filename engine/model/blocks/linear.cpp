@@ -2,16 +2,6 @@
 
 namespace mwb {
 
-namespace {
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string text = "[";
-    for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-    return text + "]";
-}
-
-}  // namespace
-
 size_t LinearWeight::stored_bytes() const {
     size_t bytes = weight.bytes;
     if (bias) bytes += bias->bytes;

@@ -13,24 +13,18 @@ namespace mwb::cpu {
 
 namespace {
 
-float dot_portable(const float* a, const float* b, int64_t n) {
+inline float widen(float value) { return value; }
+inline float widen(uint16_t bf16) { return bf16_to_float(bf16); }
+
+template <class Weight>
+float dot_portable(const float* x, const Weight* w, int64_t n) {
     // Eight independent sums let the compiler vectorise without reassociating a single accumulator.
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
+        for (int k = 0; k < 8; ++k) acc[k] += x[i + k] * widen(w[i + k]);
     float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; ++i) sum += a[i] * b[i];
-    return sum;
-}
-
-float dot_bf16_portable(const float* x, const uint16_t* w, int64_t n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) acc[k] += x[i + k] * bf16_to_float(w[i + k]);
-    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; ++i) sum += x[i] * bf16_to_float(w[i]);
+    for (; i < n; ++i) sum += x[i] * widen(w[i]);
     return sum;
 }
 
@@ -97,7 +91,7 @@ __attribute__((target("avx2,fma"))) void tile_4x2_avx2(const float* x, int64_t x
 
 void tile_4x2_portable(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t n, float* out) {
     for (int t = 0; t < 4; ++t)
-        for (int j = 0; j < 2; ++j) out[t * 2 + j] = dot_portable(x + t * x_stride, w + j * w_stride, n);
+        for (int j = 0; j < 2; ++j) out[t * 2 + j] = dot_portable<float>(x + t * x_stride, w + j * w_stride, n);
 }
 
 struct DotKernels {
@@ -111,7 +105,7 @@ const DotKernels& kernels() {
 #ifdef MWB_HAVE_AVX2_PATH
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return DotKernels{dot_avx2, dot_bf16_avx2, tile_4x2_avx2};
 #endif
-        return DotKernels{dot_portable, dot_bf16_portable, tile_4x2_portable};
+        return DotKernels{dot_portable<float>, dot_portable<uint16_t>, tile_4x2_portable};
     }();
     return chosen;
 }
