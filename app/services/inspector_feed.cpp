@@ -16,6 +16,7 @@ void InspectorFeed::set_model(const ModelGraph& graph) {
         const auto& moe = std::get<MoeWeights>(graph.layers[size_t(layer)].feed_forward);
         data_.score_bias[layer] = moe.score_bias ? cpu::decode_vector(moe.score_bias->weight) : std::vector<float>{};
     }
+    data_.generation = ++generation_;
     data_.version = ++version_;
 }
 
@@ -29,6 +30,7 @@ void InspectorFeed::begin(const std::vector<int32_t>& prompt, const std::vector<
     data_.attention.clear();
     data_.stored_load.reset();
     data_.stored_label.clear();
+    data_.generation = ++generation_;
     data_.version = ++version_;
 }
 
@@ -41,6 +43,7 @@ void InspectorFeed::show_stored_load(LoadMatrix load, const QString& label) {
     data_.attention.clear();
     data_.stored_load = std::move(load);
     data_.stored_label = label;
+    data_.generation = ++generation_;
     data_.version = ++version_;
 }
 
@@ -57,8 +60,29 @@ void InspectorFeed::watch_attention(std::set<int64_t> layers) {
 }
 
 InspectorSnapshot InspectorFeed::snapshot() const {
+    InspectorSnapshot view;
+    update(view);
+    return view;
+}
+
+void InspectorFeed::update(InspectorSnapshot& view) const {
     std::lock_guard lock(mutex_);
-    return data_;
+    if (view.version == data_.version) return;
+    if (view.generation != data_.generation) {
+        view = data_;
+        return;
+    }
+    // Same generation: tokens and routing records are only ever appended, attention rows only added.
+    view.token_ids.insert(view.token_ids.end(), data_.token_ids.begin() + long(view.token_ids.size()), data_.token_ids.end());
+    view.token_texts.insert(view.token_texts.end(), data_.token_texts.begin() + long(view.token_texts.size()), data_.token_texts.end());
+    view.routing.insert(view.routing.end(), data_.routing.begin() + long(view.routing.size()), data_.routing.end());
+    for (const auto& [layer, attention] : data_.attention) {
+        AttentionSnapshot& seen = view.attention[layer];
+        seen.heads = attention.heads;
+        for (auto row = attention.rows.upper_bound(seen.rows.empty() ? -1 : seen.rows.rbegin()->first); row != attention.rows.end(); ++row)
+            seen.rows.insert(*row);
+    }
+    view.version = data_.version;
 }
 
 void InspectorFeed::on_routing(int64_t sequence, int64_t position, int64_t layer, std::span<const int32_t> experts,

@@ -41,7 +41,8 @@ struct InspectorSnapshot {
     // A reply reopened from the history: its stored expert-load counts, shown until a new generation starts.
     std::optional<LoadMatrix> stored_load;
     QString stored_label;
-    uint64_t version = 0;  // grows with every change, so views redraw only when needed
+    uint64_t version = 0;     // grows with every change, so views redraw only when needed
+    uint64_t generation = 0;  // grows when the data starts over (a new model, generation or stored reply)
 };
 
 class InspectorFeed final : public QObject, public ForwardObserver {
@@ -61,6 +62,9 @@ public:
     void watch_attention(std::set<int64_t> layers);
 
     InspectorSnapshot snapshot() const;
+    // Brings `view` up to date, copying only what was added since it was last updated (the engine thread waits
+    // on the same lock, so a refresh must not copy a long conversation's whole history).
+    void update(InspectorSnapshot& view) const;
     uint64_t version() const { return version_.load(); }
 
     // ForwardObserver, called on the engine thread.
@@ -75,6 +79,7 @@ private:
     InspectorSnapshot data_;
     std::set<int64_t> attention_layers_;
     std::atomic<uint64_t> version_{0};
+    uint64_t generation_ = 0;
 };
 
 }  // namespace mwb::app

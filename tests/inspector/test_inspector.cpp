@@ -116,6 +116,47 @@ private slots:
         QVERIFY(!snapshot.attention.count(1));
     }
 
+    void incremental_updates_equal_a_full_snapshot() {
+        app::InspectorFeed feed;
+        feed.set_model(*graph_);
+        feed.watch_attention({0});
+        app::InspectorSnapshot view;
+        auto report = [&](int64_t position) {
+            const std::vector<int32_t> experts = {int32_t(position % 16), 15};
+            const std::vector<float> weights = {0.5f, 0.25f}, logits(16, float(position));
+            feed.on_routing(0, position, 1, experts, weights, logits);
+            const std::vector<float> probabilities(size_t(2 * (position + 1)), 1.0f / float(position + 1));
+            feed.on_attention(0, position, 0, 2, position + 1, probabilities.data());
+        };
+        auto same_as_full = [&] {
+            const app::InspectorSnapshot full = feed.snapshot();
+            QCOMPARE(view.token_ids, full.token_ids);
+            QCOMPARE(view.routing.size(), full.routing.size());
+            for (size_t i = 0; i < full.routing.size(); ++i) {
+                QCOMPARE(view.routing[i].position, full.routing[i].position);
+                QCOMPARE(view.routing[i].experts, full.routing[i].experts);
+                QCOMPARE(view.routing[i].router_logits, full.routing[i].router_logits);
+            }
+            QCOMPARE(view.attention.at(0).rows, full.attention.at(0).rows);
+            QCOMPARE(view.version, full.version);
+        };
+        feed.begin({7, 8, 9}, {"a", "b", "c"});
+        for (int64_t p = 0; p < 3; ++p) report(p);
+        feed.update(view);
+        same_as_full();
+        feed.append_token(10, "d");
+        report(3);
+        feed.update(view);
+        same_as_full();
+        QCOMPARE(view.routing.size(), size_t(4));
+        // A new generation starts over: the view is replaced, not appended to.
+        feed.begin({1}, {"x"});
+        report(0);
+        feed.update(view);
+        same_as_full();
+        QCOMPARE(view.token_ids, std::vector<int32_t>{1});
+    }
+
     void each_layer_load_sums_to_tokens_times_top_k() {
         const auto snapshot = feed_.snapshot();
         const LoadMatrix load = load_matrix(snapshot.routing, graph_->config.moe->n_routed_experts);

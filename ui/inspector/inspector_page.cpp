@@ -264,7 +264,7 @@ TokenRange InspectorPage::selection() const {
 }
 
 void InspectorPage::refresh() {
-    snapshot_ = feed_->snapshot();
+    feed_->update(snapshot_);
     shown_version_ = snapshot_.version;
 
     auto fill_layers = [](QComboBox* combo, const std::vector<int64_t>& layers) {
