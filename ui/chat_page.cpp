@@ -400,14 +400,8 @@ void ChatPage::open_run(qint64 run_id) {
 void ChatPage::show_stored_routing(const QList<app::MessageRecord>& messages) {
     for (auto m = messages.crbegin(); m != messages.crend(); ++m) {
         if (m->role != "assistant" || m->routing.empty()) continue;
-        LoadMatrix load;
-        load.experts = m->routing.experts;
-        for (qsizetype row = 0; row < m->routing.layers.size(); ++row) {
-            load.layers.push_back(m->routing.layers[row]);
-            for (int count : m->routing.counts[row]) load.counts.push_back(count);
-        }
-        load.weight_mass.assign(load.counts.size(), 0.0);
-        context_.engine.inspector()->show_stored_load(std::move(load), tr("Stored expert load of the last reply (tokens per expert)"));
+        context_.engine.inspector()->show_stored_load(app::load_matrix_of(m->routing),
+                                                      tr("Stored expert load of the last reply (tokens per expert)"));
         return;
     }
 }

@@ -3,7 +3,6 @@
 #include <QDir>
 #include <QFileInfo>
 #include <algorithm>
-#include <map>
 
 #include "app/services/demo_model.h"
 #include "app/services/generation_defaults.h"
@@ -12,6 +11,7 @@
 #include "engine/runtime/chat_prompt.h"
 #include "engine/runtime/backend.h"
 #include "engine/runtime/generation.h"
+#include "engine/observe/routing_trace.h"
 #include "engine/tokenizer/streaming_detokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
 #ifdef MWB_HAVE_CUDA
@@ -21,34 +21,6 @@
 namespace mwb::app {
 
 namespace {
-
-// Counts tokens per routed expert per MoE layer as the backend reports routing, without keeping every record.
-class ExpertLoadCounter : public ForwardObserver {
-public:
-    explicit ExpertLoadCounter(int64_t experts) : experts_(experts) {}
-
-    void on_routing(int64_t, int64_t, int64_t layer, std::span<const int32_t> experts, std::span<const float>,
-                    std::span<const float>) override {
-        auto& row = counts_[layer];
-        if (row.empty()) row.assign(size_t(experts_), 0);
-        for (int32_t e : experts)
-            if (e >= 0 && e < experts_) ++row[size_t(e)];
-    }
-
-    RoutingSummary summary() const {
-        RoutingSummary s;
-        s.experts = int(experts_);
-        for (const auto& [layer, row] : counts_) {
-            s.layers << int(layer);
-            s.counts << QVector<int>(row.begin(), row.end());
-        }
-        return s;
-    }
-
-private:
-    int64_t experts_;
-    std::map<int64_t, std::vector<int>> counts_;
-};
 
 QString text_of(const Error& error) { return QString::fromStdString(error.message); }
 
@@ -224,7 +196,7 @@ void EngineWorker::generate(const ChatRequest& chat) {
     request.max_new_tokens = std::min<qint64>(std::max(chat.sampling.max_new_tokens, 1), context - prompt_tokens);
     request.stop_tokens = stop_token_ids(*tokenizer_, graph_->config);
 
-    ExpertLoadCounter routing(graph_->config.moe ? graph_->config.moe->n_routed_experts : 0);
+    RoutingTrace routing;
     ForwardObserverGroup observers({graph_->config.moe ? &routing : nullptr, inspector_});
     auto token_text = [&](int32_t token) { return QString::fromStdString(tokenizer_->decode({&token, 1}, false)); };
     if (inspector_) {
@@ -261,7 +233,9 @@ void EngineWorker::generate(const ChatRequest& chat) {
     stats.prefill_tokens_per_s = result->timings.prefill_tokens_per_s();
     stats.decode_tokens_per_s = result->timings.decode_tokens_per_s();
     stats.finish_reason = QString::fromStdString(finish_reason_name(result->finish));
-    emit generationFinished(chat.id, QString::fromStdString(text), stats, routing.summary());
+    const RoutingSummary summary =
+        graph_->config.moe ? routing_summary_of(load_matrix(routing.records(), graph_->config.moe->n_routed_experts)) : RoutingSummary{};
+    emit generationFinished(chat.id, QString::fromStdString(text), stats, summary);
 }
 
 void register_service_metatypes() {

@@ -5,6 +5,29 @@
 
 namespace mwb::app {
 
+RoutingSummary routing_summary_of(const LoadMatrix& load) {
+    RoutingSummary summary;
+    summary.experts = int(load.experts);
+    for (size_t row = 0; row < load.layers.size(); ++row) {
+        summary.layers << int(load.layers[row]);
+        QVector<int> counts;
+        for (int64_t e = 0; e < load.experts; ++e) counts << int(load.count(row, e));
+        summary.counts << counts;
+    }
+    return summary;
+}
+
+LoadMatrix load_matrix_of(const RoutingSummary& summary) {
+    LoadMatrix load;
+    load.experts = summary.experts;
+    for (qsizetype row = 0; row < summary.layers.size(); ++row) {
+        load.layers.push_back(summary.layers[row]);
+        for (int count : summary.counts[row]) load.counts.push_back(count);
+    }
+    load.weight_mass.assign(load.counts.size(), 0.0);
+    return load;
+}
+
 InspectorFeed::InspectorFeed(QObject* parent) : QObject(parent) {}
 
 void InspectorFeed::set_model(const ModelGraph& graph) {

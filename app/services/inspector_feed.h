@@ -12,6 +12,7 @@
 #include <set>
 #include <vector>
 
+#include "app/services/chat_types.h"
 #include "engine/model/config.h"
 #include "engine/observe/observer.h"
 #include "engine/observe/routing_stats.h"
@@ -44,6 +45,10 @@ struct InspectorSnapshot {
     uint64_t version = 0;     // grows with every change, so views redraw only when needed
     uint64_t generation = 0;  // grows when the data starts over (a new model, generation or stored reply)
 };
+
+// The history keeps a reply's expert load as a RoutingSummary; the Inspector computes with LoadMatrix.
+RoutingSummary routing_summary_of(const LoadMatrix& load);
+LoadMatrix load_matrix_of(const RoutingSummary& summary);
 
 class InspectorFeed final : public QObject, public ForwardObserver {
     Q_OBJECT

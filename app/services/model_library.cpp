@@ -52,6 +52,20 @@ ModelEntry inspect_model_folder(const QString& directory, const QString& source)
     return entry;
 }
 
+namespace {
+
+// An added folder that holds no usable model, listed with the reason rather than hidden.
+ModelEntry unusable_folder(const QString& folder, const QString& problem) {
+    ModelEntry entry;
+    entry.path = folder;
+    entry.name = QFileInfo(folder).fileName();
+    entry.source = QStringLiteral("added folder");
+    entry.problem = problem;
+    return entry;
+}
+
+}  // namespace
+
 QList<ModelEntry> scan_models(const QString& hub_directory, const QStringList& folders, const QString& demo_directory) {
     QList<ModelEntry> entries;
     if (!demo_directory.isEmpty() && is_demo_model(demo_directory)) {
@@ -74,12 +88,7 @@ QList<ModelEntry> scan_models(const QString& hub_directory, const QStringList& f
     for (const QString& folder : folders) {
         const QDir dir(folder);
         if (!dir.exists()) {
-            ModelEntry missing;
-            missing.path = folder;
-            missing.name = QFileInfo(folder).fileName();
-            missing.source = QStringLiteral("added folder");
-            missing.problem = QStringLiteral("the folder no longer exists");
-            entries << missing;
+            entries << unusable_folder(folder, QStringLiteral("the folder no longer exists"));
             continue;
         }
         if (QFileInfo::exists(dir.filePath("config.json"))) {
@@ -92,14 +101,7 @@ QList<ModelEntry> scan_models(const QString& hub_directory, const QStringList& f
             entries << inspect_model_folder(dir.filePath(child), QStringLiteral("added folder"));
             found = true;
         }
-        if (!found) {
-            ModelEntry empty;
-            empty.path = folder;
-            empty.name = QFileInfo(folder).fileName();
-            empty.source = QStringLiteral("added folder");
-            empty.problem = QStringLiteral("no config.json in the folder or its subfolders");
-            entries << empty;
-        }
+        if (!found) entries << unusable_folder(folder, QStringLiteral("no config.json in the folder or its subfolders"));
     }
     return entries;
 }
