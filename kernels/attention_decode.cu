@@ -15,7 +15,7 @@ constexpr int kMaxHeads = 8;     // heads per block
 
 template <int kColumns>  // value columns per thread: value_dim ≤ kColumns · kThreads
 __global__ void __launch_bounds__(kThreads) decode_partial_kernel(DecodeAttention a) {
-    extern __shared__ float shared[];
+    float* shared = dynamic_shared_memory<float>();
     const int heads_here = int(a.heads_per_block);
     float* q = shared;                                   // [heads_here][key_dim]
     float* scores = q + heads_here * a.key_dim;          // [heads_here][kTile]
@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(kThreads) decode_partial_kernel(DecodeAttentio
         for (int h = 0; h < kMaxHeads; ++h)
             if (h < heads_here) out[h * (a.value_dim + 2) + column] = accumulator[c][h];
     }
-    if (threadIdx.x < heads_here) {
+    if (int(threadIdx.x) < heads_here) {
         out[threadIdx.x * (a.value_dim + 2) + a.value_dim] = running_max[threadIdx.x];
         out[threadIdx.x * (a.value_dim + 2) + a.value_dim + 1] = running_sum[threadIdx.x];
     }
@@ -158,10 +158,10 @@ void decode_attention(const DecodeAttention& a, cudaStream_t stream) {
     if (a.rows <= 0) return;
     const dim3 grid(unsigned(a.rows), unsigned(a.heads / a.heads_per_block), unsigned(a.splits));
     const size_t shared = size_t(a.heads_per_block * a.key_dim + a.heads_per_block * kTile + 3 * kMaxHeads) * sizeof(float);
-    if (a.value_dim <= kThreads) decode_partial_kernel<1><<<grid, kThreads, shared, stream>>>(a);
-    else if (a.value_dim <= 2 * kThreads) decode_partial_kernel<2><<<grid, kThreads, shared, stream>>>(a);
-    else decode_partial_kernel<4><<<grid, kThreads, shared, stream>>>(a);
-    decode_combine_kernel<<<dim3(unsigned(a.rows), unsigned(a.heads)), 128, 0, stream>>>(a);
+    if (a.value_dim <= kThreads) MWB_LAUNCH(decode_partial_kernel<1>, grid, kThreads, shared, stream)(a);
+    else if (a.value_dim <= 2 * kThreads) MWB_LAUNCH(decode_partial_kernel<2>, grid, kThreads, shared, stream)(a);
+    else MWB_LAUNCH(decode_partial_kernel<4>, grid, kThreads, shared, stream)(a);
+    MWB_LAUNCH(decode_combine_kernel, dim3(unsigned(a.rows), unsigned(a.heads)), 128, 0, stream)(a);
 }
 
 }  // namespace mwb::cuda

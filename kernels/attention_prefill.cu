@@ -56,14 +56,14 @@ __global__ void probabilities_kernel(ProbabilityQuery query, const int32_t* posi
 void causal_softmax(const float* scores, bf16* probabilities, int64_t heads, int64_t query_rows, int64_t keys,
                     int64_t first_position, cudaStream_t stream) {
     if (heads * query_rows > 0)
-        causal_softmax_kernel<<<unsigned(heads * query_rows), kThreads, 0, stream>>>(scores, probabilities, query_rows, keys,
+        MWB_LAUNCH(causal_softmax_kernel, unsigned(heads * query_rows), kThreads, 0, stream)(scores, probabilities, query_rows, keys,
                                                                                     first_position);
 }
 
 void attention_probabilities(const ProbabilityQuery& query, int64_t rows, const int32_t* positions, int64_t max_keys,
                              float* out, cudaStream_t stream) {
     if (rows > 0)
-        probabilities_kernel<<<dim3(unsigned(rows), unsigned(query.heads)), kThreads, 0, stream>>>(query, positions, max_keys, out);
+        MWB_LAUNCH(probabilities_kernel, dim3(unsigned(rows), unsigned(query.heads)), kThreads, 0, stream)(query, positions, max_keys, out);
 }
 
 }  // namespace mwb::cuda

@@ -1,11 +1,33 @@
-// Small device helpers shared by the kernels: warp and block reductions, 8-wide bf16 loads.
+// Small device helpers shared by the kernels: the launch spelling, dynamic shared memory, warp and block
+// reductions, 8-wide bf16 loads.
 #pragma once
 
 #include <cstdint>
 
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+// Kernels launch as MWB_LAUNCH(kernel, grid, block, shared_bytes, stream)(args...) and take dynamic shared memory
+// from dynamic_shared_memory<T>(), so the same sources also build against the CPU emulator of the tests
+// (tests/cuda_emulator), which defines MWB_CUDA_EMULATOR and its own MWB_LAUNCH.
+#ifndef MWB_CUDA_EMULATOR
+#define MWB_LAUNCH(kernel, grid, block, shared_bytes, stream) kernel<<<grid, block, shared_bytes, stream>>>
+#endif
 
 namespace mwb::cuda {
+
+#ifdef MWB_CUDA_EMULATOR
+template <class T>
+T* dynamic_shared_memory() {
+    return static_cast<T*>(::mwb_emulator::dynamic_shared_memory());
+}
+#else
+template <class T>
+__device__ __forceinline__ T* dynamic_shared_memory() {
+    extern __shared__ __align__(16) unsigned char mwb_dynamic_shared[];
+    return reinterpret_cast<T*>(mwb_dynamic_shared);
+}
+#endif
 
 __device__ __forceinline__ float warp_sum(float value) {
 #pragma unroll

@@ -28,11 +28,11 @@ __global__ void gather_kernel(const bf16* in, int64_t width, const int32_t* rows
 }  // namespace
 
 void embed_tokens(const bf16* table, const int32_t* tokens, int64_t rows, int64_t hidden, float* x, cudaStream_t stream) {
-    if (rows > 0) embed_kernel<<<unsigned(rows), 256, 0, stream>>>(table, tokens, hidden, x);
+    if (rows > 0) MWB_LAUNCH(embed_kernel, unsigned(rows), 256, 0, stream)(table, tokens, hidden, x);
 }
 
 void gather_rows(const bf16* in, int64_t width, const int32_t* rows, int64_t count, bf16* out, cudaStream_t stream) {
-    if (count > 0) gather_kernel<<<unsigned(count), 256, 0, stream>>>(in, width, rows, out);
+    if (count > 0) MWB_LAUNCH(gather_kernel, unsigned(count), 256, 0, stream)(in, width, rows, out);
 }
 
 }  // namespace mwb::cuda

@@ -23,13 +23,13 @@ __global__ void gqa_write_cache_kernel(const bf16* qkv, int64_t qkv_stride, int6
 }  // namespace
 
 void add_bias(bf16* y, int64_t y_stride, const float* bias, int64_t rows, int64_t width, cudaStream_t stream) {
-    if (rows > 0) add_bias_kernel<<<unsigned(rows), 256, 0, stream>>>(y, y_stride, bias, width);
+    if (rows > 0) MWB_LAUNCH(add_bias_kernel, unsigned(rows), 256, 0, stream)(y, y_stride, bias, width);
 }
 
 void gqa_write_cache(const bf16* qkv, int64_t qkv_stride, int64_t rows, int64_t heads, int64_t kv_heads, int64_t dim,
                      const int32_t* slots, const int32_t* positions, bf16* cache, int64_t capacity, cudaStream_t stream) {
     if (rows > 0)
-        gqa_write_cache_kernel<<<unsigned(rows), 128, 0, stream>>>(qkv, qkv_stride, heads, kv_heads, dim, slots, positions,
+        MWB_LAUNCH(gqa_write_cache_kernel, unsigned(rows), 128, 0, stream)(qkv, qkv_stride, heads, kv_heads, dim, slots, positions,
                                                                   cache, capacity);
 }
 

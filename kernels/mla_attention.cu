@@ -50,21 +50,21 @@ void mla_write_cache(const bf16* kv_a, int64_t kv_stride, const float* norm_weig
                      int64_t rope, const int32_t* slots, const int32_t* positions, bf16* cache, int64_t capacity,
                      cudaStream_t stream) {
     if (rows > 0)
-        mla_write_cache_kernel<<<unsigned(rows), 256, 0, stream>>>(kv_a, kv_stride, norm_weight, eps, lora, rope, slots,
+        MWB_LAUNCH(mla_write_cache_kernel, unsigned(rows), 256, 0, stream)(kv_a, kv_stride, norm_weight, eps, lora, rope, slots,
                                                                   positions, cache, capacity);
 }
 
 void mla_assemble_keys(const bf16* expanded, const bf16* cache_rows, int64_t keys_count, int64_t heads, int64_t nope,
                        int64_t value_dim, int64_t lora, int64_t rope, bf16* keys, cudaStream_t stream) {
     if (keys_count > 0)
-        mla_assemble_keys_kernel<<<unsigned(keys_count), 256, 0, stream>>>(expanded, cache_rows, heads, nope, value_dim, lora,
+        MWB_LAUNCH(mla_assemble_keys_kernel, unsigned(keys_count), 256, 0, stream)(expanded, cache_rows, heads, nope, value_dim, lora,
                                                                           rope, keys);
 }
 
 void mla_append_query_rope(const bf16* q, int64_t q_stride, int64_t rows, int64_t heads, int64_t nope, int64_t rope,
                            int64_t lora, bf16* q_cat, cudaStream_t stream) {
     if (rows > 0)
-        mla_append_query_rope_kernel<<<unsigned(rows), 128, 0, stream>>>(q, q_stride, heads, nope, rope, lora, q_cat);
+        MWB_LAUNCH(mla_append_query_rope_kernel, unsigned(rows), 128, 0, stream)(q, q_stride, heads, nope, rope, lora, q_cat);
 }
 
 }  // namespace mwb::cuda

@@ -23,7 +23,7 @@ __global__ void swiglu_kernel(const bf16* gate_up, int64_t rows, int64_t inner, 
 
 void swiglu(const bf16* gate_up, int64_t rows, int64_t inner, bf16* out, cudaStream_t stream) {
     const int64_t tasks = rows * (inner / 8);
-    if (tasks > 0) swiglu_kernel<<<blocks_for(tasks, 256), 256, 0, stream>>>(gate_up, rows, inner, out);
+    if (tasks > 0) MWB_LAUNCH(swiglu_kernel, blocks_for(tasks, 256), 256, 0, stream)(gate_up, rows, inner, out);
 }
 
 }  // namespace mwb::cuda

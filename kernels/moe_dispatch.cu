@@ -13,7 +13,7 @@ constexpr int kDispatchThreads = 1024;
 __global__ void __launch_bounds__(kDispatchThreads) dispatch_kernel(const int32_t* experts, int64_t assignments, int64_t top_k,
                                                                     int n_experts, int32_t* offsets, int32_t* active,
                                                                     int32_t* row_of_assignment, int32_t* token_of_row) {
-    extern __shared__ int counts[];  // [n_experts] counts, then [n_experts] next free row
+    int* counts = dynamic_shared_memory<int>();  // [n_experts] counts, then [n_experts] next free row
     int* cursor = counts + n_experts;
     for (int e = threadIdx.x; e < n_experts; e += blockDim.x) counts[e] = 0;
     __syncthreads();
@@ -64,7 +64,7 @@ void dispatch_by_expert(const int32_t* experts, int64_t rows, int64_t top_k, int
                         int32_t* active, int32_t* row_of_assignment, int32_t* token_of_row, cudaStream_t stream) {
     if (rows <= 0) return;
     const size_t shared = size_t(2 * n_experts) * sizeof(int);
-    dispatch_kernel<<<1, kDispatchThreads, shared, stream>>>(experts, rows * top_k, top_k, int(n_experts), offsets, active,
+    MWB_LAUNCH(dispatch_kernel, 1, kDispatchThreads, shared, stream)(experts, rows * top_k, top_k, int(n_experts), offsets, active,
                                                              row_of_assignment, token_of_row);
 }
 
@@ -76,7 +76,7 @@ void gather_dispatched(const bf16* h, int64_t hidden, const int32_t* token_of_ro
 void combine_experts(const bf16* expert_out, const int32_t* row_of_assignment, const float* weights, int64_t rows,
                      int64_t top_k, int64_t hidden, const bf16* shared, bf16* delta, cudaStream_t stream) {
     if (rows > 0)
-        combine_kernel<<<unsigned(rows), 128, 0, stream>>>(expert_out, row_of_assignment, weights, top_k, hidden, shared, delta);
+        MWB_LAUNCH(combine_kernel, unsigned(rows), 128, 0, stream)(expert_out, row_of_assignment, weights, top_k, hidden, shared, delta);
 }
 
 }  // namespace mwb::cuda

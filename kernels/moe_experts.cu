@@ -116,9 +116,9 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
 void launch(const GemvArgs& a, unsigned blocks_x, cudaStream_t stream) {
     const dim3 grid(blocks_x, blocks_for(a.weight.rows, kRowsPerBlock));
     switch (a.weight.format) {
-        case WeightFormat::BF16: gemv_kernel<WeightFormat::BF16><<<grid, kThreads, 0, stream>>>(a); break;
-        case WeightFormat::FP8: gemv_kernel<WeightFormat::FP8><<<grid, kThreads, 0, stream>>>(a); break;
-        case WeightFormat::INT8: gemv_kernel<WeightFormat::INT8><<<grid, kThreads, 0, stream>>>(a); break;
+        case WeightFormat::BF16: MWB_LAUNCH(gemv_kernel<WeightFormat::BF16>, grid, kThreads, 0, stream)(a); break;
+        case WeightFormat::FP8: MWB_LAUNCH(gemv_kernel<WeightFormat::FP8>, grid, kThreads, 0, stream)(a); break;
+        case WeightFormat::INT8: MWB_LAUNCH(gemv_kernel<WeightFormat::INT8>, grid, kThreads, 0, stream)(a); break;
     }
 }
 

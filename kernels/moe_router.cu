@@ -25,7 +25,7 @@ __device__ __forceinline__ void warp_argmax(float& value, int& index) {
 }
 
 __global__ void route_kernel(const float* logits, int64_t rows, RouterParams p, int32_t* experts_out, float* weights_out) {
-    extern __shared__ float shared[];
+    float* shared = dynamic_shared_memory<float>();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp;
     if (row >= rows) return;
@@ -124,7 +124,7 @@ void route_tokens(const float* logits, int64_t rows, const RouterParams& router,
                   cudaStream_t stream) {
     if (rows <= 0) return;
     const size_t shared = size_t(kWarpsPerBlock) * size_t(2 * router.experts + 64) * sizeof(float);
-    route_kernel<<<blocks_for(rows, kWarpsPerBlock), kWarpsPerBlock * 32, shared, stream>>>(logits, rows, router, experts, weights);
+    MWB_LAUNCH(route_kernel, blocks_for(rows, kWarpsPerBlock), kWarpsPerBlock * 32, shared, stream)(logits, rows, router, experts, weights);
 }
 
 }  // namespace mwb::cuda

@@ -74,16 +74,16 @@ __global__ void add_residual_kernel(float* x, const bf16* delta, int64_t count) 
 
 void add_rms_norm(float* x, const bf16* delta, const float* weight, int64_t rows, int64_t width, float eps, bf16* out,
                   int64_t out_stride, cudaStream_t stream) {
-    if (rows > 0) add_rms_norm_kernel<<<unsigned(rows), kThreads, 0, stream>>>(x, delta, weight, width, eps, out, out_stride);
+    if (rows > 0) MWB_LAUNCH(add_rms_norm_kernel, unsigned(rows), kThreads, 0, stream)(x, delta, weight, width, eps, out, out_stride);
 }
 
 void rms_norm(const bf16* in, int64_t in_stride, const float* weight, int64_t rows, int64_t width, float eps, bf16* out,
               int64_t out_stride, cudaStream_t stream) {
-    if (rows > 0) rms_norm_kernel<<<unsigned(rows), kThreads, 0, stream>>>(in, in_stride, weight, width, eps, out, out_stride);
+    if (rows > 0) MWB_LAUNCH(rms_norm_kernel, unsigned(rows), kThreads, 0, stream)(in, in_stride, weight, width, eps, out, out_stride);
 }
 
 void add_residual(float* x, const bf16* delta, int64_t count, cudaStream_t stream) {
-    if (count > 0) add_residual_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(x, delta, count);
+    if (count > 0) MWB_LAUNCH(add_residual_kernel, blocks_for(count, 256), 256, 0, stream)(x, delta, count);
 }
 
 }  // namespace mwb::cuda

@@ -49,12 +49,12 @@ __global__ void dequantize_kernel(DeviceMatrix w, int64_t row_begin, int64_t row
 void quantize_int8(const bf16* in, int64_t rows, int64_t cols, int8_t* out, float* scales, cudaStream_t stream) {
     const int64_t groups = (cols + kScaleGroupColumns - 1) / kScaleGroupColumns;
     const int64_t threads = rows * groups * 32;
-    if (threads > 0) quantize_int8_kernel<<<blocks_for(threads, 256), 256, 0, stream>>>(in, rows, cols, groups, out, scales);
+    if (threads > 0) MWB_LAUNCH(quantize_int8_kernel, blocks_for(threads, 256), 256, 0, stream)(in, rows, cols, groups, out, scales);
 }
 
 void dequantize_rows(const DeviceMatrix& weight, int64_t row_begin, int64_t row_count, bf16* out, cudaStream_t stream) {
     const int64_t count = row_count * weight.cols;
-    if (count > 0) dequantize_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(weight, row_begin, row_count, out);
+    if (count > 0) MWB_LAUNCH(dequantize_kernel, blocks_for(count, 256), 256, 0, stream)(weight, row_begin, row_count, out);
 }
 
 }  // namespace mwb::cuda

@@ -32,7 +32,7 @@ __global__ void rope_kernel(bf16* data, int64_t row_stride, int64_t heads, int64
 void apply_rope(bf16* data, int64_t rows, int64_t row_stride, int64_t heads, int64_t head_stride, const int32_t* positions,
                 const RopeParams& rope, cudaStream_t stream) {
     if (rows <= 0) return;
-    rope_kernel<<<unsigned(rows), 128, 0, stream>>>(data, row_stride, heads, head_stride, positions, rope.inverse_frequency,
+    MWB_LAUNCH(rope_kernel, unsigned(rows), 128, 0, stream)(data, row_stride, heads, head_stride, positions, rope.inverse_frequency,
                                                     rope.rotary_dim / 2, rope.interleaved, rope.attention_factor);
 }
 

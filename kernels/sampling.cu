@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
 
 void sample_tokens(const float* logits, int64_t rows, int64_t vocab, const DeviceSamplingParams* params, int32_t* out,
                    cudaStream_t stream) {
-    if (rows > 0) sample_kernel<<<unsigned(rows), kThreads, 0, stream>>>(logits, vocab, params, out);
+    if (rows > 0) MWB_LAUNCH(sample_kernel, unsigned(rows), kThreads, 0, stream)(logits, vocab, params, out);
 }
 
 }  // namespace mwb::cuda
