@@ -70,7 +70,7 @@ private slots:
         for (int64_t t = 0; t < prompt_length; ++t) {
             std::vector<int32_t> chosen(static_cast<size_t>(k));
             std::vector<float> weights(static_cast<size_t>(k)), selection(static_cast<size_t>(n));
-            route_token(*config.moe, cpu_routing.logits.data() + t * n, bias.data(), chosen.data(), weights.data(), selection.data());
+            route_token(*config.moe, cpu_routing.logits.data() + t * n, bias.data(), chosen.data(), weights.data(), nullptr, selection.data());
             std::sort(selection.begin(), selection.end(), std::greater<>());
             if (selection[size_t(k - 1)] - selection[size_t(k)] <= 1e-2f) continue;
             ++checked;
