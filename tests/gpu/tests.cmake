@@ -1,7 +1,11 @@
-# CUDA backend suites, included when MWB_HAVE_CUDA. Those labelled gpu need a device (ctest -L gpu on the GPU
-# machine; CI builds them without running them); test_cuda_planning checks the host-side planning anywhere.
+# CUDA backend suites. Each runs twice: on a GPU (label gpu, built when nvcc is found, run by ctest -L gpu on the
+# GPU machine) and on the CPU emulator of tests/cuda_emulator (label emulated, run everywhere, CI included).
+# test_cuda_planning checks the host-side planning.
+include(${CMAKE_CURRENT_SOURCE_DIR}/cuda_emulator/emulator.cmake)
 mwb_add_qtest(test_cuda_planning SOURCES gpu/test_cuda_planning.cpp LIBS mwb_cuda_planning)
-mwb_add_qtest(test_cuda_kernels SOURCES gpu/test_cuda_kernels.cpp LIBS mwb_cuda LABELS gpu)
-mwb_add_qtest(test_cuda_fixtures SOURCES gpu/test_cuda_fixtures.cpp LIBS mwb_cuda LABELS gpu)
-mwb_add_qtest(test_cuda_reference_layer SOURCES gpu/test_cuda_reference_layer.cpp LIBS mwb_cuda LABELS gpu)
-mwb_add_qtest(test_cuda_memory SOURCES gpu/test_cuda_memory.cpp LIBS mwb_cuda LABELS gpu)
+foreach(suite test_cuda_kernels test_cuda_fixtures test_cuda_reference_layer test_cuda_memory)
+  mwb_add_qtest(${suite}_emulated SOURCES gpu/${suite}.cpp LIBS mwb_cuda_emulated LABELS emulated)
+  if(MWB_HAVE_CUDA)
+    mwb_add_qtest(${suite} SOURCES gpu/${suite}.cpp LIBS mwb_cuda LABELS gpu)
+  endif()
+endforeach()
