@@ -120,11 +120,11 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
     const Operand b{B, Btype, b_transposed ? n : k, b_transposed ? k : n, ldb, strideB};
     const Operand c{C, Ctype, m, n, ldc, strideC};
     const int64_t batches = batchCount;
-    auto work = [=]() -> std::string {
+    auto work = [=]() -> mwb_emulator::Fault {
         for (auto [operand, name] : {std::pair{&a, "A"}, std::pair{&b, "B"}, std::pair{&c, "C"}})
             if (auto problem = mwb_emulator::check_device_range(operand->data, operand->extent(batches), std::string("operand ") + name);
                 !problem.empty())
-                return problem;
+                return {cudaErrorIllegalAddress, problem};
         // op(A) as rows of length k, op(B) as columns of length k, both in fp32.
         std::vector<float> a_rows(size_t(m) * size_t(k)), b_columns(size_t(n) * size_t(k));
         for (int64_t batch = 0; batch < batches; ++batch) {
@@ -142,7 +142,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
                     store(C, Ctype, index, value);
                 }
         }
-        return {};
+        return mwb_emulator::Fault{};
     };
     const std::string what = "cuBLAS GEMM " + std::to_string(m) + "×" + std::to_string(n) + "×" + std::to_string(k) + " ×" +
                              std::to_string(batchCount);

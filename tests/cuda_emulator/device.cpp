@@ -132,7 +132,6 @@ struct Warp {
 };
 
 struct Block {
-    const char* kernel = "";
     const std::function<void()>* body = nullptr;
     std::vector<Fiber> fibers;
     std::vector<Warp> warps;
@@ -240,9 +239,8 @@ void resume(Block& b, int index) {
     if (f.state == FiberState::Done) stack_pool.release(std::move(f.stack));
 }
 
-std::string run_block(const char* kernel, dim3 block_dim, const std::function<void()>& body, void* dynamic_shared) {
+std::string run_block(dim3 block_dim, const std::function<void()>& body, void* dynamic_shared) {
     Block b;
-    b.kernel = kernel;
     b.body = &body;
     b.dynamic_shared = dynamic_shared;
     const int threads = int(block_dim.x * block_dim.y * block_dim.z);
@@ -295,7 +293,7 @@ std::string run_kernel(const char* kernel, dim3 grid, dim3 block_dim, size_t sha
             for (unsigned x = 0; x < grid.x; ++x) {
                 blockIdx = {x, y, z};
                 if (shared) std::memset(shared.get(), 0xff, shared_bytes);
-                std::string failure = run_block(kernel, block_dim, body, shared.get());
+                std::string failure = run_block(block_dim, body, shared.get());
                 if (!failure.empty()) return std::string("kernel ") + kernel + ": " + failure;
             }
     return {};

@@ -8,10 +8,16 @@
 
 namespace mwb_emulator {
 
+// What a piece of device work reports: nothing (cudaSuccess), or the sticky error it leaves and why.
+struct Fault {
+    cudaError_t error = cudaSuccess;
+    std::string message;
+};
+
 // Work queued on a stream. It runs when the stream is synchronised, as on a device, so a host that reads results
-// too early, or changes an input it has already handed over, sees the consequences. It returns an empty string,
-// or a fault, which becomes the sticky error of the context.
-using Work = std::function<std::string()>;
+// too early, or changes an input it has already handed over, sees the consequences. A fault becomes the sticky
+// error of the context.
+using Work = std::function<Fault()>;
 
 // Queues `work` on `stream` (or records it into the stream's capture). Fails as the runtime does, for example on
 // the legacy stream while this thread captures.

@@ -95,10 +95,10 @@ void drain(CUstream_st& stream) {
     while (!stream.pending.empty() && c.sticky == cudaSuccess) {
         Operation operation = std::move(stream.pending.front());
         stream.pending.pop_front();
-        const std::string failure = operation.work();
-        if (!failure.empty()) {
-            c.sticky = failure.find("outside") != std::string::npos ? cudaErrorIllegalAddress : cudaErrorLaunchFailure;
-            report(operation.what + ": " + failure);
+        const Fault fault = operation.work();
+        if (fault.error != cudaSuccess) {
+            c.sticky = fault.error;
+            report(operation.what + ": " + fault.message);
             drop_all_pending();
         }
     }
@@ -372,12 +372,12 @@ cudaError_t cudaMemcpyAsync(void* target, const void* source, size_t bytes, cuda
                                                                     static_cast<const unsigned char*>(source) + bytes);
         return record(enqueue(stream, "cudaMemcpyAsync", [target, staged] {
             std::memcpy(target, staged->data(), staged->size());
-            return std::string();
+            return Fault{};
         }));
     }
     return record(enqueue(stream, "cudaMemcpyAsync", [target, source, bytes] {
         std::memmove(target, source, bytes);
-        return std::string();
+        return Fault{};
     }));
 }
 
@@ -490,7 +490,8 @@ void launch(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes, cuda
         return;
     }
     record(enqueue(stream, std::string("kernel ") + kernel, [kernel, grid, block, shared_bytes, body = std::move(body)] {
-        return run_kernel(kernel, grid, block, shared_bytes, body);
+        std::string failure = run_kernel(kernel, grid, block, shared_bytes, body);
+        return failure.empty() ? Fault{} : Fault{cudaErrorLaunchFailure, std::move(failure)};
     }));
 }
 
