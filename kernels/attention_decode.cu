@@ -1,6 +1,11 @@
-// Flash-decoding over the KV cache for one new token per row, shared by the absorbed MLA decode (keys are the
-// 576-wide latent+rope rows, values their first 512 columns, all heads share them) and GQA decode (a group of heads
-// per KV head). Each block walks one key range in tiles with an online softmax; a second kernel merges the ranges.
+// Split-KV decode attention over the KV cache for one new token per row, shared by the absorbed MLA decode (keys
+// are the 576-wide latent+rope rows, values their first 512 columns, all heads share them) and GQA decode (a group
+// of heads per KV head). A block serves up to 16 heads that read one KV head over one key range: their queries
+// form one 16-row tensor-core tile, so Q·Kᵀ and P·V are warp matrix products (bf16 in, fp32 accumulate) and each
+// key is read once for all of them. The scores of up to kSubrange keys are held in shared memory for an exact
+// softmax; a longer range rescales its running output between subranges. A second kernel merges the ranges.
+#include <mma.h>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 
@@ -8,148 +13,170 @@ namespace mwb::cuda {
 
 namespace {
 
+namespace wmma = nvcuda::wmma;
+
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kTile = 64;        // keys scored per step
-constexpr int kMaxHeads = 8;     // heads per block
+constexpr int kTile = 16;  // keys, head rows and value columns of one matrix tile
+static_assert(kTile == kDecodeKeyTile && kTile == kDecodeHeadRows);
+constexpr int kSubrange = 256;                                      // keys scored at once
+constexpr int kMaxValueTiles = kMaxDecodeValueDim / (kTile * kWarps);  // value tiles per warp
 
-template <int kColumns>  // value columns per thread: value_dim ≤ kColumns · kThreads
+using ScoreTile = wmma::fragment<wmma::accumulator, kTile, kTile, kTile, float>;
+
+// The first key of the tile that nominally starts at `nominal`: a tile that would run past the sequence is moved
+// back to end at its last key, so that it reads only rows the sequence has written (its columns before `nominal`
+// are masked). Sequences shorter than a tile read a few rows past their end (zeroed when the cache was reserved).
+__device__ __forceinline__ int64_t tile_start(int64_t nominal, int64_t keys) {
+    const int64_t last_full = keys > kTile ? keys - kTile : 0;
+    return nominal < last_full ? nominal : last_full;
+}
+
 __global__ void __launch_bounds__(kThreads) decode_partial_kernel(DecodeAttention a) {
-    float* shared = dynamic_shared_memory<float>();
-    const int heads_here = int(a.heads_per_block);
-    float* q = shared;                                   // [heads_here][key_dim]
-    float* scores = q + heads_here * a.key_dim;          // [heads_here][kTile]
-    float* running_max = scores + heads_here * kTile;    // [heads_here]
-    float* running_sum = running_max + kMaxHeads;
-    float* correction = running_sum + kMaxHeads;
+    bf16* q = dynamic_shared_memory<bf16>();                                    // [kTile heads][key_dim]
+    auto* scores = reinterpret_cast<float*>(q + kTile * a.key_dim);             // [kTile][kSubrange]
+    auto* p = reinterpret_cast<bf16*>(scores + kTile * kSubrange);              // [kTile][kSubrange]
+    auto* running_max = reinterpret_cast<float*>(p + kTile * kSubrange);        // [kTile]
+    float* running_sum = running_max + kTile;
+    float* correction = running_sum + kTile;
 
     const int64_t row = blockIdx.x, head_block = blockIdx.y, split = blockIdx.z;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int heads_here = int(a.heads_per_block);
     const int64_t first_head = head_block * heads_here, kv_head = first_head / a.heads_per_kv;
     const int64_t keys = int64_t(a.positions[row]) + 1;
     const int64_t per_split = (keys + a.splits - 1) / a.splits;
     const int64_t begin = split * per_split, end = keys < begin + per_split ? keys : begin + per_split;
+    const int64_t block = (row * gridDim.y + head_block) * a.splits + split;
+    const int64_t blocks = int64_t(gridDim.x) * gridDim.y * gridDim.z;
+    float* partial = a.partials + block * kTile * a.value_dim;  // [kTile][value_dim], then the states after all blocks
+    float* state = a.partials + blocks * kTile * a.value_dim + block * kTile * 2;
 
-    for (int64_t i = threadIdx.x; i < heads_here * a.key_dim; i += kThreads) {
-        const int64_t h = i / a.key_dim, d = i % a.key_dim;
-        q[i] = __bfloat162float(a.q[row * a.q_row_stride + (first_head + h) * a.q_head_stride + d]);
+    // The queries as one tile; rows past this block's heads are zero.
+    const int64_t key_vectors = a.key_dim / 8;
+    for (int64_t i = threadIdx.x; i < kTile * key_vectors; i += kThreads) {
+        const int64_t h = i / key_vectors, d = (i % key_vectors) * 8;
+        uint4 raw = {0, 0, 0, 0};
+        if (h < heads_here) raw = *reinterpret_cast<const uint4*>(a.q + row * a.q_row_stride + (first_head + h) * a.q_head_stride + d);
+        *reinterpret_cast<uint4*>(q + h * a.key_dim + d) = raw;
     }
-    if (threadIdx.x < kMaxHeads) {
+    if (threadIdx.x < kTile) {
         running_max[threadIdx.x] = -INFINITY;
         running_sum[threadIdx.x] = 0.0f;
     }
     const bf16* cache_rows = a.cache + int64_t(a.cache_slots[row]) * a.capacity * a.cache_row_stride;
     const bf16* key_base = cache_rows + a.key_offset + kv_head * a.kv_head_stride;
     const bf16* value_base = cache_rows + a.value_offset + kv_head * a.kv_head_stride;
-    float accumulator[kColumns][kMaxHeads];
+    const int key_steps = int(a.key_dim / kTile), value_tiles = int(a.value_dim / kTile);
+    ScoreTile out[kMaxValueTiles];
 #pragma unroll
-    for (int c = 0; c < kColumns; ++c)
-#pragma unroll
-        for (int h = 0; h < kMaxHeads; ++h) accumulator[c][h] = 0.0f;
+    for (int i = 0; i < kMaxValueTiles; ++i) wmma::fill_fragment(out[i], 0.0f);
     __syncthreads();
 
-    const int64_t key_vectors = a.key_dim / 8;
-    for (int64_t tile = begin; tile < end; tile += kTile) {
-        const int count = end - tile < kTile ? int(end - tile) : kTile;
-        for (int k = warp; k < count; k += kWarps) {
-            const bf16* key = key_base + (tile + k) * a.cache_row_stride;
-            float partial[kMaxHeads];
-#pragma unroll
-            for (int h = 0; h < kMaxHeads; ++h) partial[h] = 0.0f;
-            for (int64_t v = lane; v < key_vectors; v += 32) {
-                float values[8];
-                load_bf16x8(key + v * 8, values);
-#pragma unroll
-                for (int h = 0; h < kMaxHeads; ++h) {
-                    if (h >= heads_here) break;
-                    const float* qh = q + h * a.key_dim + v * 8;
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) partial[h] += qh[j] * values[j];
-                }
+    for (int64_t sub = begin; sub < end; sub += kSubrange) {
+        const int64_t sub_end = end < sub + kSubrange ? end : sub + kSubrange;
+        const int tiles = int((sub_end - sub + kTile - 1) / kTile);
+        // Scores: warp w takes key tiles w, w + kWarps, ...
+        for (int tile = warp; tile < tiles; tile += kWarps) {
+            const bf16* key_rows = key_base + tile_start(sub + tile * kTile, keys) * a.cache_row_stride;
+            ScoreTile s;
+            wmma::fill_fragment(s, 0.0f);
+            for (int step = 0; step < key_steps; ++step) {
+                wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, bf16, wmma::row_major> query;
+                wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, bf16, wmma::col_major> key;
+                wmma::load_matrix_sync(query, q + step * kTile, unsigned(a.key_dim));
+                wmma::load_matrix_sync(key, key_rows + step * kTile, unsigned(a.cache_row_stride));
+                wmma::mma_sync(s, query, key, s);
             }
-#pragma unroll
-            for (int h = 0; h < kMaxHeads; ++h) {
-                if (h >= heads_here) break;
-                const float total = warp_sum(partial[h]);
-                if (lane == 0) scores[h * kTile + k] = total * a.scale;
-            }
+            wmma::store_matrix_sync(scores + tile * kTile, s, kSubrange, wmma::mem_row_major);
         }
         __syncthreads();
-        if (warp < heads_here) {
-            float* s = scores + warp * kTile;
+        // Softmax state per head row; masked columns (outside [sub, sub_end), or heads past this block's) get p = 0.
+        for (int h = warp; h < kTile; h += kWarps) {
+            float* s = scores + h * kSubrange;
+            bf16* ph = p + h * kSubrange;
             float tile_max = -INFINITY;
-            for (int k = lane; k < count; k += 32) tile_max = fmaxf(tile_max, s[k]);
+            for (int c = lane; c < tiles * kTile; c += 32) {
+                const int64_t nominal = sub + (c / kTile) * kTile, key = tile_start(nominal, keys) + c % kTile;
+                s[c] = h < heads_here && key >= nominal && key < sub_end ? s[c] * a.scale : -INFINITY;
+                tile_max = fmaxf(tile_max, s[c]);
+            }
             tile_max = warp_max(tile_max);
-            const float previous = running_max[warp], updated = fmaxf(previous, tile_max);
+            const float previous = running_max[h], updated = fmaxf(previous, tile_max);
             float sum = 0.0f;
-            for (int k = lane; k < count; k += 32) sum += s[k] = __expf(s[k] - updated);
+            for (int c = lane; c < tiles * kTile; c += 32) {
+                const bf16 e = __float2bfloat16(s[c] == -INFINITY ? 0.0f : __expf(s[c] - updated));
+                ph[c] = e;
+                sum += __bfloat162float(e);
+            }
             sum = warp_sum(sum);
             if (lane == 0) {
                 const float scale_old = previous == -INFINITY ? 0.0f : __expf(previous - updated);
-                correction[warp] = scale_old;
-                running_sum[warp] = running_sum[warp] * scale_old + sum;
-                running_max[warp] = updated;
+                correction[h] = scale_old;
+                running_sum[h] = running_sum[h] * scale_old + sum;
+                running_max[h] = updated;
             }
         }
         __syncthreads();
+        if (sub > begin) {
+            // A later subrange raised the maxima: rescale the output rows, through this block's own partial.
 #pragma unroll
-        for (int c = 0; c < kColumns; ++c) {
-            const int64_t column = threadIdx.x + int64_t(c) * kThreads;
-            if (column >= a.value_dim) break;
+            for (int i = 0; i < kMaxValueTiles; ++i)
+                if (warp + i * kWarps < value_tiles)
+                    wmma::store_matrix_sync(partial + (warp + i * kWarps) * kTile, out[i], unsigned(a.value_dim), wmma::mem_row_major);
+            __syncthreads();
+            for (int64_t i = threadIdx.x; i < kTile * a.value_dim; i += kThreads) partial[i] *= correction[i / a.value_dim];
+            __syncthreads();
 #pragma unroll
-            for (int h = 0; h < kMaxHeads; ++h)
-                if (h < heads_here) accumulator[c][h] *= correction[h];
-            for (int k = 0; k < count; ++k) {
-                const float v = __bfloat162float(value_base[(tile + k) * a.cache_row_stride + column]);
+            for (int i = 0; i < kMaxValueTiles; ++i)
+                if (warp + i * kWarps < value_tiles)
+                    wmma::load_matrix_sync(out[i], partial + (warp + i * kWarps) * kTile, unsigned(a.value_dim), wmma::mem_row_major);
+        }
+        // Output: warp w owns value tiles w, w + kWarps, ...
+        for (int tile = 0; tile < tiles; ++tile) {
+            const bf16* value_rows = value_base + tile_start(sub + tile * kTile, keys) * a.cache_row_stride;
+            wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, bf16, wmma::row_major> probabilities;
+            wmma::load_matrix_sync(probabilities, p + tile * kTile, kSubrange);
 #pragma unroll
-                for (int h = 0; h < kMaxHeads; ++h)
-                    if (h < heads_here) accumulator[c][h] += scores[h * kTile + k] * v;
+            for (int i = 0; i < kMaxValueTiles; ++i) {
+                if (warp + i * kWarps >= value_tiles) continue;
+                wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, bf16, wmma::row_major> value;
+                wmma::load_matrix_sync(value, value_rows + (warp + i * kWarps) * kTile, unsigned(a.cache_row_stride));
+                wmma::mma_sync(out[i], probabilities, value, out[i]);
             }
         }
-        __syncthreads();
+        __syncthreads();  // scores and p are rewritten by the next subrange
     }
-
-    const int64_t block = (row * gridDim.y + head_block) * a.splits + split;
-    float* out = a.partials + block * heads_here * (a.value_dim + 2);
 #pragma unroll
-    for (int c = 0; c < kColumns; ++c) {
-        const int64_t column = threadIdx.x + int64_t(c) * kThreads;
-        if (column >= a.value_dim) break;
-#pragma unroll
-        for (int h = 0; h < kMaxHeads; ++h)
-            if (h < heads_here) out[h * (a.value_dim + 2) + column] = accumulator[c][h];
-    }
-    if (int(threadIdx.x) < heads_here) {
-        out[threadIdx.x * (a.value_dim + 2) + a.value_dim] = running_max[threadIdx.x];
-        out[threadIdx.x * (a.value_dim + 2) + a.value_dim + 1] = running_sum[threadIdx.x];
+    for (int i = 0; i < kMaxValueTiles; ++i)
+        if (warp + i * kWarps < value_tiles)
+            wmma::store_matrix_sync(partial + (warp + i * kWarps) * kTile, out[i], unsigned(a.value_dim), wmma::mem_row_major);
+    if (threadIdx.x < kTile) {
+        state[threadIdx.x * 2] = running_max[threadIdx.x];
+        state[threadIdx.x * 2 + 1] = running_sum[threadIdx.x];
     }
 }
 
-// One block per (row, head): merges the key ranges' softmax states.
-__global__ void decode_combine_kernel(DecodeAttention a) {
-    const int64_t row = blockIdx.x, head = blockIdx.y;
+constexpr int kCombineThreads = 128;
+
+// Block (row, head, column range): merges the key ranges' softmax states, one output column per thread.
+__global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(DecodeAttention a) {
+    const int64_t row = blockIdx.x, head = blockIdx.y, column = int64_t(blockIdx.z) * kCombineThreads + threadIdx.x;
     const int64_t heads_here = a.heads_per_block, head_blocks = a.heads / heads_here;
-    const int64_t head_block = head / heads_here, inner = head % heads_here, stride = a.value_dim + 2;
-    auto state = [&](int64_t split) {
-        return a.partials + ((row * head_blocks + head_block) * a.splits + split) * heads_here * stride + inner * stride;
-    };
+    const int64_t head_block = head / heads_here, inner = head % heads_here;
+    const int64_t blocks = a.rows * head_blocks * a.splits, first = (row * head_blocks + head_block) * a.splits;
+    const float* states = a.partials + blocks * kTile * a.value_dim;
     float peak = -INFINITY;
-    for (int64_t s = 0; s < a.splits; ++s) peak = fmaxf(peak, state(s)[a.value_dim]);
-    float total = 0.0f;
+    for (int64_t s = 0; s < a.splits; ++s) peak = fmaxf(peak, states[(first + s) * kTile * 2 + inner * 2]);
+    float total = 0.0f, value = 0.0f;
     for (int64_t s = 0; s < a.splits; ++s) {
-        const float* p = state(s);
-        if (p[a.value_dim + 1] > 0.0f) total += p[a.value_dim + 1] * __expf(p[a.value_dim] - peak);
+        const float* st = states + (first + s) * kTile * 2 + inner * 2;
+        if (st[1] <= 0.0f) continue;
+        const float weight = __expf(st[0] - peak);
+        total += st[1] * weight;
+        if (column < a.value_dim) value += a.partials[((first + s) * kTile + inner) * a.value_dim + column] * weight;
     }
-    const float inverse = 1.0f / total;
-    bf16* out = a.out + row * a.out_row_stride + head * a.out_head_stride;
-    for (int64_t column = threadIdx.x; column < a.value_dim; column += blockDim.x) {
-        float value = 0.0f;
-        for (int64_t s = 0; s < a.splits; ++s) {
-            const float* p = state(s);
-            if (p[a.value_dim + 1] > 0.0f) value += p[column] * __expf(p[a.value_dim] - peak);
-        }
-        out[column] = __float2bfloat16(value * inverse);
-    }
+    if (column < a.value_dim) a.out[row * a.out_row_stride + head * a.out_head_stride + column] = __float2bfloat16(value / total);
 }
 
 }  // namespace
@@ -157,11 +184,11 @@ __global__ void decode_combine_kernel(DecodeAttention a) {
 void decode_attention(const DecodeAttention& a, cudaStream_t stream) {
     if (a.rows <= 0) return;
     const dim3 grid(unsigned(a.rows), unsigned(a.heads / a.heads_per_block), unsigned(a.splits));
-    const size_t shared = size_t(a.heads_per_block * a.key_dim + a.heads_per_block * kTile + 3 * kMaxHeads) * sizeof(float);
-    if (a.value_dim <= kThreads) MWB_LAUNCH(decode_partial_kernel<1>, grid, kThreads, shared, stream)(a);
-    else if (a.value_dim <= 2 * kThreads) MWB_LAUNCH(decode_partial_kernel<2>, grid, kThreads, shared, stream)(a);
-    else MWB_LAUNCH(decode_partial_kernel<4>, grid, kThreads, shared, stream)(a);
-    MWB_LAUNCH(decode_combine_kernel, dim3(unsigned(a.rows), unsigned(a.heads)), 128, 0, stream)(a);
+    const size_t shared = size_t(kTile * a.key_dim) * sizeof(bf16) + size_t(kTile * kSubrange) * (sizeof(float) + sizeof(bf16)) +
+                          3 * kTile * sizeof(float);
+    MWB_LAUNCH(decode_partial_kernel, grid, kThreads, shared, stream)(a);
+    const dim3 combine(unsigned(a.rows), unsigned(a.heads), blocks_for(a.value_dim, kCombineThreads));
+    MWB_LAUNCH(decode_combine_kernel, combine, kCombineThreads, 0, stream)(a);
 }
 
 }  // namespace mwb::cuda

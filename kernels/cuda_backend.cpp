@@ -20,7 +20,10 @@ namespace {
 
 static_assert(sizeof(DeviceSamplingParams) == kSamplingParamBytes);
 
-constexpr int64_t kGemvRows = 16;  // up to this many rows, 8-bit weights and routed experts use the GEMV kernels
+constexpr int64_t kGemvRows = 16;  // up to this many rows, 8-bit weights and dense MLPs use the GEMV kernels
+
+// The fused feed-forward kernels take no biases (no DeepSeek MLP has one).
+bool fusable(const DeviceMlp& m) { return !m.gate_up.bias && !m.down.bias; }
 
 // Page-locked host memory, so device-to-host copies are truly asynchronous.
 class PinnedBuffer {
@@ -242,8 +245,13 @@ Status CudaBackendImpl::reserve_cache(int64_t slots, int64_t max_tokens) {
         cache_ = nullptr;
         return error;
     };
-    auto cache = runtime_memory_.allocate(cache_bytes, "the KV cache");
+    // One key tile of rows more: decode attention reads a whole tile of a sequence shorter than one. All zero, so
+    // rows no sequence has written yet hold finite values (masked keys meet a probability of 0 in P·V).
+    const size_t cache_allocation = cache_bytes + size_t(kDecodeKeyTile * cache_width_) * 2;
+    auto cache = runtime_memory_.allocate(cache_allocation, "the KV cache");
     if (!cache) return fail(cache.error());
+    if (const cudaError_t zeroed = cudaMemsetAsync(*cache, 0, cache_allocation, stream_); zeroed != cudaSuccess)
+        return fail(cuda_error(zeroed, "zeroing the KV cache"));
     auto arena = runtime_memory_.allocate(layout.total_bytes, "the workspace");
     if (!arena) return fail(arena.error());
     cache_ = static_cast<bf16*>(*cache);
@@ -637,6 +645,14 @@ Status CudaBackendImpl::gqa_attention(int64_t layer, const DeviceGqa& a, const M
 }
 
 Status CudaBackendImpl::mlp(const DeviceMlp& m, int64_t rows, bf16* out) {
+    if (rows <= kGemvRows && fusable(m)) {
+        FusedFeedForward f;
+        f.tokens = rows, f.input = ws_.h, f.input_stride = config_.hidden_size;
+        f.mlp_gate_up = m.gate_up.matrix, f.mlp_down = m.down.matrix, f.mlp_act = ws_.act;
+        f.out = out, f.out_stride = config_.hidden_size;
+        fused_feed_forward(f, stream_);
+        return {};
+    }
     MWB_TRY(run_linear(m.gate_up, ws_.h, config_.hidden_size, rows, ws_.gate_up, 2 * m.inner));
     swiglu(ws_.gate_up, rows, m.inner, ws_.act, stream_);
     return run_linear(m.down, ws_.act, m.inner, rows, out, config_.hidden_size);
@@ -653,41 +669,51 @@ Status CudaBackendImpl::moe(const DeviceMoe& m, const MicroBatch& batch) {
     dispatch_by_expert(chosen, rows, k, experts, ws_.expert_offsets, ws_.active_experts, ws_.row_of_assignment, ws_.token_of_row,
                        stream_);
 
-    if (batch.prefill.empty() || rows <= kGemvRows) {
-        const int64_t max_active = std::min(experts, dispatched);
-        grouped_expert_gemv(m.experts_gate_up, experts, ws_.h, hidden, ws_.token_of_row, ws_.expert_offsets, ws_.active_experts,
-                            max_active, ws_.expert_gate_up, 2 * inner, stream_);
-        swiglu(ws_.expert_gate_up, dispatched, inner, ws_.expert_act, stream_);
-        grouped_expert_gemv(m.experts_down, experts, ws_.expert_act, inner, nullptr, ws_.expert_offsets, ws_.active_experts,
-                            max_active, ws_.expert_out, hidden, stream_);
-    } else {
-        // A prompt: one read-back of the expert offsets per layer, then one tensor-core GEMM per active expert.
-        gather_dispatched(ws_.h, hidden, ws_.token_of_row, dispatched, ws_.dispatched, stream_);
-        auto* offsets = pinned_offsets_.as<int32_t>();
-        MWB_CUDA_TRY(cudaMemcpyAsync(offsets, ws_.expert_offsets, size_t(experts + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
-        MWB_CUDA_TRY(cudaStreamSynchronize(stream_));
-        const std::vector<int32_t> offset(offsets, offsets + experts + 1);
-        auto expert_matrix = [](const DeviceMatrix& all, int64_t e) {
-            DeviceMatrix one = all;
-            const size_t element = all.format == WeightFormat::BF16 ? 2 : 1;
-            const int64_t groups = (all.cols + kScaleGroupColumns - 1) / kScaleGroupColumns;
-            one.values = static_cast<const uint8_t*>(all.values) + size_t(e) * size_t(all.rows * all.cols) * element;
-            if (all.scales) one.scales = all.scales + e * all.rows * groups;
-            return one;
-        };
-        for (int64_t e = 0; e < experts; ++e) {
-            const int64_t first = offset[size_t(e)], count = offset[size_t(e + 1)] - first;
-            if (count == 0) continue;
-            MWB_TRY(run_matrix(expert_matrix(m.experts_gate_up, e), ws_.dispatched + first * hidden, hidden, count,
-                               ws_.expert_gate_up + first * 2 * inner, 2 * inner, false));
+    if (rows <= kFusedFeedForwardTokens) {
+        // Decode and short pieces: no host round trip, two launches for all experts (and the shared experts while
+        // their weights are worth streaming per token; above kGemvRows rows a GEMM serves them better).
+        FusedFeedForward f;
+        f.tokens = rows, f.input = ws_.h, f.input_stride = hidden;
+        f.experts_gate_up = m.experts_gate_up, f.experts_down = m.experts_down;
+        f.n_experts = experts, f.top_k = k, f.max_active = std::min(experts, dispatched);
+        f.offsets = ws_.expert_offsets, f.active = ws_.active_experts, f.token_of_row = ws_.token_of_row;
+        f.row_of_assignment = ws_.row_of_assignment, f.weights = weights, f.expert_act = ws_.expert_act;
+        if (m.has_shared && rows <= kGemvRows && fusable(m.shared)) {
+            f.mlp_gate_up = m.shared.gate_up.matrix, f.mlp_down = m.shared.down.matrix, f.mlp_act = ws_.act;
+        } else if (m.has_shared) {
+            MWB_TRY(mlp(m.shared, rows, ws_.shared_out));
+            f.addend = ws_.shared_out;
         }
-        swiglu(ws_.expert_gate_up, dispatched, inner, ws_.expert_act, stream_);
-        for (int64_t e = 0; e < experts; ++e) {
-            const int64_t first = offset[size_t(e)], count = offset[size_t(e + 1)] - first;
-            if (count == 0) continue;
-            MWB_TRY(run_matrix(expert_matrix(m.experts_down, e), ws_.expert_act + first * inner, inner, count,
-                               ws_.expert_out + first * hidden, hidden, false));
-        }
+        f.out = ws_.delta, f.out_stride = hidden;
+        fused_feed_forward(f, stream_);
+        return {};
+    }
+    // A prompt: one read-back of the expert offsets per layer, then one tensor-core GEMM per active expert.
+    gather_dispatched(ws_.h, hidden, ws_.token_of_row, dispatched, ws_.dispatched, stream_);
+    auto* offsets = pinned_offsets_.as<int32_t>();
+    MWB_CUDA_TRY(cudaMemcpyAsync(offsets, ws_.expert_offsets, size_t(experts + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    MWB_CUDA_TRY(cudaStreamSynchronize(stream_));
+    const std::vector<int32_t> offset(offsets, offsets + experts + 1);
+    auto expert_matrix = [](const DeviceMatrix& all, int64_t e) {
+        DeviceMatrix one = all;
+        const size_t element = all.format == WeightFormat::BF16 ? 2 : 1;
+        const int64_t groups = (all.cols + kScaleGroupColumns - 1) / kScaleGroupColumns;
+        one.values = static_cast<const uint8_t*>(all.values) + size_t(e) * size_t(all.rows * all.cols) * element;
+        if (all.scales) one.scales = all.scales + e * all.rows * groups;
+        return one;
+    };
+    for (int64_t e = 0; e < experts; ++e) {
+        const int64_t first = offset[size_t(e)], count = offset[size_t(e + 1)] - first;
+        if (count == 0) continue;
+        MWB_TRY(run_matrix(expert_matrix(m.experts_gate_up, e), ws_.dispatched + first * hidden, hidden, count,
+                           ws_.expert_gate_up + first * 2 * inner, 2 * inner, false));
+    }
+    swiglu(ws_.expert_gate_up, dispatched, inner, ws_.expert_act, stream_);
+    for (int64_t e = 0; e < experts; ++e) {
+        const int64_t first = offset[size_t(e)], count = offset[size_t(e + 1)] - first;
+        if (count == 0) continue;
+        MWB_TRY(run_matrix(expert_matrix(m.experts_down, e), ws_.expert_act + first * inner, inner, count,
+                           ws_.expert_out + first * hidden, hidden, false));
     }
     if (m.has_shared) MWB_TRY(mlp(m.shared, rows, ws_.shared_out));
     combine_experts(ws_.expert_out, ws_.row_of_assignment, weights, rows, k, hidden, m.has_shared ? ws_.shared_out : nullptr,

@@ -99,7 +99,7 @@ MoeDispatch dispatch_by_expert(std::span<const int32_t> chosen_experts, int64_t 
 
 int64_t decode_attention_splits(int64_t rows, int64_t head_blocks, int64_t longest_context, int64_t multiprocessors,
                                 int64_t max_blocks) {
-    constexpr int64_t kMinKeysPerSplit = 32;
+    constexpr int64_t kMinKeysPerSplit = 64;  // fewer keys per block cost more in partial states than they save
     const int64_t base = std::max<int64_t>(1, rows * head_blocks);
     const int64_t wanted = std::max<int64_t>(1, (2 * multiprocessors + base - 1) / base);
     const int64_t useful = std::max<int64_t>(1, (longest_context + kMinKeysPerSplit - 1) / kMinKeysPerSplit);
@@ -111,7 +111,7 @@ int64_t decode_attention_splits(int64_t rows, int64_t head_blocks, int64_t longe
 int64_t decode_partial_blocks(int64_t multiprocessors) { return std::max<int64_t>(64, 4 * multiprocessors); }
 
 int64_t decode_heads_per_block(int64_t heads_sharing_kv) {
-    for (int64_t h = std::min<int64_t>(8, heads_sharing_kv); h > 1; --h)
+    for (int64_t h = std::min(kDecodeHeadRows, heads_sharing_kv); h > 1; --h)
         if (heads_sharing_kv % h == 0) return h;
     return 1;
 }
@@ -184,7 +184,7 @@ WorkspaceLayout plan_workspace(const ModelConfig& c, const WorkspaceShape& s) {
     const int64_t sharing = c.mla ? c.num_heads : c.num_heads / std::max<int64_t>(c.num_kv_heads, 1);
     const int64_t head_blocks = c.num_heads / decode_heads_per_block(sharing);
     const size_t blocks = size_t(std::max(decode_partial_blocks(s.multiprocessors), s.max_decode_rows * head_blocks));
-    add("decode_partials", blocks * 8 * (value_dim + 2) * f32);
+    add("decode_partials", blocks * size_t(kDecodeHeadRows) * (value_dim + 2) * f32);
 
     int64_t dense_inner = 0;
     bool any_dense = false;

@@ -61,8 +61,9 @@ MoeDispatch dispatch_by_expert(std::span<const int32_t> chosen_experts, int64_t 
 int64_t decode_attention_splits(int64_t rows, int64_t head_blocks, int64_t longest_context, int64_t multiprocessors,
                                 int64_t max_blocks);
 // Blocks the decode-attention partial buffer holds: enough for two waves of four blocks per multiprocessor.
+// Each block keeps kDecodeHeadRows × (value_dim + 2) floats.
 int64_t decode_partial_blocks(int64_t multiprocessors);
-// Heads that one decode-attention block handles: a divisor of the heads sharing one KV head, at most 8.
+// Heads that one decode-attention block handles: a divisor of the heads sharing one KV head, at most kDecodeHeadRows.
 int64_t decode_heads_per_block(int64_t heads_sharing_kv);
 
 // Query rows of a prompt chunk whose fp32 scores and bf16 probabilities fit `budget_bytes` at `keys` keys.
@@ -111,6 +112,13 @@ size_t device_weight_bytes(const ModelGraph& graph, bool weight_only_int8);
 std::string describe_bytes(size_t bytes);
 
 constexpr int64_t kScaleGroupColumns = 128;   // columns per fp32 scale of an 8-bit weight
+// Decode attention (attention_decode.cu): a block serves up to kDecodeHeadRows heads of one KV head (one 16-row
+// tensor-core tile of queries, so partial states are kept for 16 rows per block) and reads keys in tiles of
+// kDecodeKeyTile rows; key and value widths are multiples of 16 within these bounds (its shared memory).
+constexpr int64_t kDecodeHeadRows = 16;
+constexpr int64_t kDecodeKeyTile = 16;
+constexpr int64_t kMaxDecodeKeyDim = 640;
+constexpr int64_t kMaxDecodeValueDim = 512;
 constexpr int64_t kMaxDecodeRows = 64;        // sequences one decode step serves
 constexpr int64_t kLogitsRowsPerPass = 64;    // lm_head rows computed per pass into the logits buffer
 constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // NVIDIA's recommendation for Hopper

@@ -24,7 +24,7 @@ T* dynamic_shared_memory() {
 #else
 template <class T>
 __device__ __forceinline__ T* dynamic_shared_memory() {
-    extern __shared__ __align__(16) unsigned char mwb_dynamic_shared[];
+    extern __shared__ __align__(128) unsigned char mwb_dynamic_shared[];
     return reinterpret_cast<T*>(mwb_dynamic_shared);
 }
 #endif

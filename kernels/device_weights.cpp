@@ -44,10 +44,16 @@ Status check_cuda_support(const ModelConfig& c) {
         dims.push_back({"qk_nope_head_dim", c.mla->qk_nope_head_dim});
         dims.push_back({"v_head_dim", c.mla->v_head_dim});
         if (c.mla->q_lora_rank) dims.push_back({"q_lora_rank", *c.mla->q_lora_rank});
-        if (c.mla->kv_lora_rank > 1024) return make_error("the CUDA backend supports kv_lora_rank up to 1024");
+        const int64_t latent = c.mla->kv_lora_rank + c.mla->qk_rope_head_dim;
+        if (latent % 16 || latent > kMaxDecodeKeyDim || c.mla->kv_lora_rank % 16 || c.mla->kv_lora_rank > kMaxDecodeValueDim)
+            return make_error("the CUDA decode attention needs kv_lora_rank (" + std::to_string(c.mla->kv_lora_rank) + ") and kv_lora_rank + qk_rope_head_dim (" +
+                              std::to_string(latent) + ") to be multiples of 16, at most " + std::to_string(kMaxDecodeValueDim) + " and " +
+                              std::to_string(kMaxDecodeKeyDim));
     } else {
         dims.push_back({"head_dim", c.head_dim});
-        if (c.head_dim > 1024) return make_error("the CUDA backend supports head_dim up to 1024");
+        if (c.head_dim % 16 || c.head_dim > kMaxDecodeValueDim)
+            return make_error("the CUDA decode attention needs head_dim (" + std::to_string(c.head_dim) + ") to be a multiple of 16, at most " +
+                              std::to_string(kMaxDecodeValueDim));
     }
     if (c.moe) {
         dims.push_back({"moe_intermediate_size", c.moe->moe_intermediate_size});

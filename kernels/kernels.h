@@ -79,8 +79,11 @@ void attention_probabilities(const ProbabilityQuery& query, int64_t rows, const 
 
 // attention_decode.cu -----------------------------------------------------------------------------------------
 // Flash-decoding for one new token per row over the cache: keys split into `splits` ranges per row, each block
-// serving `heads_per_block` heads that share one KV head; partial softmax states merged by a second kernel.
-// No [T, T] matrix: memory is O(rows · heads · value_dim · splits).
+// serving `heads_per_block` (≤ kDecodeHeadRows) heads that share one KV head with tensor-core tiles; partial
+// softmax states merged by a second kernel. No [T, T] matrix: memory is O(rows · heads · value_dim · splits).
+// Key and value widths are multiples of 16 up to kMaxDecodeKeyDim / kMaxDecodeValueDim, pointers and strides
+// 32-byte aligned. The cache is read in tiles of kDecodeKeyTile rows: a sequence shorter than a tile reads rows
+// past its end (up to kDecodeKeyTile − 1 past the last slot), which must hold finite values.
 struct DecodeAttention {
     const bf16* q = nullptr;  // [rows][heads][key_dim] with strides
     int64_t q_row_stride = 0, q_head_stride = 0;
@@ -93,7 +96,7 @@ struct DecodeAttention {
     const int32_t* cache_slots = nullptr;
     const int32_t* positions = nullptr;  // keys 0..position
     int64_t rows = 0, splits = 1;
-    float* partials = nullptr;  // rows·(heads/heads_per_block)·splits blocks × heads_per_block × (value_dim + 2)
+    float* partials = nullptr;  // rows·(heads/heads_per_block)·splits blocks × kDecodeHeadRows × (value_dim + 2)
     bf16* out = nullptr;        // [rows][heads][value_dim] with strides
     int64_t out_row_stride = 0, out_head_stride = 0;
 };
@@ -133,12 +136,30 @@ struct DeviceMatrix {
     WeightFormat format = WeightFormat::BF16;
     int64_t rows = 0, cols = 0;
 };
-// Memory-bound matrix-vector products for few tokens: for each active expert, out[r] = W_e · in[input_row(r)] for
-// its dispatched rows r (input_row = token_of_row when given, else r). `max_active` sizes the grid; the device's
-// active count decides what runs, so the launch is the same for every step (CUDA-graph friendly).
-void grouped_expert_gemv(const DeviceMatrix& experts, int64_t n_experts, const bf16* input, int64_t input_stride,
-                         const int32_t* token_of_row, const int32_t* offsets, const int32_t* active, int64_t max_active,
-                         bf16* out, int64_t out_stride, cudaStream_t stream);
+// Decode-size feed-forward, for at most kFusedFeedForwardTokens rows: the routed experts (grouped by the device's
+// dispatch, so each active expert's weights stream once for all of its tokens) and an always-on MLP (the shared
+// experts, or a dense MLP) in two launches: gate + up + SwiGLU for every part, then the down projections with the
+// routing weights applied and the parts summed per token. Any part may be FP8, int8 or bf16. `max_active` sizes
+// the grid; the device's active count decides what runs, so one launch shape serves every step (CUDA graphs).
+struct FusedFeedForward {
+    int64_t tokens = 0;
+    const bf16* input = nullptr;  // [tokens][hidden] with input_stride
+    int64_t input_stride = 0;
+    // Routed experts; n_experts == 0 for none.
+    DeviceMatrix experts_gate_up, experts_down;  // per expert [2·inner, hidden] and [hidden, inner], back to back
+    int64_t n_experts = 0, top_k = 0, max_active = 0;
+    const int32_t *offsets = nullptr, *active = nullptr, *token_of_row = nullptr, *row_of_assignment = nullptr;
+    const float* weights = nullptr;  // [tokens][top_k]
+    bf16* expert_act = nullptr;      // [tokens·top_k][inner], in dispatched order
+    // Always-on MLP; mlp_gate_up.rows == 0 for none.
+    DeviceMatrix mlp_gate_up, mlp_down;  // [2·inner, hidden] and [hidden, inner]
+    bf16* mlp_act = nullptr;             // [tokens][inner]
+    const bf16* addend = nullptr;        // optional [tokens][hidden] with out_stride, added to the sum
+    bf16* out = nullptr;                 // [tokens][hidden] with out_stride
+    int64_t out_stride = 0;
+};
+constexpr int64_t kFusedFeedForwardTokens = kMaxDecodeRows;
+void fused_feed_forward(const FusedFeedForward& feed_forward, cudaStream_t stream);
 // y[r] = W · x[r] for a few rows, any format (the 8-bit formats' small-batch path); fp32 output when y_fp32.
 void matrix_gemv(const DeviceMatrix& weight, const bf16* x, int64_t x_stride, int64_t rows, bf16* y, int64_t y_stride,
                  float* y_fp32, cudaStream_t stream);

@@ -1,8 +1,7 @@
-// Memory-bound matrix-vector products for the decode step: the routed experts (grouped by expert, the device's
-// dispatch deciding which experts run, so one launch shape serves every step and CUDA graphs replay it) and the
-// small-batch path of 8-bit weights (FP8 block-scaled or W8A16 int8, dequantised in registers). Each warp streams
-// whole weight rows with 16-byte (bf16) or 8-byte (8-bit) loads and reuses each loaded vector for up to kTokens
-// input rows.
+// Memory-bound feed-forward for the decode step: the fused routed + always-on (shared or dense) MLP of
+// kernels.h's FusedFeedForward, and the small-batch matrix-vector path of 8-bit weights (FP8 block-scaled or
+// W8A16 int8, dequantised in registers). Each warp streams whole weight rows with 16-byte (bf16) or 8-byte
+// (8-bit) loads and reuses each loaded vector for every input row of a chunk.
 #include <cuda_fp8.h>
 
 #include "kernels/device_math.cuh"
@@ -14,32 +13,34 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kRowsPerWarp = 4;
-constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-constexpr int kTokens = 4;
+constexpr int kChunk = 8;  // input rows that share each loaded weight vector
 
-struct GemvArgs {
-    DeviceMatrix weight;
-    int64_t n_experts = 1;
-    const bf16* input = nullptr;
-    int64_t input_stride = 0;
-    const int32_t* token_of_row = nullptr;
-    const int32_t* offsets = nullptr;  // null: one matrix, rows [0, dense_rows)
-    const int32_t* active = nullptr;
-    int64_t dense_rows = 0;
-    bf16* out = nullptr;
-    float* out_fp32 = nullptr;
-    int64_t out_stride = 0;
+// One matrix of a stack (an expert's, or the only one), as the loads want it.
+struct MatrixView {
+    const void* values = nullptr;
+    const float* scales = nullptr;
+    int64_t cols = 0, groups = 0;
+    WeightFormat format = WeightFormat::BF16;
 };
 
+__device__ __forceinline__ MatrixView view_of(const DeviceMatrix& m, int64_t index) {
+    MatrixView v;
+    const size_t element = m.format == WeightFormat::BF16 ? 2 : 1;
+    v.cols = m.cols;
+    v.groups = (m.cols + kScaleGroupColumns - 1) / kScaleGroupColumns;
+    v.format = m.format;
+    v.values = static_cast<const uint8_t*>(m.values) + size_t(index) * size_t(m.rows * m.cols) * element;
+    v.scales = m.scales ? m.scales + index * m.rows * v.groups : nullptr;
+    return v;
+}
+
 template <WeightFormat kFormat>
-__device__ __forceinline__ void load_weights(const void* values, const float* scales, int64_t row, int64_t cols, int64_t groups,
-                                             int64_t column, float* out) {
+__device__ __forceinline__ void load_weights(const MatrixView& w, int64_t row, int64_t column, float* out) {
     if constexpr (kFormat == WeightFormat::BF16) {
-        load_bf16x8(static_cast<const bf16*>(values) + row * cols + column, out);
+        load_bf16x8(static_cast<const bf16*>(w.values) + row * w.cols + column, out);
     } else {
-        const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(values) + row * cols + column);
-        const float scale = scales[row * groups + column / kScaleGroupColumns];
+        const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(w.values) + row * w.cols + column);
+        const float scale = w.scales[row * w.groups + column / kScaleGroupColumns];
         if constexpr (kFormat == WeightFormat::FP8) {
             const auto* pairs = reinterpret_cast<const __nv_fp8x2_storage_t*>(&raw);
 #pragma unroll
@@ -57,102 +58,198 @@ __device__ __forceinline__ void load_weights(const void* values, const float* sc
     }
 }
 
-template <WeightFormat kFormat>
-__global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
-    int64_t expert = 0, first = 0, last = a.dense_rows;
-    if (a.offsets) {
-        if (int(blockIdx.x) >= a.active[a.n_experts]) return;
-        expert = a.active[blockIdx.x];
-        first = a.offsets[expert];
-        last = a.offsets[expert + 1];
+// Per-lane partial dot products of kRows weight rows with the first `count` of kTokens input vectors; the caller
+// reduces them across the warp. All loads of one step are issued before their use.
+template <WeightFormat kFormat, int kRows, int kTokens>
+__device__ __forceinline__ void accumulate_rows(const MatrixView& w, const int64_t* rows, const bf16* const* inputs, int count,
+                                                float (&sums)[kRows][kTokens]) {
+    const int lane = threadIdx.x & 31;
+    const int64_t vectors = w.cols / 8;
+#pragma unroll 2
+    for (int64_t v = lane; v < vectors; v += 32) {
+        float weight[kRows][8];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) load_weights<kFormat>(w, rows[r], v * 8, weight[r]);
+#pragma unroll
+        for (int t = 0; t < kTokens; ++t) {
+            if (t >= count) break;
+            float x[8];
+            load_bf16x8(inputs[t] + v * 8, x);
+#pragma unroll
+            for (int r = 0; r < kRows; ++r)
+#pragma unroll
+                for (int j = 0; j < 8; ++j) sums[r][t] += weight[r][j] * x[j];
+        }
     }
-    const int64_t rows = a.weight.rows, cols = a.weight.cols;
-    const int64_t groups = (cols + kScaleGroupColumns - 1) / kScaleGroupColumns;
-    const size_t element = kFormat == WeightFormat::BF16 ? 2 : 1;
-    const void* values = static_cast<const uint8_t*>(a.weight.values) + size_t(expert) * size_t(rows * cols) * element;
-    const float* scales = a.weight.scales ? a.weight.scales + expert * rows * groups : nullptr;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t vectors = cols / 8;
+}
 
-    for (int r = 0; r < kRowsPerWarp; ++r) {
-        const int64_t row = int64_t(blockIdx.y) * kRowsPerBlock + warp * kRowsPerWarp + r;
-        if (row >= rows) return;
-        for (int64_t base = first; base < last; base += kTokens) {
-            const int count = last - base < kTokens ? int(last - base) : kTokens;
-            const bf16* inputs[kTokens];
+// The same for a format known only at run time (uniform across the warp, so the branch costs nothing).
+template <int kRows, int kTokens>
+__device__ __forceinline__ void accumulate_rows_any(const MatrixView& w, const int64_t* rows, const bf16* const* inputs, int count,
+                                                    float (&sums)[kRows][kTokens]) {
+    switch (w.format) {
+        case WeightFormat::BF16: accumulate_rows<WeightFormat::BF16>(w, rows, inputs, count, sums); break;
+        case WeightFormat::FP8: accumulate_rows<WeightFormat::FP8>(w, rows, inputs, count, sums); break;
+        case WeightFormat::INT8: accumulate_rows<WeightFormat::INT8>(w, rows, inputs, count, sums); break;
+    }
+}
+
+// Block x: a group (an active expert, or the always-on MLP after the last expert slot); each warp one row of the
+// SwiGLU output for every token of its group.
+__global__ void __launch_bounds__(kThreads) gate_up_kernel(FusedFeedForward f) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const bool routed = int64_t(blockIdx.x) < f.max_active;
+    int64_t first = 0, last = f.tokens, index = 0;
+    if (routed) {
+        if (int(blockIdx.x) >= f.active[f.n_experts]) return;
+        index = f.active[blockIdx.x];
+        first = f.offsets[index];
+        last = f.offsets[index + 1];
+    }
+    const DeviceMatrix& matrix = routed ? f.experts_gate_up : f.mlp_gate_up;
+    const int64_t inner = matrix.rows / 2, j = int64_t(blockIdx.y) * kWarps + warp;
+    if (j >= inner) return;
+    const MatrixView w = view_of(matrix, index);
+    bf16* out = routed ? f.expert_act : f.mlp_act;
+    const int64_t rows[2] = {j, j + inner};
+    for (int64_t base = first; base < last; base += kChunk) {
+        const int count = last - base < kChunk ? int(last - base) : kChunk;
+        const bf16* inputs[kChunk];
 #pragma unroll
-            for (int t = 0; t < kTokens; ++t) {
-                const int64_t dispatched = base + (t < count ? t : 0);
-                const int64_t source = a.token_of_row ? a.token_of_row[dispatched] : dispatched;
-                inputs[t] = a.input + source * a.input_stride;
-            }
-            float sum[kTokens] = {};
-#pragma unroll 4
-            for (int64_t v = lane; v < vectors; v += 32) {
-                float w[8];
-                load_weights<kFormat>(values, scales, row, cols, groups, v * 8, w);
+        for (int t = 0; t < kChunk; ++t) {
+            const int64_t row = base + (t < count ? t : 0);
+            inputs[t] = f.input + (routed ? f.token_of_row[row] : row) * f.input_stride;
+        }
+        float sums[2][kChunk] = {};
+        accumulate_rows_any<2, kChunk>(w, rows, inputs, count, sums);
 #pragma unroll
-                for (int t = 0; t < kTokens; ++t) {
-                    if (t >= count) break;
-                    float x[8];
-                    load_bf16x8(inputs[t] + v * 8, x);
+        for (int t = 0; t < kChunk; ++t) {
+            if (t >= count) break;
+            const float gate = warp_sum(sums[0][t]), up = warp_sum(sums[1][t]);
+            if (lane == 0) out[(base + t) * inner + j] = __float2bfloat16(gate / (1.0f + __expf(-gate)) * up);
+        }
+    }
+}
+
+// Each warp one output column r: the down projections of every active expert (weighted by each token's routing
+// weight) and of the always-on MLP, summed per token in a fixed order (addend, experts ascending, then the MLP).
+__global__ void __launch_bounds__(kThreads) down_kernel(FusedFeedForward f, int64_t hidden) {
+    __shared__ float totals[kWarps][kFusedFeedForwardTokens];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t r = int64_t(blockIdx.x) * kWarps + warp;
+    if (r >= hidden) return;
+    for (int64_t t = lane; t < f.tokens; t += 32) totals[warp][t] = f.addend ? __bfloat162float(f.addend[t * f.out_stride + r]) : 0.0f;
+    __syncwarp();
+    const int64_t rows[1] = {r};
+    const int groups = f.n_experts > 0 ? f.active[f.n_experts] : 0;
+    for (int g = 0; g < groups; ++g) {
+        const int64_t expert = f.active[g], first = f.offsets[expert], last = f.offsets[expert + 1];
+        const MatrixView w = view_of(f.experts_down, expert);
+        for (int64_t base = first; base < last; base += kChunk) {
+            const int count = last - base < kChunk ? int(last - base) : kChunk;
+            const bf16* inputs[kChunk];
 #pragma unroll
-                    for (int j = 0; j < 8; ++j) sum[t] += w[j] * x[j];
+            for (int t = 0; t < kChunk; ++t) inputs[t] = f.expert_act + (base + (t < count ? t : 0)) * w.cols;
+            float sums[1][kChunk] = {};
+            accumulate_rows_any<1, kChunk>(w, rows, inputs, count, sums);
+#pragma unroll
+            for (int t = 0; t < kChunk; ++t) {
+                if (t >= count) break;
+                const float total = warp_sum(sums[0][t]);
+                if (lane == 0) {
+                    const int64_t row = base + t, token = f.token_of_row[row];
+                    float weight = 0.0f;
+                    for (int64_t k = 0; k < f.top_k; ++k)
+                        if (f.row_of_assignment[token * f.top_k + k] == row) weight = f.weights[token * f.top_k + k];
+                    totals[warp][token] += weight * total;
                 }
             }
+        }
+    }
+    if (f.mlp_down.rows > 0) {
+        const MatrixView w = view_of(f.mlp_down, 0);
+        for (int64_t base = 0; base < f.tokens; base += kChunk) {
+            const int count = f.tokens - base < kChunk ? int(f.tokens - base) : kChunk;
+            const bf16* inputs[kChunk];
 #pragma unroll
-            for (int t = 0; t < kTokens; ++t) {
+            for (int t = 0; t < kChunk; ++t) inputs[t] = f.mlp_act + (base + (t < count ? t : 0)) * w.cols;
+            float sums[1][kChunk] = {};
+            accumulate_rows_any<1, kChunk>(w, rows, inputs, count, sums);
+#pragma unroll
+            for (int t = 0; t < kChunk; ++t) {
                 if (t >= count) break;
-                const float total = warp_sum(sum[t]);
+                const float total = warp_sum(sums[0][t]);
+                if (lane == 0) totals[warp][base + t] += total;
+            }
+        }
+    }
+    __syncwarp();
+    for (int64_t t = lane; t < f.tokens; t += 32) f.out[t * f.out_stride + r] = __float2bfloat16(totals[warp][t]);
+}
+
+// y[row] = W · x[row] for a few rows: each warp kRowsPerWarp weight rows, all input rows in chunks.
+constexpr int kRowsPerWarp = 4;
+
+template <WeightFormat kFormat>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(DeviceMatrix weight, const bf16* x, int64_t x_stride, int64_t input_rows, bf16* y,
+                                                        float* y_fp32, int64_t y_stride) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const MatrixView w = view_of(weight, 0);
+    for (int i = 0; i < kRowsPerWarp; ++i) {
+        const int64_t row = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp + i;
+        if (row >= weight.rows) return;
+        const int64_t rows[1] = {row};
+        for (int64_t base = 0; base < input_rows; base += kChunk) {
+            const int count = input_rows - base < kChunk ? int(input_rows - base) : kChunk;
+            const bf16* inputs[kChunk];
+#pragma unroll
+            for (int t = 0; t < kChunk; ++t) inputs[t] = x + (base + (t < count ? t : 0)) * x_stride;
+            float sums[1][kChunk] = {};
+            accumulate_rows<kFormat, 1, kChunk>(w, rows, inputs, count, sums);
+#pragma unroll
+            for (int t = 0; t < kChunk; ++t) {
+                if (t >= count) break;
+                const float total = warp_sum(sums[0][t]);
                 if (lane == 0) {
-                    if (a.out_fp32) a.out_fp32[(base + t) * a.out_stride + row] = total;
-                    else a.out[(base + t) * a.out_stride + row] = __float2bfloat16(total);
+                    if (y_fp32) y_fp32[(base + t) * y_stride + row] = total;
+                    else y[(base + t) * y_stride + row] = __float2bfloat16(total);
                 }
             }
         }
     }
 }
 
-void launch(const GemvArgs& a, unsigned blocks_x, cudaStream_t stream) {
-    const dim3 grid(blocks_x, blocks_for(a.weight.rows, kRowsPerBlock));
-    switch (a.weight.format) {
-        case WeightFormat::BF16: MWB_LAUNCH(gemv_kernel<WeightFormat::BF16>, grid, kThreads, 0, stream)(a); break;
-        case WeightFormat::FP8: MWB_LAUNCH(gemv_kernel<WeightFormat::FP8>, grid, kThreads, 0, stream)(a); break;
-        case WeightFormat::INT8: MWB_LAUNCH(gemv_kernel<WeightFormat::INT8>, grid, kThreads, 0, stream)(a); break;
-    }
-}
-
 }  // namespace
 
-void grouped_expert_gemv(const DeviceMatrix& experts, int64_t n_experts, const bf16* input, int64_t input_stride,
-                         const int32_t* token_of_row, const int32_t* offsets, const int32_t* active, int64_t max_active,
-                         bf16* out, int64_t out_stride, cudaStream_t stream) {
-    if (max_active <= 0) return;
-    GemvArgs a;
-    a.weight = experts;
-    a.n_experts = n_experts;
-    a.input = input;
-    a.input_stride = input_stride;
-    a.token_of_row = token_of_row;
-    a.offsets = offsets;
-    a.active = active;
-    a.out = out;
-    a.out_stride = out_stride;
-    launch(a, unsigned(max_active), stream);
+void fused_feed_forward(const FusedFeedForward& feed_forward, cudaStream_t stream) {
+    FusedFeedForward f = feed_forward;
+    if (f.tokens <= 0) return;
+    if (f.n_experts == 0) f.max_active = 0;
+    const bool mlp = f.mlp_gate_up.rows > 0;
+    const int64_t groups = f.max_active + (mlp ? 1 : 0);
+    if (groups == 0) return;
+    int64_t inner = mlp ? f.mlp_gate_up.rows / 2 : 0;
+    if (f.max_active > 0 && f.experts_gate_up.rows / 2 > inner) inner = f.experts_gate_up.rows / 2;
+    const int64_t hidden = f.max_active > 0 ? f.experts_down.rows : f.mlp_down.rows;
+    MWB_LAUNCH(gate_up_kernel, dim3(unsigned(groups), blocks_for(inner, kWarps)), kThreads, 0, stream)(f);
+    MWB_LAUNCH(down_kernel, blocks_for(hidden, kWarps), kThreads, 0, stream)(f, hidden);
 }
 
 void matrix_gemv(const DeviceMatrix& weight, const bf16* x, int64_t x_stride, int64_t rows, bf16* y, int64_t y_stride,
                  float* y_fp32, cudaStream_t stream) {
     if (rows <= 0) return;
-    GemvArgs a;
-    a.weight = weight;
-    a.input = x;
-    a.input_stride = x_stride;
-    a.dense_rows = rows;
-    a.out = y;
-    a.out_fp32 = y_fp32;
-    a.out_stride = y_stride;
-    launch(a, 1, stream);
+    const unsigned blocks = blocks_for(weight.rows, kWarps * kRowsPerWarp);
+    switch (weight.format) {
+        case WeightFormat::BF16:
+            MWB_LAUNCH(gemv_kernel<WeightFormat::BF16>, blocks, kThreads, 0, stream)(weight, x, x_stride, rows, y, y_fp32, y_stride);
+            break;
+        case WeightFormat::FP8:
+            MWB_LAUNCH(gemv_kernel<WeightFormat::FP8>, blocks, kThreads, 0, stream)(weight, x, x_stride, rows, y, y_fp32, y_stride);
+            break;
+        case WeightFormat::INT8:
+            MWB_LAUNCH(gemv_kernel<WeightFormat::INT8>, blocks, kThreads, 0, stream)(weight, x, x_stride, rows, y, y_fp32, y_stride);
+            break;
+    }
 }
 
 }  // namespace mwb::cuda

@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # One command for a machine with an NVIDIA GPU (carry .gpu-deps from scripts/gpu-deps.sh where the machine has
-# no package registry, as the device tool's does): configure with CUDA for sm_90, build with every core, run the
-# gpu-labelled tests, compute-sanitizer memcheck on one short generation, and the benchmarks of issue 6.
-# Logs and JSON go to OUTDIR. Usage: scripts/gpu-check.sh OUTDIR
+# no package registry, as the device tool's does): build only the CUDA targets and their gpu suites for sm_90,
+# run the gpu suites, compute-sanitizer (memcheck on a generation, memcheck and racecheck on the tests of the
+# fused feed-forward and decode-attention kernels), measure the device-to-device copy bandwidth, and run the decode/prefill benchmarks of the issues.
+# With BASELINE (a source tarball: `git archive -o .gpu-baseline/source.tar.gz BASE -- . ':!tests/data'`, carried
+# with .gpu-baseline), that tree's mwb is
+# built alongside and benchmarked in the same run, for before/after numbers. Logs and JSON go to OUTDIR
+# (logs.tar.gz holds them all); a table of the numbers is printed last.
+# MWB_GPU_BENCHES (names from BENCHES below, space-separated) runs a subset; MWB_GPU_PROFILE=0 skips the profile.
+# Usage: scripts/gpu-check.sh OUTDIR [BASELINE]
 set -uo pipefail
 
-if [[ $# -ne 1 ]]; then
-  echo "usage: $0 OUTDIR" >&2
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+  echo "usage: $0 OUTDIR [BASELINE_SOURCE_TARBALL]" >&2
   exit 2
 fi
 OUT=$(mkdir -p "$1" && cd "$1" && pwd)
+LOGS=$OUT/logs
+mkdir -p "$LOGS"
+BASELINE=${2:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${MWB_GPU_BUILD_DIR:-$ROOT/build-gpu}
 export PATH=/usr/local/cuda/bin:$PATH
 status=0
+started=$(date +%s)
 
 # No package registry on the GPU machine: unpack the Debian packages carried in .gpu-deps (scripts/gpu-deps.sh)
 # into a private prefix and point CMake, pkg-config and the loader at it.
@@ -27,65 +37,143 @@ if [[ -d $ROOT/.gpu-deps ]]; then
   export PKG_CONFIG_SYSROOT_DIR="$PREFIX"
   export LD_LIBRARY_PATH="$PREFIX/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-step() {  # step NAME COMMAND...: runs, logs to OUT/NAME.log, records failure without stopping
+step() {  # step NAME COMMAND...: runs, logs to LOGS/NAME.log, records failure without stopping
   local name=$1
   shift
-  echo "== $name"
-  if "$@" >"$OUT/$name.log" 2>&1; then
+  echo "== $name ($(($(date +%s) - started)) s)"
+  if "$@" >"$LOGS/$name.log" 2>&1; then
     echo "   ok"
   else
-    echo "   FAILED (see $OUT/$name.log)"
+    echo "   FAILED (see $name.log)"
+    tail -5 "$LOGS/$name.log" | sed 's/^/   | /'
     status=1
   fi
+}
+finish() {
+  tar -czf "$OUT/logs.tar.gz" -C "$LOGS" . && rm -rf "$LOGS"
+  exit $status
 }
 
 {
   nvidia-smi || true
   nvcc --version || true
   cmake --version | head -1
-} >"$OUT/machine.txt" 2>&1
+} >"$LOGS/machine.txt" 2>&1
 
-step configure cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMWB_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DMWB_BUILD_GUI=OFF
-step build cmake --build "$BUILD" -j "$(nproc)"
-if [[ $status -ne 0 ]]; then
-  echo "build failed; see $OUT" >&2
-  exit 1
+configure() {  # configure SOURCE BUILD [CMAKE_ARGS...]
+  local source=$1 build=$2
+  shift 2
+  cmake -S "$source" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMWB_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DMWB_BUILD_GUI=OFF -DMWB_SANITIZED_PARSER_TESTS=OFF "$@"
+}
+GPU_SUITES=(test_cuda_kernels test_cuda_fixtures test_cuda_reference_layer test_cuda_memory)
+build_all() {
+  configure "$ROOT" "$BUILD" && cmake --build "$BUILD" -j "$(nproc)" --target mwb "${GPU_SUITES[@]}"
+}
+BASE_SOURCE=/tmp/mwb-baseline
+BASE_BUILD=/tmp/mwb-baseline-build
+build_baseline() {
+  rm -rf "$BASE_SOURCE" && mkdir -p "$BASE_SOURCE" && tar -xzf "$BASELINE" -C "$BASE_SOURCE" &&
+    configure "$BASE_SOURCE" "$BASE_BUILD" -DMWB_BUILD_TESTS=OFF && cmake --build "$BASE_BUILD" -j "$(nproc)" --target mwb
+}
+baseline_pid=
+if [[ -n $BASELINE ]]; then
+  build_baseline >"$LOGS/build-baseline.log" 2>&1 &
+  baseline_pid=$!
+fi
+step build build_all
+if [[ -n $baseline_pid ]]; then
+  if wait "$baseline_pid"; then echo "== build-baseline ok"; else echo "== build-baseline FAILED"; BASELINE=; fi
+fi
+if [[ ! -x $BUILD/app/mwb ]]; then
+  echo "build failed" >&2
+  tail -30 "$LOGS/build.log"
+  finish
 fi
 
-step ctest-gpu ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 1800
-cp "$BUILD/Testing/Temporary/LastTest.log" "$OUT/ctest-gpu-details.log" 2>/dev/null || true
+# The copy ceiling of this card, bytes read plus bytes written, from a 4 GiB device-to-device copy.
+measure_copy_bandwidth() {
+  python3 - <<'EOF'
+import torch
+n = 1 << 31  # bf16 elements: 4 GiB
+a = torch.empty(n, dtype=torch.bfloat16, device="cuda").normal_()
+b = torch.empty_like(a)
+for _ in range(3): b.copy_(a)
+start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+times = []
+for _ in range(10):
+    start.record(); b.copy_(a); end.record(); torch.cuda.synchronize()
+    times.append(start.elapsed_time(end) / 1e3)
+times.sort()
+print(f"{2 * a.numel() * 2 / times[len(times) // 2] / 1e9:.0f}")
+EOF
+}
+bandwidth=$(measure_copy_bandwidth 2>"$LOGS/bandwidth.log" | tail -1)
+[[ $bandwidth =~ ^[0-9]+$ ]] || bandwidth=4245
+echo "== copy bandwidth: $bandwidth GB/s"
 
-MWB="$BUILD/app/mwb"
-[[ -x $MWB ]] || MWB=$(find "$BUILD" -name mwb -type f -perm -u+x | head -1)
-MODEL="$ROOT/tests/data/models/dsv3-tiny"
+step ctest-gpu ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 900
+cp "$BUILD/Testing/Temporary/LastTest.log" "$LOGS/ctest-gpu-details.log" 2>/dev/null || true
+
+MWB=$BUILD/app/mwb
+MODEL=$ROOT/tests/data/models/dsv3-tiny
 if command -v compute-sanitizer >/dev/null; then
-  step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 --leak-check full \
+  step memcheck-generate compute-sanitizer --tool memcheck --error-exitcode 1 --leak-check full \
     "$MWB" generate "$MODEL" --ids 1,2,3,4,5,6,7,8 --max-new 8 --device cuda
+  for tool in memcheck racecheck; do
+    step $tool-new-kernels compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/tests/test_cuda_kernels" \
+      decode_attention_matches_naive_softmax dispatch_and_fused_feed_forward_match_the_cpu
+  done
 else
-  echo "compute-sanitizer not found" >"$OUT/memcheck.log"
+  echo "compute-sanitizer not found" >"$LOGS/memcheck.log"
   status=1
 fi
 
-# Benchmarks: the reference shape of DESIGN.md, 8 layers, bf16 random weights (and 27 layers for the bound).
-bench() {  # bench NAME ARGS...: JSON on stdout into OUT/NAME.json
-  local name=$1
-  shift
-  echo "== bench $name"
-  if "$MWB" bench --shape v3-16b --random-weights --bandwidth 3000 --device cuda "$@" >"$OUT/$name.json" 2>"$OUT/$name.log"; then
-    echo "   ok: $(tr -d '\n ' <"$OUT/$name.json" | grep -o '"decode_tokens_per_s":[0-9.e+]*' | head -1)"
-  else
-    echo "   FAILED (see $OUT/$name.log)"
-    status=1
-  fi
+# Benchmarks: the reference shape of DESIGN.md, bf16 random weights. Each process builds its random weights on the
+# CPU first (about half a minute for 8 layers), so the baseline runs only the first two (the issue has the rest).
+BENCHES=(
+  "l8-pp512-tg128|--layers 8 --prompt 512 --gen 128"
+  "l8-depth4096|--layers 8 --prompt 4096 --gen 128"
+  "l8-batch16|--layers 8 --prompt 512 --gen 128 --batch 16"
+  "l27-pp512-tg128|--layers 27 --prompt 512 --gen 128"
+  "l8-int8|--layers 8 --prompt 512 --gen 128 --int8"
+)
+BASELINE_BENCHES=2
+bench() {  # bench BINARY TAG NAME ARGS: JSON into LOGS/TAG-NAME.json
+  local binary=$1 tag=$2 name=$3
+  shift 3
+  # shellcheck disable=SC2086
+  "$binary" bench --shape v3-16b --random-weights --bandwidth "$bandwidth" --device cuda $* >"$LOGS/$tag-$name.json" 2>"$LOGS/$tag-$name.log" ||
+    { echo "   bench $tag $name FAILED: $(tail -1 "$LOGS/$tag-$name.log")"; status=1; }
 }
-bench layers8-pp512-tg128 --layers 8 --prompt 512 --gen 128
-bench layers8-depth4096-tg128 --layers 8 --prompt 4096 --gen 128
-if "$MWB" --help 2>&1 | grep -q -- "--batch"; then
-  bench layers8-batch4 --layers 8 --prompt 512 --gen 128 --batch 4
-  bench layers8-batch16 --layers 8 --prompt 512 --gen 128 --batch 16
-fi
-bench layers27-pp512-tg128 --layers 27 --prompt 512 --gen 128
+field() {  # field FILE KEY
+  [[ -s $1 ]] && python3 -c "import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print('-' if v is None else (f'{v:.3f}' if v < 10 else f'{v:.0f}'))" "$1" "$2" 2>/dev/null || echo "-"
+}
+for i in "${!BENCHES[@]}"; do
+  entry=${BENCHES[$i]}
+  name=${entry%%|*}
+  [[ -z ${MWB_GPU_BENCHES:-} || " $MWB_GPU_BENCHES " == *" $name "* ]] || continue
+  echo "== bench $name ($(($(date +%s) - started)) s)"
+  bench "$MWB" new "$name" "${entry#*|}"
+  if [[ -n $BASELINE && $i -lt $BASELINE_BENCHES ]]; then bench "$BASE_BUILD/app/mwb" base "$name" "${entry#*|}"; fi
+done
 
-echo "results in $OUT"
-exit $status
+# Per-kernel device times of a short generation (prefill of 16 tokens, then decode steps), for where time goes.
+if [[ ${MWB_GPU_PROFILE:-1} != 0 ]] && command -v ncu >/dev/null; then
+  step profile-kernels timeout 120 ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+    "$MWB" bench --shape v3-16b --random-weights --layers 8 --prompt 16 --gen 2 --device cuda
+fi
+
+echo
+echo "copy bandwidth $bandwidth GB/s; decode and prefill in tokens/s (fraction of the batch-1 bound)"
+printf '%-18s %10s %10s %8s %12s %12s\n' bench base-decode new-decode new-frac base-prefill new-prefill
+for entry in "${BENCHES[@]}"; do
+  name=${entry%%|*}
+  printf '%-18s %10s %10s %8s %12s %12s\n' "$name" \
+    "$(field "$LOGS/base-$name.json" decode_tokens_per_s)" "$(field "$LOGS/new-$name.json" decode_tokens_per_s)" \
+    "$(field "$LOGS/new-$name.json" fraction_of_bound)" \
+    "$(field "$LOGS/base-$name.json" prefill_tokens_per_s)" "$(field "$LOGS/new-$name.json" prefill_tokens_per_s)"
+done
+grep -E "tests passed|tests failed|Failed|\*\*\*" "$LOGS/ctest-gpu.log" | tail -8
+echo "total $(($(date +%s) - started)) s; status $status"
+finish

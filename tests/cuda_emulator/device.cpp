@@ -285,15 +285,20 @@ std::string run_block(dim3 block_dim, const std::function<void()>& body, void* d
 }  // namespace
 
 std::string run_kernel(const char* kernel, dim3 grid, dim3 block_dim, size_t shared_bytes, const std::function<void()>& body) {
-    std::unique_ptr<unsigned char[]> shared(shared_bytes ? new unsigned char[shared_bytes] : nullptr);
+    // 128-byte aligned, as kernels declare their dynamic shared memory (wmma needs at least 32).
+    struct alignas(128) Line {
+        unsigned char bytes[128];
+    };
+    std::unique_ptr<Line[]> lines(shared_bytes ? new Line[(shared_bytes + 127) / 128] : nullptr);
+    auto* shared_memory = reinterpret_cast<unsigned char*>(lines.get());
     gridDim = grid;
     blockDim = block_dim;
     for (unsigned z = 0; z < grid.z; ++z)
         for (unsigned y = 0; y < grid.y; ++y)
             for (unsigned x = 0; x < grid.x; ++x) {
                 blockIdx = {x, y, z};
-                if (shared) std::memset(shared.get(), 0xff, shared_bytes);
-                std::string failure = run_block(block_dim, body, shared.get());
+                if (shared_memory) std::memset(shared_memory, 0xff, shared_bytes);
+                std::string failure = run_block(block_dim, body, shared_memory);
                 if (!failure.empty()) return std::string("kernel ") + kernel + ": " + failure;
             }
     return {};
@@ -328,6 +333,8 @@ uint64_t warp_exchange(unsigned mask, uint64_t bits, int lane_mask, int width) {
     const int source = f.lane ^ lane_mask;
     return slots[source >= 0 && source < w.lanes ? source : f.lane];
 }
+
+void device_fault(const char* message) { fault(block(), message); }
 
 }  // namespace mwb_emulator
 

@@ -381,6 +381,21 @@ cudaError_t cudaMemcpyAsync(void* target, const void* source, size_t bytes, cuda
     }));
 }
 
+cudaError_t cudaMemsetAsync(void* target, int value, size_t bytes, cudaStream_t stream) {
+    Context& c = context();
+    Lock lock(c.mutex);
+    if (c.sticky) return c.sticky;
+    if (bytes == 0) return cudaSuccess;
+    if (auto problem = check_device_range(target, bytes, "the target"); !problem.empty()) {
+        report("cudaMemsetAsync: " + problem);
+        return record(cudaErrorInvalidValue);
+    }
+    return record(enqueue(stream, "cudaMemsetAsync", [target, value, bytes] {
+        std::memset(target, value, bytes);
+        return Fault{};
+    }));
+}
+
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
     Context& c = context();
     Lock lock(c.mutex);

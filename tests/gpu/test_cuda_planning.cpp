@@ -129,14 +129,17 @@ private slots:
                     QVERIFY(splits >= 1);
                     QVERIFY((splits & (splits - 1)) == 0);
                     QVERIFY(splits == 1 || rows * head_blocks * splits <= blocks);
-                    QVERIFY(splits == 1 || (context + splits - 1) / splits >= 16);
+                    QVERIFY(splits == 1 || (context + splits - 1) / splits >= 64);
                 }
-        QCOMPARE(decode_attention_splits(1, 2, 4096, sms, blocks), int64_t(128));
-        QCOMPARE(decode_attention_splits(1, 2, 20, sms, blocks), int64_t(1));
-        QCOMPARE(decode_heads_per_block(16), int64_t(8));
+        // One row, all 16 heads in one block, 4096 keys: 64 ranges of 64 keys (the grid wants up to 2 × 132).
+        QCOMPARE(decode_attention_splits(1, 1, 4096, sms, blocks), int64_t(64));
+        QCOMPARE(decode_attention_splits(1, 1, 20, sms, blocks), int64_t(1));
+        QCOMPARE(decode_heads_per_block(16), int64_t(16));
+        QCOMPARE(decode_heads_per_block(128), int64_t(16));
         QCOMPARE(decode_heads_per_block(6), int64_t(6));
         QCOMPARE(decode_heads_per_block(7), int64_t(7));
-        QCOMPARE(decode_heads_per_block(11), int64_t(1));
+        QCOMPARE(decode_heads_per_block(11), int64_t(11));
+        QCOMPARE(decode_heads_per_block(17), int64_t(1));
     }
 
     void prefill_query_tiles_respect_the_budget() {

@@ -126,6 +126,7 @@ cudaError_t cudaMallocHost(T** pointer, size_t bytes) {
 }
 cudaError_t cudaMemcpy(void* target, const void* source, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* target, const void* source, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream = nullptr);
+cudaError_t cudaMemsetAsync(void* target, int value, size_t bytes, cudaStream_t stream = nullptr);
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
@@ -147,6 +148,8 @@ namespace mwb_emulator {
 // reads the value of lane (its lane ^ lane_mask).
 uint64_t warp_exchange(unsigned mask, uint64_t bits, int lane_mask, int width);
 void* dynamic_shared_memory();
+// Fails the running kernel with `message` (a rule of the device broken, such as a misaligned matrix load).
+[[noreturn]] void device_fault(const char* message);
 
 // Checks the launch configuration as the runtime does (an invalid one sets cudaErrorInvalidConfiguration and
 // enqueues nothing), then enqueues `body` on `stream`, to run once per thread of every block.
