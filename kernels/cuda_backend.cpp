@@ -110,6 +110,7 @@ public:
     }
     size_t device_bytes_reserved() const override { return weight_memory_.bytes() + runtime_memory_.bytes(); }
     size_t device_bytes_total() const override { return device_total_; }
+    const QuantisationError& worst_quantisation_error() const override { return model_.worst_quantisation_error; }
 
 private:
     Status run(const MicroBatch& batch, ForwardObserver* observer, const std::vector<DeviceSamplingParams>* sampling,
@@ -179,16 +180,18 @@ Status CudaBackendImpl::initialise() {
 
     size_t free_bytes = 0, total_bytes = 0;
     MWB_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
-    const size_t needed = device_weight_bytes(*graph_, options_.weight_only_int8);
+    const size_t needed = device_weight_bytes(*graph_, options_.quantisation);
     if (needed > free_bytes)
         return make_error("out of GPU memory: the weights need " + describe_bytes(needed) + ", " + describe_bytes(free_bytes) + " of " +
                           describe_bytes(total_bytes) + " free on " + device_name_ +
-                          (options_.weight_only_int8 ? "" : " (weight-only int8 would need about half)"));
+                          (options_.quantisation == WeightQuantisation::None ? " (weight-only int8 would need about half, int4 about a quarter)"
+                           : options_.quantisation == WeightQuantisation::Int8 ? " (weight-only int4 would need about half)"
+                                                                               : ""));
 
     MWB_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     blas_ = std::make_unique<Blas>();
     MWB_TRY(blas_->initialise(stream_));
-    auto model = upload_model(*graph_, options_.weight_only_int8, weight_memory_, stream_);
+    auto model = upload_model(*graph_, options_.quantisation, weight_memory_, stream_);
     if (!model) return model.error();
     model_ = std::move(model.value());
     rope_.inverse_frequency = model_.rope_inverse_frequency;
@@ -696,9 +699,8 @@ Status CudaBackendImpl::moe(const DeviceMoe& m, const MicroBatch& batch) {
     const std::vector<int32_t> offset(offsets, offsets + experts + 1);
     auto expert_matrix = [](const DeviceMatrix& all, int64_t e) {
         DeviceMatrix one = all;
-        const size_t element = all.format == WeightFormat::BF16 ? 2 : 1;
         const int64_t groups = (all.cols + kScaleGroupColumns - 1) / kScaleGroupColumns;
-        one.values = static_cast<const uint8_t*>(all.values) + size_t(e) * size_t(all.rows * all.cols) * element;
+        one.values = static_cast<const uint8_t*>(all.values) + size_t(e) * matrix_value_bytes(all.rows, all.cols, all.format);
         if (all.scales) one.scales = all.scales + e * all.rows * groups;
         return one;
     };

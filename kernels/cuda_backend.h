@@ -13,6 +13,7 @@
 #include "engine/runtime/backend.h"
 #include "engine/runtime/generation.h"
 #include "engine/runtime/sampler.h"
+#include "kernels/cuda_planning.h"
 
 namespace mwb {
 
@@ -22,7 +23,9 @@ struct CudaOptions {
     // fewer rows run per micro-batch (prompts run in more pieces).
     size_t max_workspace_bytes = 0;
     int64_t max_batch_tokens = 1024;  // rows per micro-batch; longer prompts run in pieces through the KV cache
-    bool weight_only_int8 = false;    // W8A16: bf16/fp16/fp32 weights quantised to int8 (scale per row per 128 columns) on load
+    // W8A16 / W4A16: bf16/fp16/fp32 weights quantised to int8 / int4 on load (a scale per row per 128 columns);
+    // FP8 weights stay FP8.
+    cuda::WeightQuantisation quantisation = cuda::WeightQuantisation::None;
     bool cuda_graphs = true;          // capture decode steps as CUDA graphs
 };
 
@@ -38,9 +41,11 @@ public:
     // Bytes this backend holds on the device (weights, cache, workspace) and the device's total.
     virtual size_t device_bytes_reserved() const = 0;
     virtual size_t device_bytes_total() const = 0;
+    // Under weight-only quantisation, the matrix that lost the most (0 and no name without quantisation).
+    virtual const cuda::QuantisationError& worst_quantisation_error() const = 0;
 };
 
-// Uploads the weights (converted to bf16, FP8 kept with its block scales, or int8 under W8A16). Fails with the
+// Uploads the weights (converted to bf16, FP8 kept with its block scales, int8 / int4 when quantised). Fails with the
 // bytes needed and free when the GPU cannot hold them; nothing stays allocated after a failure.
 Result<std::unique_ptr<CudaBackend>> make_cuda_backend(std::shared_ptr<const ModelGraph> graph, const CudaOptions& options = {});
 

@@ -121,16 +121,29 @@ int64_t prefill_query_tile(int64_t heads, int64_t keys, int64_t chunk_rows, size
     return std::clamp<int64_t>(int64_t(budget_bytes / per_row), 1, std::max<int64_t>(chunk_rows, 1));
 }
 
+size_t matrix_value_bytes(int64_t rows, int64_t cols, WeightFormat format) {
+    const size_t values = size_t(rows) * size_t(cols);
+    switch (format) {
+        case WeightFormat::BF16: return values * 2;
+        case WeightFormat::INT4: return (values + 1) / 2;
+        default: return values;
+    }
+}
+
 size_t device_linear_bytes(int64_t out_features, int64_t in_features, WeightFormat format) {
-    const size_t values = size_t(out_features) * size_t(in_features);
-    if (format == WeightFormat::BF16) return values * 2;
+    const size_t values = matrix_value_bytes(out_features, in_features, format);
+    if (format == WeightFormat::BF16) return values;
     const size_t groups = size_t((in_features + kScaleGroupColumns - 1) / kScaleGroupColumns);
     return values + size_t(out_features) * groups * sizeof(float);
 }
 
-WeightFormat device_format(const LinearWeight& weight, bool weight_only_int8) {
+WeightFormat device_format(const LinearWeight& weight, WeightQuantisation quantisation) {
     if (weight.weight.dtype == DType::F8_E4M3) return WeightFormat::FP8;
-    return weight_only_int8 ? WeightFormat::INT8 : WeightFormat::BF16;
+    switch (quantisation) {
+        case WeightQuantisation::Int8: return WeightFormat::INT8;
+        case WeightQuantisation::Int4: return WeightFormat::INT4;
+        default: return WeightFormat::BF16;
+    }
 }
 
 size_t WorkspaceLayout::offset_of(const std::string& name) const {
@@ -226,11 +239,11 @@ size_t kv_cache_bytes(const ModelConfig& config, int64_t slots, int64_t capacity
     return size_t(config.kv_cache_values_per_token()) * size_t(slots) * size_t(capacity) * 2;
 }
 
-size_t device_weight_bytes(const ModelGraph& graph, bool weight_only_int8) {
+size_t device_weight_bytes(const ModelGraph& graph, WeightQuantisation quantisation) {
     const ModelConfig& c = graph.config;
     size_t bytes = size_t(c.vocab_size) * size_t(c.hidden_size) * 2;  // embedding, bf16
     auto linear = [&](const LinearWeight& w, bool keep_bf16 = false) {
-        const WeightFormat format = keep_bf16 ? WeightFormat::BF16 : device_format(w, weight_only_int8);
+        const WeightFormat format = keep_bf16 ? WeightFormat::BF16 : device_format(w, quantisation);
         bytes += device_linear_bytes(w.out_features, w.in_features, format);
         if (w.bias) bytes += size_t(w.out_features) * sizeof(float);
     };

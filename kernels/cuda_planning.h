@@ -69,12 +69,23 @@ int64_t decode_heads_per_block(int64_t heads_sharing_kv);
 // Query rows of a prompt chunk whose fp32 scores and bf16 probabilities fit `budget_bytes` at `keys` keys.
 int64_t prefill_query_tile(int64_t heads, int64_t keys, int64_t chunk_rows, size_t budget_bytes);
 
-enum class WeightFormat { BF16, FP8, INT8 };
+// INT4: two values a byte (the even column in the low nibble), symmetric in [-7, 7].
+enum class WeightFormat { BF16, FP8, INT8, INT4 };
+// Weight-only quantisation on load for GPUs that cannot hold bf16: W8A16 or W4A16, one scale per row per 128 columns.
+enum class WeightQuantisation { None, Int8, Int4 };
 
-// Bytes one linear weight takes on the device: bf16, or 8-bit values with one fp32 scale per row per 128 columns.
+// The largest relative error ‖W − Ŵ‖ / ‖W‖ among the matrices quantised on load, and which one.
+struct QuantisationError {
+    double relative_error = 0;
+    std::string matrix;
+};
+
+// Bytes of a [rows, cols] matrix's values alone.
+size_t matrix_value_bytes(int64_t rows, int64_t cols, WeightFormat format);
+// Bytes one linear weight takes on the device: bf16, or 8-/4-bit values with one fp32 scale per row per 128 columns.
 size_t device_linear_bytes(int64_t out_features, int64_t in_features, WeightFormat format);
-// The format a checkpoint weight gets on the device (FP8 stays FP8; bf16 becomes int8 under W8A16).
-WeightFormat device_format(const LinearWeight& weight, bool weight_only_int8);
+// The format a checkpoint weight gets on the device (FP8 stays FP8; others become int8 / int4 when quantised).
+WeightFormat device_format(const LinearWeight& weight, WeightQuantisation quantisation);
 
 struct MemoryPlan {
     size_t weight_bytes = 0;
@@ -106,7 +117,7 @@ struct WorkspaceLayout {
 WorkspaceLayout plan_workspace(const ModelConfig& config, const WorkspaceShape& shape);
 
 size_t kv_cache_bytes(const ModelConfig& config, int64_t slot_count, int64_t capacity);
-size_t device_weight_bytes(const ModelGraph& graph, bool weight_only_int8);
+size_t device_weight_bytes(const ModelGraph& graph, WeightQuantisation quantisation);
 
 // "needed 3.2 GiB, 1.1 GiB free" style text for out-of-memory errors.
 std::string describe_bytes(size_t bytes);

@@ -1,6 +1,7 @@
 #include "kernels/device_weights.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "engine/io/dtype.h"
 #include "engine/runtime/cpu/cpu_ops.h"
@@ -71,7 +72,7 @@ namespace {
 
 constexpr size_t kChunkElements = size_t(16) << 20;  // weights convert on the host this many values at a time
 
-// A device buffer for one chunk of bf16 rows on their way to int8; freed on every path.
+// A device buffer for one chunk of bf16 rows on their way to a quantised format; freed on every path.
 struct Staging {
     bf16* buffer = nullptr;
     size_t bytes = 0;
@@ -96,8 +97,8 @@ struct Staging {
 
 class Uploader {
 public:
-    Uploader(DeviceMemory& memory, cudaStream_t stream, bool weight_only_int8)
-        : memory_(memory), stream_(stream), int8_(weight_only_int8) {}
+    Uploader(DeviceMemory& memory, cudaStream_t stream, WeightQuantisation quantisation)
+        : memory_(memory), stream_(stream), quantisation_(quantisation) {}
 
     // The rows of `parts` stacked into one matrix (all parts read the same input).
     Result<DeviceLinear> stacked(const std::vector<const LinearWeight*>& parts, const std::string& name, bool force_bf16 = false) {
@@ -110,15 +111,24 @@ public:
             all_fp8 &= p->weight.dtype == DType::F8_E4M3 && p->block_cols % kScaleGroupColumns == 0;
             any_bias |= p->bias.has_value();
         }
-        const WeightFormat format = force_bf16 ? WeightFormat::BF16 : all_fp8 ? WeightFormat::FP8 : int8_ ? WeightFormat::INT8 : WeightFormat::BF16;
+        WeightFormat format = WeightFormat::BF16;
+        if (!force_bf16 && all_fp8) format = WeightFormat::FP8;
+        else if (!force_bf16 && quantisation_ == WeightQuantisation::Int8) format = WeightFormat::INT8;
+        else if (!force_bf16 && quantisation_ == WeightQuantisation::Int4) format = WeightFormat::INT4;
         auto matrix = allocate_matrix(rows, cols, format, name);
         if (!matrix) return matrix.error();
         DeviceLinear linear{*matrix, nullptr};
+        const bool quantised = format == WeightFormat::INT8 || format == WeightFormat::INT4;
+        if (quantised) {
+            MWB_TRY(error_sums_.reserve(2 * sizeof(float)));
+            MWB_CUDA_TRY(cudaMemsetAsync(error_sums_.buffer, 0, 2 * sizeof(float), stream_));
+        }
         int64_t offset = 0;
         for (const LinearWeight* p : parts) {
             MWB_TRY(write_rows(*p, linear.matrix, offset));
             offset += p->out_features;
         }
+        if (quantised) MWB_TRY(check_quantisation(name));
         if (any_bias) {
             std::vector<float> bias(size_t(rows), 0.0f);
             offset = 0;
@@ -167,10 +177,11 @@ public:
     }
 
     size_t scratch_bytes() const { return scratch_bytes_; }
+    const QuantisationError& worst_error() const { return worst_; }
 
 private:
     Result<DeviceMatrix> allocate_matrix(int64_t rows, int64_t cols, WeightFormat format, const std::string& name) {
-        const size_t value_bytes = size_t(rows) * size_t(cols) * (format == WeightFormat::BF16 ? 2 : 1);
+        const size_t value_bytes = matrix_value_bytes(rows, cols, format);
         const size_t total = device_linear_bytes(rows, cols, format);
         auto pointer = memory_.allocate(total, name);
         if (!pointer) return pointer.error();
@@ -213,12 +224,25 @@ private:
             } else {
                 MWB_TRY(staging_.reserve(half.size() * 2));
                 MWB_CUDA_TRY(cudaMemcpyAsync(staging_.buffer, half.data(), half.size() * 2, cudaMemcpyHostToDevice, stream_));
-                quantize_int8(staging_.buffer, count, cols, reinterpret_cast<int8_t*>(values + size_t((offset + r0) * cols)),
-                              scales + (offset + r0) * groups, stream_);
+                quantize_weights(staging_.buffer, count, cols, target.format, values + matrix_value_bytes(offset + r0, cols, target.format),
+                                 scales + (offset + r0) * groups, reinterpret_cast<float*>(error_sums_.buffer), stream_);
                 MWB_CUDA_TRY(cudaGetLastError());
                 MWB_CUDA_TRY(cudaStreamSynchronize(stream_));
             }
         }
+        return {};
+    }
+
+    // The relative error ‖W − Ŵ‖ / ‖W‖ of the matrix just quantised: non-finite weights fail the load, the
+    // largest error is kept for the report.
+    Status check_quantisation(const std::string& name) {
+        float sums[2] = {0, 0};
+        MWB_CUDA_TRY(cudaMemcpyAsync(sums, error_sums_.buffer, sizeof sums, cudaMemcpyDeviceToHost, stream_));
+        MWB_CUDA_TRY(cudaStreamSynchronize(stream_));
+        const double error = sums[1] > 0 ? std::sqrt(double(sums[0]) / double(sums[1])) : 0.0;
+        if (!std::isfinite(error))
+            return make_error(name + " holds values that are not finite numbers (NaN or infinity); it cannot be quantised");
+        if (error > worst_.relative_error) worst_ = {error, name};
         return {};
     }
 
@@ -230,8 +254,10 @@ private:
 
     DeviceMemory& memory_;
     cudaStream_t stream_;
-    bool int8_;
+    WeightQuantisation quantisation_;
     Staging staging_;
+    Staging error_sums_;
+    QuantisationError worst_;
     size_t scratch_bytes_ = 0;
 };
 
@@ -251,8 +277,8 @@ RouterParams router_params(const MoeConfig& m) {
 
 }  // namespace
 
-Result<DeviceModel> upload_model(const ModelGraph& graph, bool weight_only_int8, DeviceMemory& memory, cudaStream_t stream) {
-    Uploader up(memory, stream, weight_only_int8);
+Result<DeviceModel> upload_model(const ModelGraph& graph, WeightQuantisation quantisation, DeviceMemory& memory, cudaStream_t stream) {
+    Uploader up(memory, stream, quantisation);
     DeviceModel model;
 
     auto embedding = up.stacked({&graph.embed_tokens}, "the embedding table", true);
@@ -364,6 +390,7 @@ Result<DeviceModel> upload_model(const ModelGraph& graph, bool weight_only_int8,
     if (!frequencies) return frequencies.error();
     model.rope_inverse_frequency = *frequencies;
     model.dequantise_scratch_bytes = up.scratch_bytes();
+    model.worst_quantisation_error = up.worst_error();
     return model;
 }
 

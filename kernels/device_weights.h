@@ -91,7 +91,8 @@ struct DeviceModel {
     const float* final_norm = nullptr;
     DeviceLinear lm_head;
     const float* rope_inverse_frequency = nullptr;
-    size_t dequantise_scratch_bytes = 0;  // largest bf16 image an 8-bit GEMM needs
+    size_t dequantise_scratch_bytes = 0;  // largest bf16 image a quantised GEMM needs
+    QuantisationError worst_quantisation_error;
     int64_t moe_layers = 0;
 };
 
@@ -99,6 +100,6 @@ struct DeviceModel {
 Status check_cuda_support(const ModelConfig& config);
 
 // Uploads every weight into `memory`; on failure `memory` may hold part of it (the caller releases it).
-Result<DeviceModel> upload_model(const ModelGraph& graph, bool weight_only_int8, DeviceMemory& memory, cudaStream_t stream);
+Result<DeviceModel> upload_model(const ModelGraph& graph, WeightQuantisation quantisation, DeviceMemory& memory, cudaStream_t stream);
 
 }  // namespace mwb::cuda

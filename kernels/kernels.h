@@ -131,15 +131,15 @@ void combine_experts(const bf16* expert_out, const int32_t* row_of_assignment, c
 // moe_experts.cu ----------------------------------------------------------------------------------------------
 // A weight matrix [rows, cols] (or `experts` of them back to back) in a device format.
 struct DeviceMatrix {
-    const void* values = nullptr;  // bf16, fp8 e4m3 or int8
-    const float* scales = nullptr;  // 8-bit formats: [rows][ceil(cols/128)] per matrix
+    const void* values = nullptr;  // bf16, fp8 e4m3, int8 or int4 pairs
+    const float* scales = nullptr;  // quantised formats: [rows][ceil(cols/128)] per matrix
     WeightFormat format = WeightFormat::BF16;
     int64_t rows = 0, cols = 0;
 };
 // Decode-size feed-forward, for at most kFusedFeedForwardTokens rows: the routed experts (grouped by the device's
 // dispatch, so each active expert's weights stream once for all of its tokens) and an always-on MLP (the shared
 // experts, or a dense MLP) in two launches: gate + up + SwiGLU for every part, then the down projections with the
-// routing weights applied and the parts summed per token. Any part may be FP8, int8 or bf16. `max_active` sizes
+// routing weights applied and the parts summed per token. Any part may be bf16, FP8, int8 or int4. `max_active` sizes
 // the grid; the device's active count decides what runs, so one launch shape serves every step (CUDA graphs).
 struct FusedFeedForward {
     int64_t tokens = 0;
@@ -160,7 +160,7 @@ struct FusedFeedForward {
 };
 constexpr int64_t kFusedFeedForwardTokens = kMaxDecodeRows;
 void fused_feed_forward(const FusedFeedForward& feed_forward, cudaStream_t stream);
-// y[r] = W · x[r] for a few rows, any format (the 8-bit formats' small-batch path); fp32 output when y_fp32.
+// y[r] = W · x[r] for a few rows, any format (the quantised formats' small-batch path); fp32 output when y_fp32.
 void matrix_gemv(const DeviceMatrix& weight, const bf16* x, int64_t x_stride, int64_t rows, bf16* y, int64_t y_stride,
                  float* y_fp32, cudaStream_t stream);
 
@@ -169,9 +169,11 @@ void matrix_gemv(const DeviceMatrix& weight, const bf16* x, int64_t x_stride, in
 void swiglu(const bf16* gate_up, int64_t rows, int64_t inner, bf16* out, cudaStream_t stream);
 
 // quantize.cu -------------------------------------------------------------------------------------------------
-// W8A16 on load: symmetric int8 with one fp32 scale per row per 128 columns.
-void quantize_int8(const bf16* in, int64_t rows, int64_t cols, int8_t* out, float* scales, cudaStream_t stream);
-// Rows [row_begin, row_begin + row_count) of an 8-bit matrix as bf16 (dequantise, then a tensor-core GEMM).
+// W8A16 / W4A16 on load (format INT8 or INT4): symmetric, one fp32 scale per row per 128 columns. When error_sums
+// is given, adds Σ(w − ŵ)² and Σw² over the matrix to error_sums[0] and [1] (NaN where a weight is not finite).
+void quantize_weights(const bf16* in, int64_t rows, int64_t cols, WeightFormat format, void* out, float* scales, float* error_sums,
+                      cudaStream_t stream);
+// Rows [row_begin, row_begin + row_count) of an 8- or 4-bit matrix as bf16 (dequantise, then a tensor-core GEMM).
 void dequantize_rows(const DeviceMatrix& weight, int64_t row_begin, int64_t row_count, bf16* out, cudaStream_t stream);
 
 // sampling.cu -------------------------------------------------------------------------------------------------

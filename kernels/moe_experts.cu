@@ -1,7 +1,8 @@
 // Memory-bound feed-forward for the decode step: the fused routed + always-on (shared or dense) MLP of
-// kernels.h's FusedFeedForward, and the small-batch matrix-vector path of 8-bit weights (FP8 block-scaled or
-// W8A16 int8, dequantised in registers). Each warp streams whole weight rows with 16-byte (bf16) or 8-byte
-// (8-bit) loads and reuses each loaded vector for every input row of a chunk.
+// kernels.h's FusedFeedForward, and the small-batch matrix-vector path of quantised weights (FP8 block-scaled,
+// W8A16 int8 or W4A16 int4, dequantised in registers). Each warp streams whole weight rows, eight columns per
+// lane and load (16 bytes of bf16, 8 of 8-bit, 4 of int4), and reuses each loaded vector for every input row of
+// a chunk.
 #include <cuda_fp8.h>
 
 #include "kernels/device_math.cuh"
@@ -25,11 +26,12 @@ struct MatrixView {
 
 __device__ __forceinline__ MatrixView view_of(const DeviceMatrix& m, int64_t index) {
     MatrixView v;
-    const size_t element = m.format == WeightFormat::BF16 ? 2 : 1;
+    const size_t values = size_t(m.rows * m.cols);
+    const size_t matrix_bytes = m.format == WeightFormat::BF16 ? 2 * values : m.format == WeightFormat::INT4 ? values / 2 : values;
     v.cols = m.cols;
     v.groups = (m.cols + kScaleGroupColumns - 1) / kScaleGroupColumns;
     v.format = m.format;
-    v.values = static_cast<const uint8_t*>(m.values) + size_t(index) * size_t(m.rows * m.cols) * element;
+    v.values = static_cast<const uint8_t*>(m.values) + size_t(index) * matrix_bytes;
     v.scales = m.scales ? m.scales + index * m.rows * v.groups : nullptr;
     return v;
 }
@@ -38,6 +40,15 @@ template <WeightFormat kFormat>
 __device__ __forceinline__ void load_weights(const MatrixView& w, int64_t row, int64_t column, float* out) {
     if constexpr (kFormat == WeightFormat::BF16) {
         load_bf16x8(static_cast<const bf16*>(w.values) + row * w.cols + column, out);
+    } else if constexpr (kFormat == WeightFormat::INT4) {
+        const uint32_t raw = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(w.values) + (row * w.cols + column) / 2);
+        const float scale = w.scales[row * w.groups + column / kScaleGroupColumns];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const auto pair = uint8_t(raw >> (8 * i));
+            out[2 * i] = float(int8_t(uint8_t(pair << 4)) >> 4) * scale;
+            out[2 * i + 1] = float(int8_t(pair) >> 4) * scale;
+        }
     } else {
         const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const uint8_t*>(w.values) + row * w.cols + column);
         const float scale = w.scales[row * w.groups + column / kScaleGroupColumns];
@@ -91,6 +102,7 @@ __device__ __forceinline__ void accumulate_rows_any(const MatrixView& w, const i
         case WeightFormat::BF16: accumulate_rows<WeightFormat::BF16>(w, rows, inputs, count, sums); break;
         case WeightFormat::FP8: accumulate_rows<WeightFormat::FP8>(w, rows, inputs, count, sums); break;
         case WeightFormat::INT8: accumulate_rows<WeightFormat::INT8>(w, rows, inputs, count, sums); break;
+        case WeightFormat::INT4: accumulate_rows<WeightFormat::INT4>(w, rows, inputs, count, sums); break;
     }
 }
 
@@ -131,6 +143,28 @@ __global__ void __launch_bounds__(kThreads) gate_up_kernel(FusedFeedForward f) {
     }
 }
 
+// Weight row r of `w` against input rows [first, last) of `input` (row stride `stride`), in chunks that share each
+// loaded weight vector; lane 0 receives each reduced product as on_total(input row, product).
+template <class OnTotal>
+__device__ __forceinline__ void row_products(const MatrixView& w, int64_t r, const bf16* input, int64_t stride, int64_t first, int64_t last,
+                                             OnTotal on_total) {
+    const int64_t rows[1] = {r};
+    for (int64_t base = first; base < last; base += kChunk) {
+        const int count = last - base < kChunk ? int(last - base) : kChunk;
+        const bf16* inputs[kChunk];
+#pragma unroll
+        for (int t = 0; t < kChunk; ++t) inputs[t] = input + (base + (t < count ? t : 0)) * stride;
+        float sums[1][kChunk] = {};
+        accumulate_rows_any<1, kChunk>(w, rows, inputs, count, sums);
+#pragma unroll
+        for (int t = 0; t < kChunk; ++t) {
+            if (t >= count) break;
+            const float total = warp_sum(sums[0][t]);
+            if ((threadIdx.x & 31) == 0) on_total(base + t, total);
+        }
+    }
+}
+
 // Each warp one output column r: the down projections of every active expert (weighted by each token's routing
 // weight) and of the always-on MLP, summed per token in a fixed order (addend, experts ascending, then the MLP).
 __global__ void __launch_bounds__(kThreads) down_kernel(FusedFeedForward f, int64_t hidden) {
@@ -138,84 +172,43 @@ __global__ void __launch_bounds__(kThreads) down_kernel(FusedFeedForward f, int6
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t r = int64_t(blockIdx.x) * kWarps + warp;
     if (r >= hidden) return;
-    for (int64_t t = lane; t < f.tokens; t += 32) totals[warp][t] = f.addend ? __bfloat162float(f.addend[t * f.out_stride + r]) : 0.0f;
+    float* total_of = totals[warp];
+    for (int64_t t = lane; t < f.tokens; t += 32) total_of[t] = f.addend ? __bfloat162float(f.addend[t * f.out_stride + r]) : 0.0f;
     __syncwarp();
-    const int64_t rows[1] = {r};
     const int groups = f.n_experts > 0 ? f.active[f.n_experts] : 0;
     for (int g = 0; g < groups; ++g) {
-        const int64_t expert = f.active[g], first = f.offsets[expert], last = f.offsets[expert + 1];
+        const int64_t expert = f.active[g];
         const MatrixView w = view_of(f.experts_down, expert);
-        for (int64_t base = first; base < last; base += kChunk) {
-            const int count = last - base < kChunk ? int(last - base) : kChunk;
-            const bf16* inputs[kChunk];
-#pragma unroll
-            for (int t = 0; t < kChunk; ++t) inputs[t] = f.expert_act + (base + (t < count ? t : 0)) * w.cols;
-            float sums[1][kChunk] = {};
-            accumulate_rows_any<1, kChunk>(w, rows, inputs, count, sums);
-#pragma unroll
-            for (int t = 0; t < kChunk; ++t) {
-                if (t >= count) break;
-                const float total = warp_sum(sums[0][t]);
-                if (lane == 0) {
-                    const int64_t row = base + t, token = f.token_of_row[row];
-                    float weight = 0.0f;
-                    for (int64_t k = 0; k < f.top_k; ++k)
-                        if (f.row_of_assignment[token * f.top_k + k] == row) weight = f.weights[token * f.top_k + k];
-                    totals[warp][token] += weight * total;
-                }
-            }
-        }
+        row_products(w, r, f.expert_act, w.cols, f.offsets[expert], f.offsets[expert + 1], [&](int64_t row, float total) {
+            const int64_t token = f.token_of_row[row];
+            float weight = 0.0f;
+            for (int64_t k = 0; k < f.top_k; ++k)
+                if (f.row_of_assignment[token * f.top_k + k] == row) weight = f.weights[token * f.top_k + k];
+            total_of[token] += weight * total;
+        });
     }
     if (f.mlp_down.rows > 0) {
         const MatrixView w = view_of(f.mlp_down, 0);
-        for (int64_t base = 0; base < f.tokens; base += kChunk) {
-            const int count = f.tokens - base < kChunk ? int(f.tokens - base) : kChunk;
-            const bf16* inputs[kChunk];
-#pragma unroll
-            for (int t = 0; t < kChunk; ++t) inputs[t] = f.mlp_act + (base + (t < count ? t : 0)) * w.cols;
-            float sums[1][kChunk] = {};
-            accumulate_rows_any<1, kChunk>(w, rows, inputs, count, sums);
-#pragma unroll
-            for (int t = 0; t < kChunk; ++t) {
-                if (t >= count) break;
-                const float total = warp_sum(sums[0][t]);
-                if (lane == 0) totals[warp][base + t] += total;
-            }
-        }
+        row_products(w, r, f.mlp_act, w.cols, 0, f.tokens, [&](int64_t row, float total) { total_of[row] += total; });
     }
     __syncwarp();
-    for (int64_t t = lane; t < f.tokens; t += 32) f.out[t * f.out_stride + r] = __float2bfloat16(totals[warp][t]);
+    for (int64_t t = lane; t < f.tokens; t += 32) f.out[t * f.out_stride + r] = __float2bfloat16(total_of[t]);
 }
 
 // y[row] = W · x[row] for a few rows: each warp kRowsPerWarp weight rows, all input rows in chunks.
 constexpr int kRowsPerWarp = 4;
 
-template <WeightFormat kFormat>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(DeviceMatrix weight, const bf16* x, int64_t x_stride, int64_t input_rows, bf16* y,
                                                         float* y_fp32, int64_t y_stride) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int warp = threadIdx.x >> 5;
     const MatrixView w = view_of(weight, 0);
     for (int i = 0; i < kRowsPerWarp; ++i) {
-        const int64_t row = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp + i;
-        if (row >= weight.rows) return;
-        const int64_t rows[1] = {row};
-        for (int64_t base = 0; base < input_rows; base += kChunk) {
-            const int count = input_rows - base < kChunk ? int(input_rows - base) : kChunk;
-            const bf16* inputs[kChunk];
-#pragma unroll
-            for (int t = 0; t < kChunk; ++t) inputs[t] = x + (base + (t < count ? t : 0)) * x_stride;
-            float sums[1][kChunk] = {};
-            accumulate_rows<kFormat, 1, kChunk>(w, rows, inputs, count, sums);
-#pragma unroll
-            for (int t = 0; t < kChunk; ++t) {
-                if (t >= count) break;
-                const float total = warp_sum(sums[0][t]);
-                if (lane == 0) {
-                    if (y_fp32) y_fp32[(base + t) * y_stride + row] = total;
-                    else y[(base + t) * y_stride + row] = __float2bfloat16(total);
-                }
-            }
-        }
+        const int64_t r = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp + i;
+        if (r >= weight.rows) return;
+        row_products(w, r, x, x_stride, 0, input_rows, [&](int64_t row, float total) {
+            if (y_fp32) y_fp32[row * y_stride + r] = total;
+            else y[row * y_stride + r] = __float2bfloat16(total);
+        });
     }
 }
 
@@ -238,18 +231,8 @@ void fused_feed_forward(const FusedFeedForward& feed_forward, cudaStream_t strea
 void matrix_gemv(const DeviceMatrix& weight, const bf16* x, int64_t x_stride, int64_t rows, bf16* y, int64_t y_stride,
                  float* y_fp32, cudaStream_t stream) {
     if (rows <= 0) return;
-    const unsigned blocks = blocks_for(weight.rows, kWarps * kRowsPerWarp);
-    switch (weight.format) {
-        case WeightFormat::BF16:
-            MWB_LAUNCH(gemv_kernel<WeightFormat::BF16>, blocks, kThreads, 0, stream)(weight, x, x_stride, rows, y, y_fp32, y_stride);
-            break;
-        case WeightFormat::FP8:
-            MWB_LAUNCH(gemv_kernel<WeightFormat::FP8>, blocks, kThreads, 0, stream)(weight, x, x_stride, rows, y, y_fp32, y_stride);
-            break;
-        case WeightFormat::INT8:
-            MWB_LAUNCH(gemv_kernel<WeightFormat::INT8>, blocks, kThreads, 0, stream)(weight, x, x_stride, rows, y, y_fp32, y_stride);
-            break;
-    }
+    MWB_LAUNCH(gemv_kernel, blocks_for(weight.rows, kWarps * kRowsPerWarp), kThreads, 0, stream)(weight, x, x_stride, rows, y, y_fp32,
+                                                                                          y_stride);
 }
 
 }  // namespace mwb::cuda

@@ -137,6 +137,7 @@ BENCHES=(
   "l8-batch16|--layers 8 --prompt 512 --gen 128 --batch 16"
   "l27-pp512-tg128|--layers 27 --prompt 512 --gen 128"
   "l8-int8|--layers 8 --prompt 512 --gen 128 --int8"
+  "l8-int4|--layers 8 --prompt 512 --gen 128 --int4"
 )
 BASELINE_BENCHES=2
 bench() {  # bench BINARY TAG NAME ARGS: JSON into LOGS/TAG-NAME.json

@@ -16,11 +16,11 @@ const Command kCommands[] = {
     {"info", mwb::cli::run_info, "info DIR                         architecture, parameters, memory of a model"},
     {"generate", mwb::cli::run_generate,
      "generate DIR (--ids 1,2,3 | --prompt TEXT [--chat]) [--max-new N --temperature T --top-p P --top-k K "
-     "--min-p P --repetition-penalty R --seed S --device cpu|cuda]"},
-    {"logits", mwb::cli::run_logits, "logits DIR --ids 1,2,3 --out FILE.safetensors [--attention --device cpu|cuda]"},
+     "--min-p P --repetition-penalty R --seed S --device cpu|cuda --int8|--int4]"},
+    {"logits", mwb::cli::run_logits, "logits DIR --ids 1,2,3 --out FILE.safetensors [--attention --device cpu|cuda --int8|--int4]"},
     {"bench", mwb::cli::run_bench,
      "bench --shape v3-16b --layers N --random-weights [--prompt 512 --gen 128 --batch B --bandwidth GBps --seed S "
-     "--device cpu|cuda --int8 --trace-routing]"},
+     "--device cpu|cuda --int8|--int4 --trace-routing]"},
     {"tokenize", mwb::cli::run_tokenize, "tokenize --tokenizer DIR (--text T | --jsonl FILE) [--special]"},
     {"detokenize", mwb::cli::run_detokenize, "detokenize --tokenizer DIR --ids 1,2,3"},
     {"template", mwb::cli::run_template, "template --tokenizer DIR --messages FILE.json [--generation-prompt]"},

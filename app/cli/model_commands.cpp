@@ -33,11 +33,16 @@ Result<std::shared_ptr<const ModelGraph>> open_model(const CliArgs& args) {
 // The backend `--device` names: cpu (the default) or cuda.
 Result<std::unique_ptr<Backend>> make_backend(std::shared_ptr<const ModelGraph> graph, const CliArgs& args, int threads = 0) {
     const std::string device = args.get_or("device", "cpu");
-    if (device == "cpu") return make_cpu_backend(std::move(graph), threads);
+    if (args.has("int8") && args.has("int4")) return make_error("--int8 and --int4 exclude each other: choose one");
+    if (device == "cpu") {
+        if (args.has("int8") || args.has("int4")) return make_error("--int8 and --int4 quantise weights for --device cuda only");
+        return make_cpu_backend(std::move(graph), threads);
+    }
     if (device != "cuda") return make_error("--device must be cpu or cuda, got '" + device + "'");
 #ifdef MWB_HAVE_CUDA
     CudaOptions options;
-    options.weight_only_int8 = args.has("int8");
+    if (args.has("int8")) options.quantisation = cuda::WeightQuantisation::Int8;
+    if (args.has("int4")) options.quantisation = cuda::WeightQuantisation::Int4;
     auto backend = make_cuda_backend(std::move(graph), options);
     if (!backend) return backend.error();
     return std::unique_ptr<Backend>(std::move(backend.value()));
@@ -93,7 +98,7 @@ int run_info(int argc, char** argv) {
 }
 
 int run_logits(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"attention", "int8"});
+    auto args = CliArgs::parse(argc, argv, {"attention", "int8", "int4"});
     if (!args) return fail(args.error().message);
     auto out = args->get("out");
     if (!out) return fail("give the output file with --out FILE.safetensors");
@@ -124,7 +129,7 @@ int run_logits(int argc, char** argv) {
 }
 
 int run_generate(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"chat", "int8"});
+    auto args = CliArgs::parse(argc, argv, {"chat", "int8", "int4"});
     if (!args) return fail(args.error().message);
     auto graph = open_model(*args);
     if (!graph) return fail(graph.error().message);
@@ -193,7 +198,7 @@ int run_generate(int argc, char** argv) {
 }
 
 int run_bench(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"random-weights", "trace-routing", "int8"});
+    auto args = CliArgs::parse(argc, argv, {"random-weights", "trace-routing", "int8", "int4"});
     if (!args) return fail(args.error().message);
     if (!args->has("random-weights")) return fail("bench runs on random weights: pass --random-weights");
     auto layers = args->integer_or("layers", 2);
@@ -262,6 +267,7 @@ int run_bench(int argc, char** argv) {
             warm_up.max_new_tokens = 4;
             if (auto warmed = generate_on_gpu(*cuda, warm_up); !warmed) return fail(warmed.error().message);
             result = generate_on_gpu(*cuda, request, {}, observer);
+            report["device_bytes_reserved"] = cuda->device_bytes_reserved();
         }
 #endif
         if (backend->name() == "cpu") result = generate(*backend, request, {}, observer);
@@ -273,11 +279,31 @@ int run_bench(int argc, char** argv) {
         report["decode_tokens_per_s"] = decode_tokens_per_s;
         report["time_to_first_token_s"] = result->timings.time_to_first_token_s;
     }
+#ifdef MWB_HAVE_CUDA
+    if (const auto* cuda = dynamic_cast<const CudaBackend*>(backend.get()); cuda && (args->has("int8") || args->has("int4"))) {
+        report["weight_quantisation"] = args->has("int8") ? "int8" : "int4";
+        report["quantisation_worst_relative_error"] = cuda->worst_quantisation_error().relative_error;
+        report["quantisation_worst_matrix"] = cuda->worst_quantisation_error().matrix;
+    }
+#endif
     const MemoryReport memory = backend->memory();
     report["memory_bytes"] = {{"weights", memory.weight_bytes}, {"kv_cache", memory.kv_cache_bytes}, {"workspace", memory.workspace_bytes}};
-    // The bound of batch-1 decode: every weight a token uses read once per token at the given bandwidth.
-    if (*bandwidth > 0 && *batch == 1) {
-        const double bound = *bandwidth * 1e9 / double(summary.weight_bytes_per_decoded_token);
+    // The bound of decode: every weight the step uses (the distinct experts of the batch's tokens) and each
+    // sequence's cache at its average length read once per step at the given bandwidth.
+    double weight_scale = 1.0;
+#ifdef MWB_HAVE_CUDA
+    if (const auto* cuda = dynamic_cast<const CudaBackend*>(backend.get()); cuda && (args->has("int8") || args->has("int4"))) {
+        const double embedding = double(config->vocab_size) * double(config->hidden_size) * 2;  // kept bf16, a row read per token
+        weight_scale = (double(memory.weight_bytes) - embedding) /
+                       (double(cuda::device_weight_bytes(*shared_graph, cuda::WeightQuantisation::None)) - embedding);
+    }
+#endif
+    const double context = double(*prompt) + double(*gen) / 2.0;
+    const double step_bytes = decode_step_bytes(summary, *batch, context, weight_scale);
+    report["decode_bytes_per_step"] = step_bytes;
+    report["expected_distinct_experts_per_moe_layer"] = expected_distinct_experts(summary.routed_experts, summary.experts_per_token, *batch);
+    if (*bandwidth > 0) {
+        const double bound = *bandwidth * 1e9 / step_bytes * double(*batch);
         report["bandwidth_GBps"] = *bandwidth;
         report["decode_bound_tokens_per_s"] = bound;
         report["fraction_of_bound"] = decode_tokens_per_s / bound;

@@ -1,5 +1,7 @@
 #include "engine/model/model_summary.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <string_view>
 
@@ -69,6 +71,8 @@ ModelSummary summarize(const ModelGraph& graph) {
         }
     }
     s.weight_bytes_per_decoded_token = decode_bytes(graph);
+    for (const auto& layer : graph.layers)
+        if (const auto* moe = std::get_if<MoeWeights>(&layer.feed_forward)) s.routed_expert_bytes = bytes(moe->experts.front());
     const size_t floats_per_token = size_t(c.kv_cache_values_per_token());
     s.kv_cache_bytes_per_1k_tokens_bf16 = floats_per_token * 2 * 1024;
     s.kv_cache_bytes_per_1k_tokens_f32 = floats_per_token * 4 * 1024;
@@ -76,6 +80,17 @@ ModelSummary summarize(const ModelGraph& graph) {
         s.uncompressed_kv_bytes_per_1k_tokens_bf16 = size_t(c.num_heads * (c.mla->qk_nope_head_dim + c.mla->qk_rope_head_dim + c.mla->v_head_dim) *
                                                             c.num_layers) * 2 * 1024;
     return s;
+}
+
+double expected_distinct_experts(int64_t experts, int64_t experts_per_token, int64_t batch) {
+    if (experts <= 0) return 0;
+    return double(experts) * (1.0 - std::pow(1.0 - double(experts_per_token) / double(experts), double(batch)));
+}
+
+double decode_step_bytes(const ModelSummary& s, int64_t batch, double context, double weight_scale) {
+    const double extra_experts = expected_distinct_experts(s.routed_experts, s.experts_per_token, batch) - double(s.experts_per_token);
+    const double weights = double(s.weight_bytes_per_decoded_token) + double(s.moe_layers) * std::max(0.0, extra_experts) * double(s.routed_expert_bytes);
+    return weights * weight_scale + double(batch) * context * double(s.kv_cache_bytes_per_1k_tokens_bf16) / 1024.0;
 }
 
 std::string ModelSummary::to_json() const {

@@ -152,6 +152,23 @@ private slots:
         QCOMPARE(by_text.out, QString::fromStdString(tokenizer->decode(generated, true)) + "\n");
     }
 
+    // The reference shape with one (dense) layer on the CPU: the bound counts, by hand, lm_head, one embedding row,
+    // the MLA projections q_a 1536·2048, q_b 3072·1536, kv_a 576·2048, kv_b 4096·512, o 2048·2048 and the MLP
+    // 3·10944·2048 in bf16, plus the 576-value cache row of each of the 4 + 2/2 tokens of average context.
+    void bench_reports_the_decode_bound() {
+        const Run run = run_mwb({"bench", "--shape", "v3-16b", "--layers", "1", "--random-weights", "--prompt", "4", "--gen", "2",
+                                 "--bandwidth", "1000", "--device", "cpu"});
+        QVERIFY2(run.exit_code == 0, qPrintable(run.err));
+        const auto report = nlohmann::json::parse(run.out.toStdString());
+        const double weights = 2.0 * (129280.0 * 2048 + 2048 + 1536.0 * 2048 + 3072.0 * 1536 + 576.0 * 2048 + 4096.0 * 512 + 2048.0 * 2048 +
+                                      3.0 * 10944 * 2048);
+        const double step = weights + 576.0 * 2 * 5;
+        QCOMPARE(report["decode_bytes_per_step"].get<double>(), step);
+        QVERIFY(std::fabs(report["decode_bound_tokens_per_s"].get<double>() - 1000e9 / step) < 1e-9 * (1000e9 / step));
+        QCOMPARE(report["expected_distinct_experts_per_moe_layer"].get<double>(), 6.0);
+        QVERIFY(report["fraction_of_bound"].get<double>() > 0);
+    }
+
     void errors_are_reported_not_crashed() {
         const Run missing = run_mwb({"info", kModels + "no-such-model"});
         QCOMPARE(missing.exit_code, 1);

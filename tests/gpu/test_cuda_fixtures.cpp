@@ -9,7 +9,8 @@
 // reference's own lead is within the bf16 logit error (kLogitTie, ~1.5% of the logit range here; the positions
 // are reported). The greedy continuation equals the reference for the first 8 tokens unless it reaches such a
 // near-tie (logits or routing, margin reported). Also: CUDA graphs vs eager give the same tokens, logits vs GPU
-// sampling agree, W8A16 stays close, attention snapshots match for the rows upstream of any routing branch.
+// sampling agree, W8A16 stays close, W8A16 / W4A16 accuracy is reported, attention snapshots match for the rows
+// upstream of any routing branch.
 #include <QtTest>
 
 #include <algorithm>
@@ -300,7 +301,7 @@ private slots:
         QFETCH(QString, model);
         Fixture f = load_fixture(model.toStdString());
         CudaOptions options;
-        options.weight_only_int8 = true;
+        options.quantisation = cuda::WeightQuantisation::Int8;
         auto backend = cuda_backend(f, options);
         const auto prompt = f.prompt(0);
         const int64_t count = int64_t(prompt.size()), vocab = f.graph->config.vocab_size;
@@ -317,6 +318,54 @@ private slots:
             const double c = cosine(logits->data() + t * vocab, reference.data() + t * vocab, size_t(vocab));
             QVERIFY2(c >= 0.99, qPrintable(QString("W8A16 position %1: cosine %2").arg(t).arg(c)));
         }
+    }
+
+    // W8A16 and W4A16 against the reference, over every position of the first prompt (routing branches included:
+    // quantisation moves router scores by more than bf16 does): mean and lowest cosine of the logits, top-1
+    // agreement, and how many greedy tokens match before the first difference. The numbers are reported; the bounds
+    // only catch a broken path (a random tiny model is harder on 4-bit weights than a trained one).
+    void weight_only_quantisation_accuracy_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("bits");
+        for (const char* name : {"dsv3-tiny", "dsv2-tiny", "qwen2-tiny", "llama-tiny"})
+            for (int bits : {8, 4}) QTest::newRow(qPrintable(QString("%1 int%2").arg(name).arg(bits))) << QString(name) << bits;
+    }
+    void weight_only_quantisation_accuracy() {
+        QFETCH(QString, model);
+        QFETCH(int, bits);
+        Fixture f = load_fixture(model.toStdString());
+        CudaOptions options;
+        options.quantisation = bits == 8 ? cuda::WeightQuantisation::Int8 : cuda::WeightQuantisation::Int4;
+        auto backend = cuda_backend(f, options);
+        const auto prompt = f.prompt(0);
+        const int64_t count = int64_t(prompt.size()), vocab = f.graph->config.vocab_size, compared = 8;
+        QVERIFY(backend->reserve_cache(1, count + compared).ok());
+        auto logits = backend->forward({prompt, {{0, 0, count}}, true}, nullptr);
+        QVERIFY(logits.ok());
+        const auto reference = f.floats("p0.logits");
+        double total = 0, lowest = 1;
+        int64_t agree = 0;
+        for (int64_t t = 0; t < count; ++t) {
+            const double c = cosine(logits->data() + t * vocab, reference.data() + t * vocab, size_t(vocab));
+            total += c;
+            lowest = std::min(lowest, c);
+            agree += argmax(logits->data() + t * vocab, size_t(vocab)) == argmax(reference.data() + t * vocab, size_t(vocab));
+        }
+        auto expected = f.reference.read_int64(prompt_key(0, ".greedy"));
+        QVERIFY(expected.ok());
+        GenerationRequest request;
+        request.prompt = prompt;
+        request.sampling.temperature = 0;
+        request.max_new_tokens = compared;
+        auto result = generate_on_gpu(*backend, request);
+        QVERIFY(result.ok());
+        int64_t matched = 0;
+        while (matched < compared && result->tokens[size_t(matched)] == int32_t((*expected)[size_t(matched)])) ++matched;
+        qInfo("%s int%d: logits cosine mean %.4f, lowest %.4f; top-1 agrees at %lld of %lld positions; greedy matches %lld of %lld; "
+              "worst weight error %.3f (%s)",
+              qPrintable(model), bits, total / double(count), lowest, (long long)agree, (long long)count, (long long)matched,
+              (long long)compared, backend->worst_quantisation_error().relative_error, backend->worst_quantisation_error().matrix.c_str());
+        QVERIFY2(total / double(count) >= (bits == 8 ? 0.99 : 0.8), qPrintable(QString::number(total / double(count))));
     }
 
     void attention_snapshot_matches_reference_data() {

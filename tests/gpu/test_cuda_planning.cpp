@@ -180,24 +180,28 @@ private slots:
         QCOMPARE(device_linear_bytes(256, 512, WeightFormat::BF16), size_t(256 * 512 * 2));
         QCOMPARE(device_linear_bytes(256, 512, WeightFormat::INT8), size_t(256 * 512 + 256 * 4 * 4));
         QCOMPARE(device_linear_bytes(3, 130, WeightFormat::FP8), size_t(3 * 130 + 3 * 2 * 4));
+        QCOMPARE(device_linear_bytes(256, 512, WeightFormat::INT4), size_t(256 * 512 / 2 + 256 * 4 * 4));
 
         const ModelConfig c = reference_shape_v3_16b(2);
         QCOMPARE(kv_cache_bytes(c, 1, 4096), size_t(2 * (512 + 64) * 4096 * 2));
 
         auto graph = load_model_graph(MWB_TEST_DATA "/models/dsv3-tiny");
         QVERIFY2(graph.ok(), graph.ok() ? "" : graph.error().message.c_str());
-        const size_t bf16 = device_weight_bytes(*graph, false), int8 = device_weight_bytes(*graph, true);
+        const size_t bf16 = device_weight_bytes(*graph, WeightQuantisation::None), int8 = device_weight_bytes(*graph, WeightQuantisation::Int8);
         size_t stored = 0;
         for (const auto& [name, tensor] : graph->store->tensors()) stored += tensor.bytes;
-        QVERIFY(int8 < bf16);
+        const size_t int4 = device_weight_bytes(*graph, WeightQuantisation::Int4);
+        QVERIFY(int4 < int8 && int8 < bf16);
         QVERIFY(bf16 > stored / 2 && bf16 < stored * 2);  // bf16 checkpoint: about its own size, plus fp32 norms
 
         auto fp8 = load_model_graph(MWB_TEST_DATA "/models/dsv3-fp8-tiny");
         QVERIFY(fp8.ok());
         const auto& attention = std::get<MlaWeights>(fp8->layers[0].attention);
         QCOMPARE(attention.o_proj.weight.dtype, DType::F8_E4M3);
-        QVERIFY(device_format(attention.o_proj, true) == WeightFormat::FP8);  // FP8 stays FP8 under W8A16
-        QVERIFY(device_format(std::get<MlaWeights>(graph->layers[0].attention).o_proj, true) == WeightFormat::INT8);
+        QVERIFY(device_format(attention.o_proj, WeightQuantisation::Int8) == WeightFormat::FP8);  // FP8 stays FP8 under W8A16
+        QVERIFY(device_format(attention.o_proj, WeightQuantisation::Int4) == WeightFormat::FP8);
+        QVERIFY(device_format(std::get<MlaWeights>(graph->layers[0].attention).o_proj, WeightQuantisation::Int8) == WeightFormat::INT8);
+        QVERIFY(device_format(std::get<MlaWeights>(graph->layers[0].attention).o_proj, WeightQuantisation::Int4) == WeightFormat::INT4);
         QCOMPARE(describe_bytes(size_t(3) << 30), std::string("3.00 GiB"));
     }
 };
