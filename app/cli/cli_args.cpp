@@ -29,8 +29,15 @@ int fail(const std::string& message) {
     return 1;
 }
 
-Result<CliArgs> CliArgs::parse(int argc, char** argv, const std::set<std::string>& flags) {
+Result<CliArgs> CliArgs::parse(int argc, char** argv, const std::set<std::string>& flags, const std::set<std::string>& options) {
     CliArgs args;
+    auto unknown = [&](const std::string& name) {
+        std::set<std::string> valid = flags;
+        valid.insert(options.begin(), options.end());
+        std::string list;
+        for (const std::string& v : valid) list += (list.empty() ? "--" : ", --") + v;
+        return make_error("unknown option --" + name + (list.empty() ? " (this command takes none)" : " (valid: " + list + ")"));
+    };
     for (int i = 0; i < argc; ++i) {
         std::string token = argv[i];
         if (token.rfind("--", 0) != 0 || token.size() == 2) {
@@ -39,7 +46,10 @@ Result<CliArgs> CliArgs::parse(int argc, char** argv, const std::set<std::string
         }
         std::string name = token.substr(2);
         if (auto eq = name.find('='); eq != std::string::npos) {
+            if (!options.count(name.substr(0, eq))) return unknown(name.substr(0, eq));
             args.options_[name.substr(0, eq)] = name.substr(eq + 1);
+        } else if (!flags.count(name) && !options.count(name)) {
+            return unknown(name);
         } else if (flags.count(name)) {
             args.flags_.insert(name);
         } else if (i + 1 < argc) {

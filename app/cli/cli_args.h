@@ -13,8 +13,9 @@ namespace mwb::cli {
 
 class CliArgs {
 public:
-    // `flags` names the options that take no value; every other `--name` consumes the next argument.
-    static Result<CliArgs> parse(int argc, char** argv, const std::set<std::string>& flags);
+    // `flags` names the options that take no value, `options` those that take one (`--name value` or
+    // `--name=value`). Any other `--name` is an error that lists the valid ones.
+    static Result<CliArgs> parse(int argc, char** argv, const std::set<std::string>& flags, const std::set<std::string>& options);
 
     const std::vector<std::string>& positionals() const { return positionals_; }
     bool has(const std::string& name) const;

@@ -15,14 +15,14 @@ struct Command {
 const Command kCommands[] = {
     {"info", mwb::cli::run_info, "info DIR                         architecture, parameters, memory of a model"},
     {"generate", mwb::cli::run_generate,
-     "generate DIR (--ids 1,2,3 | --prompt TEXT [--chat]) [--max-new N --temperature T --top-p P --top-k K "
-     "--min-p P --repetition-penalty R --seed S --device cpu|cuda --int8|--int4]"},
+     "generate DIR (--ids 1,2,3 | --prompt TEXT [--chat --system TEXT --tokenizer DIR]) [--max-new N --temperature T "
+     "--top-p P --top-k K --min-p P --repetition-penalty R --seed S --device cpu|cuda --int8|--int4]"},
     {"logits", mwb::cli::run_logits, "logits DIR --ids 1,2,3 --out FILE.safetensors [--attention --device cpu|cuda --int8|--int4]"},
     {"bench", mwb::cli::run_bench,
      "bench --shape v3-16b --layers N --random-weights [--prompt 512 --gen 128 --batch B --bandwidth GBps --seed S "
-     "--device cpu|cuda --int8|--int4 --trace-routing]"},
+     "--threads N --device cpu|cuda --int8|--int4 --trace-routing]"},
     {"tokenize", mwb::cli::run_tokenize, "tokenize --tokenizer DIR (--text T | --jsonl FILE) [--special]"},
-    {"detokenize", mwb::cli::run_detokenize, "detokenize --tokenizer DIR --ids 1,2,3"},
+    {"detokenize", mwb::cli::run_detokenize, "detokenize --tokenizer DIR --ids 1,2,3 [--skip-special]"},
     {"template", mwb::cli::run_template, "template --tokenizer DIR --messages FILE.json [--generation-prompt]"},
     {"bench-tokenizer", mwb::cli::run_bench_tokenizer, "bench-tokenizer --tokenizer DIR --file F"},
 };
@@ -30,17 +30,30 @@ const Command kCommands[] = {
 void print_usage() {
     std::fprintf(stderr, "usage: mwb COMMAND ...\n\ncommands:\n");
     for (const auto& command : kCommands) std::fprintf(stderr, "  mwb %s\n", command.usage);
+    std::fprintf(stderr, "\n  mwb COMMAND --help    that command's usage\n  mwb --version\n");
 }
+
+bool asks_for_help(const char* argument) { return !std::strcmp(argument, "--help") || !std::strcmp(argument, "-h"); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    if (argc < 2 || asks_for_help(argv[1])) {
         print_usage();
         return argc < 2 ? 2 : 0;
     }
+    if (!std::strcmp(argv[1], "--version")) {
+        std::printf("mwb %s\n", MWB_VERSION);
+        return 0;
+    }
     for (const auto& command : kCommands) {
-        if (!std::strcmp(argv[1], command.name)) return command.run(argc - 2, argv + 2);
+        if (std::strcmp(argv[1], command.name)) continue;
+        for (int i = 2; i < argc; ++i)
+            if (asks_for_help(argv[i])) {
+                std::printf("usage: mwb %s\n", command.usage);
+                return 0;
+            }
+        return command.run(argc - 2, argv + 2);
     }
     std::fprintf(stderr, "mwb: unknown command '%s'\n\n", argv[1]);
     print_usage();

@@ -89,7 +89,7 @@ Result<SamplingParams> sampling_from(const CliArgs& args) {
 }  // namespace
 
 int run_info(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {});
+    auto args = CliArgs::parse(argc, argv, {}, {});
     if (!args) return fail(args.error().message);
     auto graph = open_model(*args);
     if (!graph) return fail(graph.error().message);
@@ -98,7 +98,7 @@ int run_info(int argc, char** argv) {
 }
 
 int run_logits(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"attention", "int8", "int4"});
+    auto args = CliArgs::parse(argc, argv, {"attention", "int8", "int4"}, {"ids", "out", "device"});
     if (!args) return fail(args.error().message);
     auto out = args->get("out");
     if (!out) return fail("give the output file with --out FILE.safetensors");
@@ -129,7 +129,9 @@ int run_logits(int argc, char** argv) {
 }
 
 int run_generate(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"chat", "int8", "int4"});
+    auto args = CliArgs::parse(argc, argv, {"chat", "int8", "int4"},
+                               {"ids", "prompt", "system", "tokenizer", "max-new", "temperature", "top-p", "top-k", "min-p",
+                                "repetition-penalty", "seed", "device"});
     if (!args) return fail(args.error().message);
     auto graph = open_model(*args);
     if (!graph) return fail(graph.error().message);
@@ -146,8 +148,11 @@ int run_generate(int argc, char** argv) {
     // Text in, streamed text out when a prompt is given; ids in, ids out otherwise.
     std::optional<tok::Tokenizer> tokenizer;
     std::optional<tok::StreamingDetokenizer> detokenizer;
+    if (args->has("prompt") && args->has("ids")) return fail("--prompt and --ids exclude each other: give the prompt as text or as ids");
     if (auto prompt = args->get("prompt")) {
         auto loaded = tok::Tokenizer::load(args->get_or("tokenizer", args->positionals()[0]));
+        if (!loaded && !args->has("tokenizer"))
+            return fail(loaded.error().message + "; a model folder without its tokenizer takes one with --tokenizer DIR");
         if (!loaded) return fail(loaded.error().message);
         tokenizer.emplace(std::move(loaded.value()));
         Result<std::vector<int32_t>> ids = std::vector<int32_t>{};
@@ -198,7 +203,8 @@ int run_generate(int argc, char** argv) {
 }
 
 int run_bench(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"random-weights", "trace-routing", "int8", "int4"});
+    auto args = CliArgs::parse(argc, argv, {"random-weights", "trace-routing", "int8", "int4"},
+                               {"shape", "layers", "prompt", "gen", "seed", "batch", "threads", "bandwidth", "device"});
     if (!args) return fail(args.error().message);
     if (!args->has("random-weights")) return fail("bench runs on random weights: pass --random-weights");
     auto layers = args->integer_or("layers", 2);

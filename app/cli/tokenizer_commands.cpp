@@ -28,7 +28,7 @@ std::string ids_line(const std::vector<int32_t>& ids) { return nlohmann::json{{"
 }  // namespace
 
 int run_tokenize(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"special"});
+    auto args = CliArgs::parse(argc, argv, {"special"}, {"tokenizer", "text", "jsonl"});
     if (!args) return fail(args.error().message);
     auto tokenizer = load_tokenizer(*args);
     if (!tokenizer) return fail(tokenizer.error().message);
@@ -59,7 +59,7 @@ int run_tokenize(int argc, char** argv) {
 }
 
 int run_detokenize(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"skip-special"});
+    auto args = CliArgs::parse(argc, argv, {"skip-special"}, {"tokenizer", "ids"});
     if (!args) return fail(args.error().message);
     if (!args->has("ids")) return fail("--ids 1,2,3 is required");
     auto ids = args->integer_list("ids");
@@ -80,7 +80,7 @@ int run_detokenize(int argc, char** argv) {
 }
 
 int run_template(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"generation-prompt"});
+    auto args = CliArgs::parse(argc, argv, {"generation-prompt"}, {"tokenizer", "messages"});
     if (!args) return fail(args.error().message);
     auto path = args->get("messages");
     if (!path) return fail("--messages FILE.json is required");
@@ -107,7 +107,7 @@ int run_template(int argc, char** argv) {
 }
 
 int run_bench_tokenizer(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {});
+    auto args = CliArgs::parse(argc, argv, {}, {"tokenizer", "file"});
     if (!args) return fail(args.error().message);
     auto path = args->get("file");
     if (!path) return fail("--file F is required");

@@ -178,6 +178,32 @@ private slots:
         QVERIFY(bad_id.err.contains("99999"));
         const Run unknown = run_mwb({"frobnicate"});
         QCOMPARE(unknown.exit_code, 2);
+        const Run both = run_mwb({"generate", kModels + "dsv3-tiny", "--ids", "1,2", "--prompt", "hello"});
+        QCOMPARE(both.exit_code, 1);
+        QVERIFY2(both.err.contains("--prompt and --ids"), qPrintable(both.err));
+    }
+
+    // A misspelt option is an error that names it and lists the valid ones, never a silent default.
+    void unknown_options_are_errors() {
+        const Run misspelt = run_mwb({"generate", kModels + "dsv3-tiny", "--ids", "1,2", "--temprature", "0.1"});
+        QCOMPARE(misspelt.exit_code, 1);
+        QVERIFY2(misspelt.err.contains("unknown option --temprature") && misspelt.err.contains("--temperature"), qPrintable(misspelt.err));
+        const Run with_value = run_mwb({"tokenize", "--tokenizer", kModels + "dsv3-tiny", "--txt=hello"});
+        QCOMPARE(with_value.exit_code, 1);
+        QVERIFY2(with_value.err.contains("unknown option --txt"), qPrintable(with_value.err));
+        const Run flag = run_mwb({"info", kModels + "dsv3-tiny", "--verbose"});
+        QCOMPARE(flag.exit_code, 1);
+        QVERIFY2(flag.err.contains("unknown option --verbose"), qPrintable(flag.err));
+    }
+
+    void help_and_version() {
+        const Run help = run_mwb({"generate", "--help"});
+        QCOMPARE(help.exit_code, 0);
+        QVERIFY2(help.out.startsWith("usage: mwb generate") && help.out.contains("--tokenizer") && help.out.contains("--system"),
+                 qPrintable(help.out));
+        const Run version = run_mwb({"--version"});
+        QCOMPARE(version.exit_code, 0);
+        QCOMPARE(version.out, QString("mwb " MWB_PROJECT_VERSION "\n"));
     }
 };
 
