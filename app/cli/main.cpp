@@ -13,7 +13,7 @@ struct Command {
 };
 
 const Command kCommands[] = {
-    {"info", mwb::cli::run_info, "info DIR                         architecture, parameters, memory of a model"},
+    {"info", mwb::cli::run_info, "info DIR [--json]                architecture, parameters, memory of a model"},
     {"generate", mwb::cli::run_generate,
      "generate DIR (--ids 1,2,3 | --prompt TEXT [--chat --system TEXT --tokenizer DIR]) [--max-new N --temperature T "
      "--top-p P --top-k K --min-p P --repetition-penalty R --seed S --device cpu|cuda --int8|--int4]"},

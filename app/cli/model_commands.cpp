@@ -89,11 +89,13 @@ Result<SamplingParams> sampling_from(const CliArgs& args) {
 }  // namespace
 
 int run_info(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {}, {});
+    auto args = CliArgs::parse(argc, argv, {"json"}, {});
     if (!args) return fail(args.error().message);
     auto graph = open_model(*args);
     if (!graph) return fail(graph.error().message);
-    std::printf("%s\n", summarize(**graph).to_json().c_str());
+    const ModelSummary summary = summarize(**graph);
+    if (args->has("json")) std::printf("%s\n", summary.to_json().c_str());
+    else std::fputs(summary.to_text().c_str(), stdout);
     return 0;
 }
 

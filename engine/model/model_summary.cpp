@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <string_view>
 
@@ -91,6 +92,53 @@ double decode_step_bytes(const ModelSummary& s, int64_t batch, double context, d
     const double extra_experts = expected_distinct_experts(s.routed_experts, s.experts_per_token, batch) - double(s.experts_per_token);
     const double weights = double(s.weight_bytes_per_decoded_token) + double(s.moe_layers) * std::max(0.0, extra_experts) * double(s.routed_expert_bytes);
     return weights * weight_scale + double(batch) * context * double(s.kv_cache_bytes_per_1k_tokens_bf16) / 1024.0;
+}
+
+namespace {
+
+// 1234567 → "1,234,567".
+std::string grouped(int64_t value) {
+    std::string digits = std::to_string(value < 0 ? -value : value), out;
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return value < 0 ? "-" + out : out;
+}
+
+std::string byte_text(double bytes) {
+    const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    int unit = 0;
+    while (bytes >= 1024 && unit < 4) bytes /= 1024, ++unit;
+    char text[32];
+    std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.2f %s", bytes, units[unit]);
+    return text;
+}
+
+}  // namespace
+
+std::string ModelSummary::to_text() const {
+    std::string text;
+    auto line = [&](const char* label, const std::string& value) {
+        char padded[24];
+        std::snprintf(padded, sizeof padded, "%-20s", label);
+        text += padded + value + "\n";
+    };
+    line("architecture", architecture);
+    line("parameters", grouped(total_parameters) + " total, " + grouped(active_parameters) + " active per token");
+    std::string layer_text = std::to_string(layers);
+    if (moe_layers > 0)
+        layer_text += " (" + std::to_string(moe_layers) + " MoE: " + std::to_string(routed_experts) + " routed experts, " +
+                      std::to_string(experts_per_token) + " per token, " + std::to_string(shared_experts) + " shared)";
+    line("layers", layer_text);
+    line("context", grouped(context_length) + " tokens");
+    line("weights", weights_dtype + ", " + byte_text(double(weight_bytes)));
+    std::string kv = byte_text(double(kv_cache_bytes_per_1k_tokens_bf16)) + " per 1,024 tokens (bf16)";
+    if (uncompressed_kv_bytes_per_1k_tokens_bf16)
+        kv += "; per-head K/V would take " + byte_text(double(uncompressed_kv_bytes_per_1k_tokens_bf16));
+    line("KV cache", kv);
+    line("decode reads", byte_text(double(weight_bytes_per_decoded_token)) + " of weights per token (batch 1)");
+    return text;
 }
 
 std::string ModelSummary::to_json() const {

@@ -23,6 +23,7 @@ struct ModelSummary {
     size_t routed_expert_bytes = 0;             // one routed expert's weights, as stored
 
     std::string to_json() const;
+    std::string to_text() const;  // what `mwb info` prints for a person: one labelled line per fact
 };
 
 ModelSummary summarize(const ModelGraph& graph);

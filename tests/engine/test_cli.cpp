@@ -29,6 +29,13 @@ Run run_mwb(const QStringList& arguments) {
     return {process.exitCode(), QString::fromUtf8(process.readAllStandardOutput()), QString::fromUtf8(process.readAllStandardError())};
 }
 
+// 1234567 → "1,234,567", as mwb info prints counts.
+std::string grouped(int64_t value) {
+    std::string digits = std::to_string(value), out;
+    for (size_t i = 0; i < digits.size(); ++i) out += (i > 0 && (digits.size() - i) % 3 == 0 ? "," : "") + std::string(1, digits[i]);
+    return out;
+}
+
 template <class Id>
 QString ids_text(const std::vector<Id>& ids) {
     QStringList parts;
@@ -70,7 +77,7 @@ private slots:
     }
 
     void info_reports_parameters() {
-        const Run run = run_mwb({"info", kModels + "dsv3-tiny"});
+        const Run run = run_mwb({"info", kModels + "dsv3-tiny", "--json"});
         QVERIFY2(run.exit_code == 0, qPrintable(run.err));
         const auto info = nlohmann::json::parse(run.out.toStdString());
         QCOMPARE(info["architecture"].get<std::string>(), std::string("deepseek_v3"));
@@ -89,11 +96,17 @@ private slots:
         // MLA cache: (kv_lora 32 + rope 16) values per layer per token, 4 layers, 1024 tokens, 2 bytes.
         QCOMPARE(info["kv_cache_bytes_per_1k_tokens_bf16"].get<int64_t>(), int64_t(48 * 4 * 1024 * 2));
         QCOMPARE(info["weights_dtype"].get<std::string>(), std::string("BF16"));
+        // Without --json, the same facts for a person.
+        const Run text = run_mwb({"info", kModels + "dsv3-tiny"});
+        QVERIFY2(text.exit_code == 0, qPrintable(text.err));
+        QVERIFY2(text.out.contains("deepseek_v3") && text.out.contains(QString::fromStdString(grouped(total)) + " total") &&
+                     text.out.contains("4 (3 MoE: 16 routed experts, 4 per token, 1 shared)"),
+                 qPrintable(text.out));
 
         // FP8: the weight_scale_inv tensors are not parameters. By hand: embeddings + lm_head 2·512·256, per
         // layer norms 2·256 and MLA 160·256 + 160 + 128·160 + 112·256 + 96 + 128·96 + 256·64, layer 0 MLP
         // 3·384·256, layer 1 router 16·256 + 16 and 17 experts of 3·160·256, final norm 256.
-        const Run fp8 = run_mwb({"info", kModels + "dsv3-fp8-tiny"});
+        const Run fp8 = run_mwb({"info", kModels + "dsv3-fp8-tiny", "--json"});
         QVERIFY2(fp8.exit_code == 0, qPrintable(fp8.err));
         const auto fp8_info = nlohmann::json::parse(fp8.out.toStdString());
         const int64_t fp8_mla = 160 * 256 + 160 + 128 * 160 + 112 * 256 + 96 + 128 * 96 + 256 * 64;
