@@ -4,6 +4,7 @@
 // form one 16-row tensor-core tile, so Q·Kᵀ and P·V are warp matrix products (bf16 in, fp32 accumulate) and each
 // key is read once for all of them. The scores of up to kSubrange keys are held in shared memory for an exact
 // softmax; a longer range rescales its running output between subranges. A second kernel merges the ranges.
+#include <cstdint>
 #include <mma.h>
 
 #include "kernels/device_math.cuh"

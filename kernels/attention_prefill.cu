@@ -1,5 +1,7 @@
 // Prompt attention around the tensor-core GEMMs (scores = Q·Kᵀ, out = P·V run in cuBLAS): the causal softmax of
 // a tile of score rows, and the attention probabilities the Inspector asks for.
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

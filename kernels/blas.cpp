@@ -1,5 +1,6 @@
 #include "kernels/blas.h"
 
+#include <cstdint>
 #include <string>
 
 namespace mwb::cuda {

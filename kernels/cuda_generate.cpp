@@ -1,6 +1,7 @@
 // Generation and the batched-decode benchmark on top of CudaBackend::forward_sampled: the engine's generation
 // loop with the next token drawn on the GPU.
 #include <algorithm>
+#include <cstdint>
 #include <random>
 
 #include <cuda_runtime.h>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "engine/io/dtype.h"
 #include "engine/runtime/cpu/cpu_ops.h"

@@ -3,6 +3,7 @@
 // norms in fp32.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

@@ -1,4 +1,6 @@
 // Embedding lookup into the fp32 residual stream, and row gathers of bf16 activations.
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

@@ -1,4 +1,6 @@
 // Grouped-query attention glue: the q/k/v biases of Qwen2 and the K/V cache write from the fused qkv rows.
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

@@ -1,5 +1,7 @@
 // Multi-head latent attention glue: the compressed cache write (normed latent + rotated shared rope key), the
 // per-head keys of the expanded prompt path, and the absorbed decode query [W_UKᵀ q_nope | q_rope].
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

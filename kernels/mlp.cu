@@ -1,4 +1,6 @@
 // The fused SwiGLU of the dense MLP, the shared experts and the routed experts: [gate | up] → silu(gate) · up.
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

@@ -1,6 +1,8 @@
 // MoE dispatch on the device, without a host round trip: the token-expert assignments grouped by expert (counts,
 // offsets, active experts, placement) in one block, the gather of token rows into expert order, and the weighted
 // combine back into token order (plus the shared experts' output).
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

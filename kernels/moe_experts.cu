@@ -3,6 +3,7 @@
 // W8A16 int8 or W4A16 int4, dequantised in registers). Each warp streams whole weight rows, eight columns per
 // lane and load (16 bytes of bf16, 8 of 8-bit, 4 of int4), and reuses each loaded vector for every input row of
 // a chunk.
+#include <cstdint>
 #include <cuda_fp8.h>
 
 #include "kernels/device_math.cuh"

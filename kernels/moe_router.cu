@@ -2,6 +2,8 @@
 // softmax or sigmoid scores; the correction bias only for the choice; group-limited choice (groups ranked by their
 // best score, or by their two best for noaux_tc) with the other groups masked to 0.0; top-k with ties going to the
 // lower index; experts sorted by id; weights optionally normalised, then scaled.
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

@@ -1,4 +1,6 @@
 // RMSNorm, fused with the residual add that precedes it: one block per row, fp32 statistics.
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

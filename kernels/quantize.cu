@@ -1,6 +1,7 @@
 // Weight-only quantisation on load (W8A16 int8, W4A16 int4) and the dequantisation of 8-/4-bit rows to bf16 ahead
 // of a tensor-core GEMM. All quantised formats share one layout: values, then an fp32 scale per row per 128 columns
 // (FP8 block scales are expanded to it on load), so weight = value · scale.
+#include <cstdint>
 #include <cuda_fp8.h>
 
 #include "kernels/device_math.cuh"

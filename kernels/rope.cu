@@ -1,5 +1,7 @@
 // Rotary position embedding in place on bf16 heads: NeoX halves or DeepSeek's interleaved pairs. The inverse
 // frequencies already carry YaRN / llama3 / linear scaling (RopeTable); YaRN's attention_factor scales cos and sin.
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

@@ -4,6 +4,8 @@
 // cut-off by bisection over the order-preserving integer image of the floats (32 counting / summing passes
 // each), min-p as s ≥ max + ln(min_p). The draw walks the kept probabilities in index order with a uniform
 // number derived from (seed, position): deterministic for a seed, but a different stream than the CPU sampler.
+#include <cstdint>
+
 #include "kernels/device_math.cuh"
 #include "kernels/kernels.h"
 

@@ -12,7 +12,7 @@ shift || true
 
 # Debian 12 packages the project builds and tests with; README.md says why each is there.
 packages=(
-  build-essential cmake ninja-build ccache pkg-config
+  build-essential cmake ninja-build ccache pkg-config clang
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev libqt6sql6-sqlite libgl-dev
   libsqlite3-dev libpcre2-dev libicu-dev nlohmann-json3-dev zlib1g-dev
   fonts-dejavu-core
@@ -45,6 +45,15 @@ configure_and_build() {
   cmake --build "$build" -j "$(nproc)"
 }
 
+# A second compiler over the engine and the CLI, warnings as errors: a missing include or a warning that another
+# compiler raises breaks the test command here, not a user's build.
+portability_build() {
+  cmake -S "$root" -B "$root/build-clang" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_FLAGS=-Werror \
+    -DMWB_CUDA=OFF -DMWB_BUILD_GUI=OFF -DMWB_BUILD_TESTS=OFF -DMWB_SANITIZED_PARSER_TESTS=OFF
+  cmake --build "$root/build-clang" -j "$(nproc)" --target mwb
+}
+
 case "$command" in
   run)
     install_packages
@@ -54,6 +63,7 @@ case "$command" in
   test)
     install_packages
     configure_and_build
+    portability_build
     label_filter=(-LE gpu)
     has_gpu && label_filter=()
     ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "${label_filter[@]}"

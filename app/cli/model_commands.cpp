@@ -1,4 +1,5 @@
 // mwb info / generate / logits / bench.
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <random>

@@ -1,5 +1,6 @@
 // mwb tokenize / detokenize / template / bench-tokenizer.
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iostream>

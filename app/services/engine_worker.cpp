@@ -3,6 +3,7 @@
 #include <QDir>
 #include <QFileInfo>
 #include <algorithm>
+#include <cstdint>
 
 #include "app/services/demo_model.h"
 #include "app/services/generation_defaults.h"

@@ -1,5 +1,7 @@
 #include "app/services/inspector_feed.h"
 
+#include <cstdint>
+
 #include "engine/model/model_graph.h"
 #include "engine/runtime/cpu/cpu_ops.h"
 

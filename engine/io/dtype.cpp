@@ -1,6 +1,7 @@
 #include "engine/io/dtype.h"
 
 #include <cmath>
+#include <cstdint>
 
 namespace mwb {
 

@@ -1,6 +1,7 @@
 #include "engine/model/config.h"
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>

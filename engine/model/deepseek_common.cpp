@@ -1,5 +1,7 @@
 #include "engine/model/deepseek_common.h"
 
+#include <cstdint>
+
 namespace mwb {
 
 Result<ModelGraph> build_deepseek_layers(const ModelConfig& config, std::shared_ptr<const TensorStore> store) {

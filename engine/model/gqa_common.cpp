@@ -1,5 +1,7 @@
 #include "engine/model/gqa_common.h"
 
+#include <cstdint>
+
 namespace mwb {
 
 Result<ModelGraph> build_gqa_decoder(const ModelConfig& config, std::shared_ptr<const TensorStore> store) {

@@ -2,6 +2,7 @@
 // Backends execute a ModelGraph; the architecture files only decide how tensors map onto blocks.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <variant>

@@ -1,6 +1,7 @@
 // What `mwb info` and the model card show: parameter counts, dtype, memory for weights and KV cache.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "engine/model/model_graph.h"

@@ -1,6 +1,7 @@
 #include "engine/model/random_weights.h"
 
 #include <cmath>
+#include <cstdint>
 #include <random>
 
 namespace mwb {

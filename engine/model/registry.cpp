@@ -1,3 +1,5 @@
+#include <cstdint>
+
 #include "engine/model/model_graph.h"
 
 namespace mwb {

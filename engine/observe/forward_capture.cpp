@@ -1,6 +1,7 @@
 #include "engine/observe/forward_capture.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace mwb {
 

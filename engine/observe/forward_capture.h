@@ -3,6 +3,7 @@
 // [heads, T, T]. Used by `mwb logits` and the oracle tests.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <vector>

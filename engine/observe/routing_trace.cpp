@@ -1,5 +1,7 @@
 #include "engine/observe/routing_trace.h"
 
+#include <cstdint>
+
 namespace mwb {
 
 void RoutingTrace::on_routing(int64_t sequence, int64_t position, int64_t layer, std::span<const int32_t> experts,

@@ -1,6 +1,7 @@
 #include "engine/runtime/chat_prompt.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace mwb {
 

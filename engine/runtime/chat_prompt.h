@@ -1,6 +1,7 @@
 // From a conversation to the ids a model is prompted with, the same way for the CLI and the app.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "engine/model/config.h"

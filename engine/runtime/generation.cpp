@@ -1,6 +1,7 @@
 #include "engine/runtime/generation.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace mwb {
 

@@ -1,6 +1,7 @@
 #include "engine/tokenizer/added_vocabulary.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "engine/tokenizer/unicode.h"
 #include "engine/tokenizer/utf8.h"

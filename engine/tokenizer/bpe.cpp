@@ -1,5 +1,6 @@
 #include "engine/tokenizer/bpe.h"
 
+#include <cstdint>
 #include <queue>
 
 #include "engine/tokenizer/json_spec.h"

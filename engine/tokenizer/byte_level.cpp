@@ -1,5 +1,7 @@
 #include "engine/tokenizer/byte_level.h"
 
+#include <cstdint>
+
 #include "engine/tokenizer/utf8.h"
 
 namespace mwb::tok::byte_level {

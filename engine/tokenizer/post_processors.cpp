@@ -1,5 +1,6 @@
 #include "engine/tokenizer/post_processors.h"
 
+#include <cstdint>
 #include <string>
 
 #include "engine/tokenizer/json_spec.h"

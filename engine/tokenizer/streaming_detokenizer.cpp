@@ -1,5 +1,6 @@
 #include "engine/tokenizer/streaming_detokenizer.h"
 
+#include <cstdint>
 #include <span>
 
 #include "engine/tokenizer/utf8.h"

@@ -1,5 +1,6 @@
 #include "engine/tokenizer/tokenizer.h"
 
+#include <cstdint>
 #include <unordered_map>
 
 #include "engine/core/text_file.h"

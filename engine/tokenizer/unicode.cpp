@@ -1,5 +1,6 @@
 #include "engine/tokenizer/unicode.h"
 
+#include <cstdint>
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>

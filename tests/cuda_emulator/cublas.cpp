@@ -1,6 +1,7 @@
 // cuBLAS's column-major GEMMs on the CPU for the emulator (tests only): C = alpha · op(A) · op(B) + beta · C with
 // fp32 accumulation, queued on the handle's stream like any device work (so they are captured into graphs too).
 // Arguments are checked as cuBLAS checks them, and every operand's extent against its device allocation.
+#include <cstdint>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 

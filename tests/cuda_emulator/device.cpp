@@ -3,6 +3,7 @@
 // arrive releases the others. A block ends when all its threads returned; a block where nothing can run while
 // threads still wait is a deadlock and fails the launch, as do warp-level syncs after lanes of the warp returned
 // (undefined behaviour on a GPU). Dynamic shared memory starts filled with 0xff (NaN as floats) for every block.
+#include <cstdint>
 #include <sys/mman.h>
 
 #include <cstdio>

@@ -1,6 +1,7 @@
 // Broken or lying model files must produce errors that name the file and the tensor or key — never a crash.
 // This suite links the parsers built with AddressSanitizer and UBSan.
 #include <QtTest>
+#include <cstdint>
 
 #include <cstring>
 #include <filesystem>

@@ -1,5 +1,6 @@
 // The mwb command line on the fixture models: logits files the oracle can read, info, generate.
 #include <QtTest>
+#include <cstdint>
 
 #include <cmath>
 

@@ -1,6 +1,7 @@
 // The Inspector's routing data: equal to the reference router outputs, loads that add up, statistics checked by
 // hand, CSV that round-trips.
 #include <QtTest>
+#include <cstdint>
 
 #include <cmath>
 

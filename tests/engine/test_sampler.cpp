@@ -1,5 +1,6 @@
 // The sampler against hand-computed distributions.
 #include <QtTest>
+#include <cstdint>
 
 #include <cmath>
 

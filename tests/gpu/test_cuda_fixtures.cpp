@@ -12,6 +12,7 @@
 // sampling agree, W8A16 stays close, W8A16 / W4A16 accuracy is reported, attention snapshots match for the rows
 // upstream of any routing branch.
 #include <QtTest>
+#include <cstdint>
 
 #include <algorithm>
 #include <functional>

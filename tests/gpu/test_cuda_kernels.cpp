@@ -2,6 +2,7 @@
 // routed + shared feed-forward (bf16, int8, int4), int8 / int4 quantisation, RoPE (vs RopeTable::apply), split-KV
 // decode attention, sampling.
 #include <QtTest>
+#include <cstdint>
 
 #include <algorithm>
 #include <memory>

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <QtTest>
+#include <cstdint>
 
 #include <cmath>
 #include <memory>

@@ -1,6 +1,7 @@
 // Malformed tokenizer.json, unsupported components, broken templates and hostile input: each must give a
 // clear error (naming the component or the template line:column), never a crash. Runs under ASan/UBSan.
 #include <QtTest>
+#include <cstdint>
 
 #include <cctype>
 #include <fstream>

@@ -1,5 +1,6 @@
 // The DeepSeek-V3 tokenizer against ids and text produced by Hugging Face transformers/tokenizers.
 #include <QtTest>
+#include <cstdint>
 
 #include <fstream>
 #include <sstream>

@@ -24,6 +24,7 @@
 #include <QToolButton>
 #include <QValueAxis>
 #include <QVBoxLayout>
+#include <cstdint>
 
 #include <algorithm>
 

@@ -1,5 +1,7 @@
 #include "engine/model/blocks/attention.h"
 
+#include <cstdint>
+
 namespace mwb {
 
 Result<MlaWeights> load_mla(const WeightLoader& loader, const ModelConfig& config, const std::string& prefix) {

@@ -1,6 +1,7 @@
 // Feed-forward blocks: the dense SwiGLU MLP and the mixture of experts with its router and shared experts.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>

@@ -1,5 +1,7 @@
 #include "engine/model/blocks/linear.h"
 
+#include <cstdint>
+
 namespace mwb {
 
 size_t LinearWeight::stored_bytes() const {

@@ -1,6 +1,7 @@
 // A linear layer's weights as stored in the checkpoint (any float dtype, FP8 with 128×128 block scales).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 

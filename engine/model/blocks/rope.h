@@ -1,6 +1,7 @@
 // Rotary position embedding: inverse frequencies with YaRN / llama3 / linear scaling, as transformers computes them.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "engine/model/config.h"

@@ -1,6 +1,7 @@
 // Attention on the CPU: MLA over the compressed latent cache (expanded keys/values for prompt chunks, the
 // absorbed W_UK/W_UV form for single decoded tokens) and grouped-query attention over a K/V cache.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "engine/runtime/cpu/cpu_backend.h"

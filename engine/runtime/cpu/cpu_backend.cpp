@@ -1,6 +1,7 @@
 #include "engine/runtime/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "engine/runtime/cpu/cpu_ops.h"

@@ -1,6 +1,7 @@
 // The CPU backend: float32 compute over memory-mapped weights, threaded; the reference for every GPU kernel.
 #pragma once
 
+#include <cstdint>
 #include <unordered_map>
 #include <vector>
 

@@ -1,6 +1,7 @@
 #include "engine/runtime/cpu/thread_pool.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace mwb {
 

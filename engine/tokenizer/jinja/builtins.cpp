@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <set>
 
 #include "engine/tokenizer/unicode.h"
@@ -26,8 +27,10 @@ Value keyword_argument(const CallArgs& args, const char* name) {
     return Value();
 }
 
-const std::string& require_string(const Value& value, const std::string& what) {
-    if (!value.is_string()) throw RenderError(what + " expects a string, got " + value.type_name());
+// `what` is a plain C string so that binding the result to a reference involves no temporary (GCC 13's
+// -Wdangling-reference flags a reference returned from a call that was given one).
+const std::string& require_string(const Value& value, const char* what) {
+    if (!value.is_string()) throw RenderError(std::string(what) + " expects a string, got " + value.type_name());
     return value.as_string();
 }
 

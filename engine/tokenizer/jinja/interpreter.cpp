@@ -1,5 +1,6 @@
 #include "engine/tokenizer/jinja/interpreter.h"
 
+#include <cstdint>
 #include <unordered_map>
 
 #include "engine/tokenizer/jinja/ast.h"

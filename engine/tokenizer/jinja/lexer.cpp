@@ -1,5 +1,7 @@
 #include "engine/tokenizer/jinja/lexer.h"
 
+#include <cstdint>
+
 #include "engine/tokenizer/utf8.h"
 
 namespace mwb::tok::jinja {
