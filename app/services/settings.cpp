@@ -65,6 +65,8 @@ QString Settings::huggingface_hub_directory() const {
     if (!chosen.isEmpty()) return chosen;
     if (const QString hub = qEnvironmentVariable("HF_HUB_CACHE"); !hub.isEmpty()) return hub;
     if (const QString home = qEnvironmentVariable("HF_HOME"); !home.isEmpty()) return QDir(home).filePath("hub");
+    // As huggingface_hub resolves it: $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface.
+    if (const QString cache = qEnvironmentVariable("XDG_CACHE_HOME"); !cache.isEmpty()) return QDir(cache).filePath("huggingface/hub");
     return QDir::home().filePath(".cache/huggingface/hub");
 }
 void Settings::set_huggingface_hub_directory(const QString& directory) { settings_->setValue("models/hub_directory", directory); }

@@ -199,6 +199,9 @@ private slots:
         qputenv("HF_HOME", "/hf");
         QCOMPARE(s.huggingface_hub_directory(), QStringLiteral("/hf/hub"));
         qunsetenv("HF_HOME");
+        qputenv("XDG_CACHE_HOME", "/xdg");
+        QCOMPARE(s.huggingface_hub_directory(), QStringLiteral("/xdg/huggingface/hub"));
+        qunsetenv("XDG_CACHE_HOME");
     }
 
     void splitsReasoningFromTheAnswer() {
