@@ -4,9 +4,9 @@
 
 #include <QObject>
 #include <QString>
-#include <cstdint>
 
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>

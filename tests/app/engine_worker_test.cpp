@@ -4,6 +4,7 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
+
 #include <cstdint>
 
 #include "app/services/engine_worker.h"

@@ -18,6 +18,7 @@
 #include <QToolButton>
 #include <QTreeWidget>
 #include <QRegularExpression>
+
 #include <cstdint>
 
 #include "app/services/run_database.h"

@@ -1,8 +1,8 @@
 // The mwb command line on the fixture models: logits files the oracle can read, info, generate.
 #include <QtTest>
-#include <cstdint>
 
 #include <cmath>
+#include <cstdint>
 
 #include <nlohmann/json.hpp>
 

@@ -2,6 +2,7 @@
 // logits, every hidden state, router choices, attention probabilities, greedy continuation through the
 // KV cache, and batched prefill.
 #include <QtTest>
+
 #include <cstdint>
 
 #include "engine/observe/forward_capture.h"

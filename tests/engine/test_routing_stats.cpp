@@ -1,9 +1,9 @@
 // The Inspector's routing data: equal to the reference router outputs, loads that add up, statistics checked by
 // hand, CSV that round-trips.
 #include <QtTest>
-#include <cstdint>
 
 #include <cmath>
+#include <cstdint>
 
 #include "engine/model/model_graph.h"
 #include "engine/observe/routing_stats.h"

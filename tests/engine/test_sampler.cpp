@@ -1,8 +1,8 @@
 // The sampler against hand-computed distributions.
 #include <QtTest>
-#include <cstdint>
 
 #include <cmath>
+#include <cstdint>
 
 #include "engine/runtime/sampler.h"
 

@@ -12,9 +12,9 @@
 // sampling agree, W8A16 stays close, W8A16 / W4A16 accuracy is reported, attention snapshots match for the rows
 // upstream of any routing branch.
 #include <QtTest>
-#include <cstdint>
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <map>

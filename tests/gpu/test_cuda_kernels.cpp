@@ -2,9 +2,9 @@
 // routed + shared feed-forward (bf16, int8, int4), int8 / int4 quantisation, RoPE (vs RopeTable::apply), split-KV
 // decode attention, sampling.
 #include <QtTest>
-#include <cstdint>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <numeric>
 #include <random>

@@ -2,6 +2,7 @@
 // upload (the GPU filled on purpose) and a KV cache that cannot fit, the device holds what it held before, and a
 // second load works.
 #include <QtTest>
+
 #include <cstdint>
 
 #include "engine/model/model_graph.h"

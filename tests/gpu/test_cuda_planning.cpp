@@ -1,8 +1,8 @@
 // The CUDA backend's host-side planning, on the CPU: micro-batch order and splitting, MoE dispatch bookkeeping,
 // decode-attention splits, workspace and memory sizes.
 #include <QtTest>
-#include <cstdint>
 
+#include <cstdint>
 #include <numeric>
 #include <random>
 

@@ -4,9 +4,9 @@
 // relative L2 error, logits cosine ≥ 0.999 per position, router indices equal where the CPU's selection margin
 // exceeds 1e-2; the same after 4 decoded tokens (absorbed MLA over the latent cache, CUDA graphs).
 #include <QtTest>
-#include <cstdint>
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <random>
 

@@ -1,6 +1,7 @@
 // The Inspector while a generation streams: its data equals the reference router outputs and attention,
 // attention is captured only while its view is open, exports round-trip, and every view is saved as a picture.
 #include <QtTest>
+
 #include <cstdint>
 
 #include <QApplication>

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <QtTest>
-#include <cstdint>
 
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

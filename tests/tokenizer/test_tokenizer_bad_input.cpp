@@ -1,9 +1,9 @@
 // Malformed tokenizer.json, unsupported components, broken templates and hostile input: each must give a
 // clear error (naming the component or the template line:column), never a crash. Runs under ASan/UBSan.
 #include <QtTest>
-#include <cstdint>
 
 #include <cctype>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 

@@ -1,6 +1,7 @@
 // Each tokenizer.json component against hand-written expectations (Hugging Face tokenizers' documented
 // behaviour), and small inline tokenizers for the BPE model, added tokens and post-processors.
 #include <QtTest>
+
 #include <cstdint>
 
 #include <nlohmann/json.hpp>

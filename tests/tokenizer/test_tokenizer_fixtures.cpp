@@ -1,7 +1,7 @@
 // The DeepSeek-V3 tokenizer against ids and text produced by Hugging Face transformers/tokenizers.
 #include <QtTest>
-#include <cstdint>
 
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 

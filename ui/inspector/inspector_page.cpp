@@ -24,9 +24,9 @@
 #include <QToolButton>
 #include <QValueAxis>
 #include <QVBoxLayout>
-#include <cstdint>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "ui/inspector/heatmap_widget.h"
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <QWidget>
+
 #include <cstdint>
 
 #include "app/services/inspector_feed.h"
