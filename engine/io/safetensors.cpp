@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/core/text_file.h"
+
 namespace mwb {
 namespace fs = std::filesystem;
 
@@ -50,13 +52,25 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     const size_t data_start = 8 + header_length;
     const size_t data_size = file_size - data_start;
 
+    // As the reference implementation: the header is a JSON object from its first byte (no byte-order mark, no
+    // padding before it), and names each tensor once.
+    if (header_length == 0 || bytes[8] != '{')
+        return make_error(name + ": the header does not start with '{' (a byte-order mark, or not a safetensors file)");
     nlohmann::json header;
+    std::string duplicate;
+    std::set<std::string> names;
+    const nlohmann::json::parser_callback_t note_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        if (event == nlohmann::json::parse_event_t::key && depth == 1 && !names.insert(parsed.get<std::string>()).second && duplicate.empty())
+            duplicate = parsed.get<std::string>();
+        return true;
+    };
     try {
-        header = nlohmann::json::parse(bytes + 8, bytes + data_start);
+        header = nlohmann::json::parse(bytes + 8, bytes + data_start, note_keys);
     } catch (const nlohmann::json::exception& e) {
         return make_error(name + ": header is not valid JSON (" + e.what() + ")");
     }
     if (!header.is_object()) return make_error(name + ": header is not a JSON object");
+    if (!duplicate.empty()) return make_error(name + ": the header names tensor " + duplicate + " more than once");
 
     std::vector<std::pair<size_t, size_t>> ranges;
     std::vector<std::string> range_names;
@@ -109,16 +123,26 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
         result.tensors_.emplace(tensor, std::move(view));
     }
 
+    // The tensors tile the data region exactly, as the reference implementation requires: each begins where the
+    // one before ends, the last ends at the end of the file. A header length off by a byte, a gap or trailing
+    // bytes would otherwise shift or hide data without a word.
     std::vector<size_t> order(ranges.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ranges[a] < ranges[b]; });
-    for (size_t i = 1; i < order.size(); ++i) {
-        const auto& previous = ranges[order[i - 1]];
-        const auto& current = ranges[order[i]];
-        if (current.first < previous.second && current.first != current.second && previous.first != previous.second)
+    size_t covered = 0;
+    for (size_t i = 0; i < order.size(); ++i) {
+        const auto& [begin, end] = ranges[order[i]];
+        if (begin < covered)
             return make_error(name + ": tensors " + range_names[order[i - 1]] + " and " + range_names[order[i]] +
                               " overlap in the data region");
+        if (begin > covered)
+            return make_error(name + ": bytes " + std::to_string(covered) + " to " + std::to_string(begin) + " of the data region belong to no tensor (before " +
+                              range_names[order[i]] + "): the header does not describe this file");
+        covered = end;
     }
+    if (covered != data_size)
+        return make_error(name + ": the tensors end at byte " + std::to_string(covered) + " of a data region of " + std::to_string(data_size) +
+                          " bytes: the header length or the offsets are wrong, or bytes were appended");
     return result;
 }
 
@@ -151,10 +175,11 @@ Result<TensorStore> TensorStore::open_directory(const std::string& directory) {
 
     const fs::path index_path = dir / "model.safetensors.index.json";
     if (fs::exists(index_path, ec)) {
+        auto text = read_text_file(index_path.string());
+        if (!text) return text.error();
         nlohmann::json index;
         try {
-            std::ifstream in(index_path);
-            index = nlohmann::json::parse(in);
+            index = nlohmann::json::parse(*text);
         } catch (const nlohmann::json::exception& e) {
             return make_error("model.safetensors.index.json is not valid JSON (" + std::string(e.what()) + ")");
         }

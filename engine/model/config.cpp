@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +38,13 @@ public:
             fail(std::string("key ") + key + " must be an integer");
             return 0;
         }
+        // Beyond int64 the conversion is undefined: refuse, with the number as written.
+        const bool too_large = (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) ||
+                               (v.is_number_float() && std::fabs(v.get<double>()) >= 9.2e18);
+        if (too_large) {
+            fail(std::string("key ") + key + " is out of range (" + v.dump() + ")");
+            return 0;
+        }
         return v.get<int64_t>();
     }
     int64_t positive(const char* key) {
@@ -44,10 +53,22 @@ public:
         return value;
     }
     int64_t integer_or(const char* key, int64_t fallback) { return has(key) ? integer(key) : fallback; }
+    // A number in [low, high] (the low end open when `low_open`), else an error that names the key and the range.
+    double bounded(const char* key, double value, double low, double high, bool low_open) {
+        if (!error_ && ((low_open ? value <= low : value < low) || value > high)) {
+            auto text = [](double v) {
+                char buffer[32];
+                std::snprintf(buffer, sizeof buffer, "%g", v);
+                return std::string(buffer);
+            };
+            fail(std::string("key ") + key + " is " + text(value) + ", outside " + (low_open ? "(" : "[") + text(low) + ", " + text(high) + "]");
+        }
+        return value;
+    }
     double number_or(const char* key, double fallback) {
         if (!has(key)) return fallback;
-        if (!object_[key].is_number()) {
-            fail(std::string("key ") + key + " must be a number");
+        if (!object_[key].is_number() || !std::isfinite(object_[key].get<double>())) {
+            fail(std::string("key ") + key + " must be a finite number");
             return fallback;
         }
         return object_[key].get<double>();
@@ -90,7 +111,7 @@ private:
 };
 
 void parse_rope(KeyReader& top, const json& root, const std::string& source, ModelConfig& config) {
-    config.rope.theta = top.number_or("rope_theta", 10000.0);
+    config.rope.theta = top.bounded("rope_theta", top.number_or("rope_theta", 10000.0), 0.0, 1e12, true);
     if (!root.contains("rope_scaling") || root["rope_scaling"].is_null()) return;
     const json& scaling = root["rope_scaling"];
     if (!scaling.is_object()) {
@@ -120,6 +141,8 @@ void parse_rope(KeyReader& top, const json& root, const std::string& source, Mod
         r.fail("rope type '" + type + "' is not supported (supported: linear, yarn, llama3)");
     }
     if (!r.error() && rope.factor <= 0) r.fail("factor must be positive");
+    if (!r.error() && rope.scaling != RopeScaling::Linear && rope.original_max_position_embeddings <= 0)
+        r.fail("original_max_position_embeddings must be positive");
     if (r.error()) top.fail(r.error()->message.substr(source.size() + 2));
 }
 
@@ -137,11 +160,12 @@ void parse_deepseek(KeyReader& r, const json& root, ModelConfig& config) {
     moe.n_routed_experts = r.integer_or("n_routed_experts", 0);
     if (moe.n_routed_experts > 0) {
         moe.n_shared_experts = r.integer_or("n_shared_experts", 0);
+        if (moe.n_shared_experts < 0) r.fail("key n_shared_experts must not be negative");
         moe.experts_per_token = r.positive("num_experts_per_tok");
         moe.moe_intermediate_size = r.positive("moe_intermediate_size");
         moe.first_k_dense_replace = r.integer_or("first_k_dense_replace", 0);
         moe.moe_layer_freq = r.integer_or("moe_layer_freq", 1);
-        moe.routed_scaling_factor = r.number_or("routed_scaling_factor", 1.0);
+        moe.routed_scaling_factor = r.bounded("routed_scaling_factor", r.number_or("routed_scaling_factor", 1.0), 0.0, 1000.0, true);
         moe.n_group = r.integer_or("n_group", 1);
         moe.topk_group = r.integer_or("topk_group", 1);
         moe.norm_topk_prob = r.boolean_or("norm_topk_prob", false);
@@ -222,6 +246,7 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
     KeyReader r(root, source);
     ModelConfig config;
     const std::string model_type = r.string_or("model_type", "");
+    if (r.error()) return *r.error();
     if (model_type.empty()) return make_error(source + ": key model_type is missing");
     if (model_type == "deepseek_v3") config.architecture = Architecture::DeepseekV3;
     else if (model_type == "deepseek_v2") config.architecture = Architecture::DeepseekV2;
@@ -237,8 +262,8 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
     config.num_layers = r.positive("num_hidden_layers");
     config.num_heads = r.positive("num_attention_heads");
     config.num_kv_heads = r.has("num_key_value_heads") ? r.positive("num_key_value_heads") : config.num_heads;
-    config.max_position_embeddings = r.integer_or("max_position_embeddings", 4096);
-    config.rms_norm_eps = r.number_or("rms_norm_eps", 1e-6);
+    config.max_position_embeddings = r.has("max_position_embeddings") ? r.positive("max_position_embeddings") : 4096;
+    config.rms_norm_eps = r.bounded("rms_norm_eps", r.number_or("rms_norm_eps", 1e-6), 0.0, 1.0, true);
     config.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
     config.torch_dtype = r.string_or("torch_dtype", r.string_or("dtype", "bfloat16"));
     if (r.has("bos_token_id")) config.bos_token_id = r.integer("bos_token_id");
@@ -252,6 +277,11 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
             config.eos_token_ids.push_back(r.integer("eos_token_id"));
         }
     }
+    for (int64_t id : config.eos_token_ids)
+        if (!r.error() && (id < 0 || id >= config.vocab_size))
+            r.fail("eos_token_id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(config.vocab_size));
+    if (!r.error() && config.bos_token_id && (*config.bos_token_id < 0 || *config.bos_token_id >= config.vocab_size))
+        r.fail("bos_token_id " + std::to_string(*config.bos_token_id) + " is outside the vocabulary of " + std::to_string(config.vocab_size));
     const std::string activation = r.string_or("hidden_act", "silu");
     if (activation != "silu") r.fail("hidden_act '" + activation + "' is not supported (silu)");
 

@@ -1,6 +1,7 @@
 #include "engine/tokenizer/tokenizer.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <unordered_map>
 
 #include "engine/core/text_file.h"
@@ -35,8 +36,12 @@ struct Tokenizer::Impl {
 
 namespace {
 
-
-bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
+// Present at all (a stat, no open: opening a FIFO would block); read_text_file then refuses what is not a
+// regular file.
+bool file_exists(const std::string& path) {
+    std::error_code error;
+    return std::filesystem::exists(path, error);
+}
 
 Result<nlohmann::json> parse_json(const std::string& text, const std::string& what) {
     try {

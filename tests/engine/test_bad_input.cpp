@@ -1,11 +1,15 @@
 // Broken or lying model files must produce errors that name the file and the tensor or key — never a crash.
 // This suite links the parsers built with AddressSanitizer and UBSan.
 #include <QtTest>
-#include <cstdint>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/io/safetensors.h"
 #include "engine/model/config.h"
@@ -118,6 +122,116 @@ private slots:
         auto file = SafetensorsFile::open((dir() / "overlap.safetensors").string());
         QVERIFY(!file.ok());
         expect_error_mentions(file.error(), {"overlap.safetensors", "overlap"});
+    }
+
+    // The tensors must tile the data region exactly: one byte of header length too few shifts every tensor (here
+    // the header ends in a padding space, so it still parses), trailing bytes, a gap, and an empty tensor placed
+    // inside another are all errors.
+    void data_region_must_be_tiled_exactly_data() {
+        QTest::addColumn<QString>("header");
+        QTest::addColumn<int>("data_bytes");
+        QTest::addColumn<int>("length_change");
+        QTest::addColumn<QString>("mentions");
+        const QString one = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+        QTest::newRow("header length one short") << one + " " << 8 << -1 << "end at byte 8 of a data region of 9";
+        QTest::newRow("trailing bytes") << one << 12 << 0 << "end at byte 8 of a data region of 12";
+        QTest::newRow("gap") << QString(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                         R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})")
+                             << 12 << 0 << "bytes 4 to 8";
+        QTest::newRow("empty tensor hiding an overlap")
+            << QString(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[2,2]},)"
+                       R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})")
+            << 12 << 0 << "overlap";
+    }
+    void data_region_must_be_tiled_exactly() {
+        QFETCH(QString, header);
+        QFETCH(int, data_bytes);
+        QFETCH(int, length_change);
+        QFETCH(QString, mentions);
+        const std::string text = header.toStdString();
+        write_bytes(dir() / "tiling.safetensors", safetensors_bytes(text, size_t(data_bytes), uint64_t(int64_t(text.size()) + length_change)));
+        auto file = SafetensorsFile::open((dir() / "tiling.safetensors").string());
+        QVERIFY(!file.ok());
+        expect_error_mentions(file.error(), {"tiling.safetensors", mentions.toStdString().c_str()});
+    }
+
+    void duplicate_tensor_names() {
+        write_bytes(dir() / "twice.safetensors", safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                                                   R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                                                   8));
+        auto file = SafetensorsFile::open((dir() / "twice.safetensors").string());
+        QVERIFY(!file.ok());
+        expect_error_mentions(file.error(), {"twice.safetensors", "tensor w more than once"});
+    }
+
+    void byte_order_mark_before_the_header() {
+        write_bytes(dir() / "bom.safetensors", safetensors_bytes("\xEF\xBB\xBF{}", 0));
+        auto file = SafetensorsFile::open((dir() / "bom.safetensors").string());
+        QVERIFY(!file.ok());
+        expect_error_mentions(file.error(), {"bom.safetensors", "does not start with '{'"});
+    }
+
+    // A FIFO, a device or a directory where a model file belongs: an error at once, never a hang or a read of /dev/zero.
+    void special_files_are_refused() {
+        const fs::path model = copy_model("dsv3-tiny", dir() / "special");
+        fs::remove(model / "model.safetensors");
+        QCOMPARE(::mkfifo((model / "model.safetensors").c_str(), 0600), 0);
+        auto fifo_weights = load_model_graph(model.string());
+        QVERIFY(!fifo_weights.ok());
+        expect_error_mentions(fifo_weights.error(), {"model.safetensors", "not a regular file"});
+
+        fs::remove(model / "config.json");
+        QCOMPARE(::mkfifo((model / "config.json").c_str(), 0600), 0);
+        auto fifo_config = load_model_config(model.string());
+        QVERIFY(!fifo_config.ok());
+        expect_error_mentions(fifo_config.error(), {"config.json", "not a regular file"});
+
+        fs::remove(model / "config.json");
+        fs::create_symlink("/dev/zero", model / "config.json");
+        auto zero_config = load_model_config(model.string());
+        QVERIFY(!zero_config.ok());
+        expect_error_mentions(zero_config.error(), {"config.json", "not a regular file"});
+
+        fs::remove(model / "config.json");
+        fs::create_directory(model / "config.json");
+        auto directory_config = load_model_config(model.string());
+        QVERIFY(!directory_config.ok());
+        expect_error_mentions(directory_config.error(), {"config.json", "directory"});
+    }
+
+    // Values a checkpoint cannot mean: each is refused with its key, instead of non-finite logits later.
+    void config_values_out_of_range_data() {
+        QTest::addColumn<QString>("key");
+        QTest::addColumn<QString>("value");
+        QTest::newRow("max_position_embeddings 0") << "max_position_embeddings" << "0";
+        QTest::newRow("rms_norm_eps 0") << "rms_norm_eps" << "0";
+        QTest::newRow("rms_norm_eps negative") << "rms_norm_eps" << "-1e-6";
+        QTest::newRow("rope_theta 0") << "rope_theta" << "0";
+        QTest::newRow("n_shared_experts negative") << "n_shared_experts" << "-1";
+        QTest::newRow("routed_scaling_factor absurd") << "routed_scaling_factor" << "1e9";
+        QTest::newRow("eos_token_id outside the vocabulary") << "eos_token_id" << "999999";
+        QTest::newRow("bos_token_id negative") << "bos_token_id" << "-5";
+        QTest::newRow("hidden_size beyond int64 (float)") << "hidden_size" << "1e30";
+        QTest::newRow("vocab_size beyond int64 (unsigned)") << "vocab_size" << "18446744073709551615";
+        QTest::newRow("model_type of the wrong type") << "model_type" << "42";
+    }
+    void config_values_out_of_range() {
+        QFETCH(QString, key);
+        QFETCH(QString, value);
+        nlohmann::json config = nlohmann::json::parse(read_text(kModels + "dsv3-tiny/config.json"));
+        config[key.toStdString()] = nlohmann::json::parse(value.toStdString());
+        auto parsed = parse_model_config(config.dump());
+        QVERIFY(!parsed.ok());
+        expect_error_mentions(parsed.error(), {"config.json", key.toStdString().c_str()});
+        QVERIFY2(parsed.error().message.find("missing") == std::string::npos, parsed.error().message.c_str());
+    }
+
+    void original_max_position_embeddings_must_be_positive() {
+        nlohmann::json config = nlohmann::json::parse(read_text(kModels + "dsv3-tiny/config.json"));
+        config["rope_scaling"]["original_max_position_embeddings"] = 0;
+        auto parsed = parse_model_config(config.dump());
+        QVERIFY(!parsed.ok());
+        expect_error_mentions(parsed.error(), {"original_max_position_embeddings"});
     }
 
     void write_then_read_round_trips() {
