@@ -157,6 +157,74 @@ private slots:
         QVERIFY(!mwb::tok::ChatTemplate::parse(ifs).ok());
     }
 
+    // Chains built in loops rather than by recursion (200,000 terms of `+`, `~`, `and`, attributes, subscripts,
+    // filters): refused at parse time instead of overflowing the stack when evaluated or destroyed.
+    void longChainsAreRefused_data() {
+        QTest::addColumn<QString>("unit");
+        QTest::addColumn<QString>("prefix");
+        QTest::newRow("+") << "+1" << "1";
+        QTest::newRow("~") << "~'a'" << "'a'";
+        QTest::newRow("and") << " and true" << "true";
+        QTest::newRow(".x") << ".x" << "messages";
+        QTest::newRow("[0]") << "[0]" << "messages";
+        QTest::newRow("|string") << "|string" << "1";
+        QTest::newRow("if else") << " if true else 1" << "1";
+    }
+    void longChainsAreRefused() {
+        QFETCH(QString, unit);
+        QFETCH(QString, prefix);
+        std::string text = "{{ " + prefix.toStdString();
+        for (int i = 0; i < 200000; ++i) text += unit.toStdString();
+        text += " }}";
+        auto parsed = mwb::tok::ChatTemplate::parse(text);
+        QVERIFY(!parsed.ok());
+        QVERIFY2(contains(parsed.error().message, "nested too deeply"), parsed.error().message.c_str());
+        // A long but reasonable chain still works.
+        auto fine = mwb::tok::ChatTemplate::parse("{{ 1" + std::string(100, '+') + "}}");
+        QVERIFY(!fine.ok());  // a dangling operator is a syntax error, not a depth error
+        std::string hundred = "{{ 0";
+        for (int i = 0; i < 100; ++i) hundred += "+1";
+        auto sum = mwb::tok::ChatTemplate::parse(hundred + " }}");
+        QVERIFY(sum.ok());
+        auto text100 = sum->render(json::array(), false, json::object(), json::object());
+        QVERIFY(text100.ok());
+        QCOMPARE(*text100, std::string("100"));
+    }
+
+    // Python's integers do not overflow; ours are 64-bit, so a result beyond int64 is an error (never undefined
+    // behaviour or SIGFPE), and the exact results Python gives within range are kept.
+    void integerArithmeticAtTheLimits_data() {
+        QTest::addColumn<QString>("expression");
+        QTest::addColumn<QString>("expected");  // empty: an overflow error
+        const QString minimum = "(-9223372036854775807 - 1)";
+        QTest::newRow("INT64_MIN // -1") << minimum + " // -1" << "";
+        QTest::newRow("INT64_MIN % -1") << minimum + " % -1" << "0";
+        QTest::newRow("-INT64_MIN") << "-" + minimum << "";
+        QTest::newRow("max + 1") << "9223372036854775807 + 1" << "";
+        QTest::newRow("min - 1") << minimum + " - 1" << "";
+        QTest::newRow("square beyond") << "3037000500 * 3037000500" << "";
+        QTest::newRow("2 ** 64") << "2 ** 64" << "";
+        QTest::newRow("2 ** 62") << "2 ** 62" << "4611686018427387904";
+        QTest::newRow("(-1) ** 65") << "(-1) ** 65" << "-1";
+        QTest::newRow("-7 // 2") << "-7 // 2" << "-4";
+        QTest::newRow("-7 % 2") << "-7 % 2" << "1";
+        QTest::newRow("divisibleby(-1)") << "(" + minimum + " is divisibleby(-1))" << "True";
+    }
+    void integerArithmeticAtTheLimits() {
+        QFETCH(QString, expression);
+        QFETCH(QString, expected);
+        auto parsed = mwb::tok::ChatTemplate::parse("{{ " + expression.toStdString() + " }}");
+        QVERIFY2(parsed.ok(), parsed.ok() ? "" : parsed.error().message.c_str());
+        auto text = parsed->render(json::array(), false, json::object(), json::object());
+        if (expected.isEmpty()) {
+            QVERIFY(!text.ok());
+            QVERIFY2(contains(text.error().message, "integer overflow"), text.error().message.c_str());
+        } else {
+            QVERIFY2(text.ok(), text.ok() ? "" : text.error().message.c_str());
+            QCOMPARE(QString::fromStdString(*text), expected);
+        }
+    }
+
     void runawayMacroRecursion() {
         auto parsed = mwb::tok::ChatTemplate::parse("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
         QVERIFY(parsed.ok());

@@ -39,6 +39,7 @@ struct Expr {
     std::vector<ExprPtr> items;
     std::vector<std::pair<std::string, ExprPtr>> keywords;
     std::vector<std::string> operators;
+    size_t depth = 1;  // the longest path to a leaf, bounded by the parser (evaluation and destruction recurse)
 };
 
 struct Node;

@@ -439,7 +439,7 @@ bool apply_test(const std::string& name, const Value& operand, const std::vector
         Value divisor = arg(0);
         if (!operand.is_number() || !divisor.is_number() || divisor.as_int() == 0)
             throw RenderError("test 'divisibleby' expects numbers and a non-zero divisor");
-        return operand.as_int() % divisor.as_int() == 0;
+        return divisor.as_int() == -1 || operand.as_int() % divisor.as_int() == 0;
     }
     if (name == "lower") return operand.is_string() && lower(operand.as_string()) == operand.as_string();
     if (name == "upper") return operand.is_string() && upper(operand.as_string()) == operand.as_string();
@@ -561,10 +561,16 @@ Value binary_operation(const std::string& op, const Value& left, const Value& ri
         if (right.as_float() == 0.0) throw RenderError("division by zero");
         return Value(left.as_float() / right.as_float());
     }
+    // Python's integers do not overflow and ours are 64-bit: a result beyond int64 is an error, not undefined
+    // behaviour (nor a SIGFPE for INT64_MIN // -1).
+    const auto overflow = [&]() -> Value { throw RenderError("integer overflow in " + op); };
     if (op == "**") {
         if (!floating && right.as_int() >= 0) {
-            int64_t result = 1;
-            for (int64_t i = 0; i < right.as_int() && i < 64; ++i) result *= left.as_int();
+            int64_t result = 1, base = left.as_int();
+            for (int64_t exponent = right.as_int(); exponent > 0; exponent >>= 1) {
+                if ((exponent & 1) && __builtin_mul_overflow(result, base, &result)) return overflow();
+                if (exponent > 1 && __builtin_mul_overflow(base, base, &base)) return overflow();
+            }
             return Value(result);
         }
         return Value(std::pow(left.as_float(), right.as_float()));
@@ -579,11 +585,15 @@ Value binary_operation(const std::string& op, const Value& left, const Value& ri
         if (op == "%") return Value(a - std::floor(a / b) * b);
         return unsupported();
     }
-    int64_t a = left.as_int(), b = right.as_int();
-    if (op == "+") return Value(a + b);
-    if (op == "-") return Value(a - b);
-    if (op == "*") return Value(a * b);
+    int64_t a = left.as_int(), b = right.as_int(), result = 0;
+    if (op == "+") return __builtin_add_overflow(a, b, &result) ? overflow() : Value(result);
+    if (op == "-") return __builtin_sub_overflow(a, b, &result) ? overflow() : Value(result);
+    if (op == "*") return __builtin_mul_overflow(a, b, &result) ? overflow() : Value(result);
     if (b == 0 && (op == "//" || op == "%")) throw RenderError("division by zero");
+    if (b == -1) {  // a / -1 traps for INT64_MIN; the remainder is always 0
+        if (op == "%") return Value(int64_t(0));
+        if (op == "//") return __builtin_sub_overflow(int64_t(0), a, &result) ? overflow() : Value(result);
+    }
     int64_t quotient = a / b, remainder = a % b;
     if (remainder != 0 && ((remainder < 0) != (b < 0))) {
         --quotient;

@@ -1,6 +1,7 @@
 #include "engine/tokenizer/jinja/interpreter.h"
 
 #include <cstdint>
+#include <limits>
 #include <unordered_map>
 
 #include "engine/tokenizer/jinja/ast.h"
@@ -299,7 +300,9 @@ private:
                 if (expr.name == "not") return Value(!operand.truthy());
                 if (!operand.is_number()) throw RenderError("bad operand type for unary " + expr.name + ": '" + operand.type_name() + "'");
                 if (expr.name == "+") return operand.is_float() ? Value(operand.as_float()) : Value(operand.as_int());
-                return operand.is_float() ? Value(-operand.as_float()) : Value(-operand.as_int());
+                if (operand.is_float()) return Value(-operand.as_float());
+                if (operand.as_int() == std::numeric_limits<int64_t>::min()) throw RenderError("integer overflow in unary -");
+                return Value(-operand.as_int());
             }
             case Expr::Kind::Binary: {
                 Value left = eval(*expr.items[0]);

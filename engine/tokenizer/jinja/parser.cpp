@@ -40,6 +40,20 @@ private:
         return DepthGuard{&depth_};
     }
 
+    // A node whose children are attached: its depth is checked, so that chains of operators, attributes,
+    // subscripts, filters and conditionals (built in loops, not by recursion) cannot grow a tree deeper than
+    // evaluation and destruction can recurse through.
+    ExprPtr checked(ExprPtr expr) {
+        size_t deepest = 0;
+        for (const auto& item : expr->items)
+            if (item) deepest = std::max(deepest, item->depth);
+        for (const auto& [name, value] : expr->keywords)
+            if (value) deepest = std::max(deepest, value->depth);
+        expr->depth = deepest + 1;
+        if (expr->depth > kMaxExpressionDepth) fail("template nested too deeply (an expression " + std::to_string(expr->depth) + " levels deep)", peek());
+        return expr;
+    }
+
     const Token& peek(size_t ahead = 0) const { return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)]; }
     const Token& next() {
         const Token& token = tokens_[pos_];
@@ -240,7 +254,7 @@ private:
             if (peek().kind == TokenKind::BlockEnd || is_name("if")) break;
             tuple->items.push_back(parse_expression(allow_conditional));
         }
-        return tuple;
+        return checked(std::move(tuple));
     }
 
     ExprPtr parse_expression(bool allow_conditional = true) {
@@ -257,7 +271,7 @@ private:
             conditional->items.push_back(std::move(expr));
             conditional->items.push_back(std::move(condition));
             conditional->items.push_back(std::move(otherwise));
-            expr = std::move(conditional);
+            expr = checked(std::move(conditional));
         }
         return expr;
     }
@@ -267,7 +281,7 @@ private:
         expr->name = op;
         expr->items.push_back(std::move(left));
         expr->items.push_back(std::move(right));
-        return expr;
+        return checked(std::move(expr));
     }
 
     ExprPtr parse_or() {
@@ -294,7 +308,7 @@ private:
             auto expr = make_expr(Expr::Kind::Unary, next().offset);
             expr->name = "not";
             expr->items.push_back(parse_not());
-            return expr;
+            return checked(std::move(expr));
         }
         return parse_compare();
     }
@@ -326,7 +340,7 @@ private:
             compare->operators.push_back(op);
             compare->items.push_back(parse_math1());
         }
-        return compare ? std::move(compare) : std::move(first);
+        return compare ? checked(std::move(compare)) : std::move(first);
     }
 
     ExprPtr parse_math1() {
@@ -373,6 +387,7 @@ private:
             expr = make_expr(Expr::Kind::Unary, op.offset);
             expr->name = op.text;
             expr->items.push_back(parse_unary(false));
+            expr = checked(std::move(expr));
         } else {
             expr = parse_primary();
         }
@@ -452,7 +467,7 @@ private:
             tuple->items.push_back(parse_expression());
         }
         expect_operator(")");
-        return tuple;
+        return checked(std::move(tuple));
     }
 
     ExprPtr parse_list() {
@@ -462,7 +477,7 @@ private:
             if (!is_operator("]")) expect_operator(",");
         }
         next();
-        return list;
+        return checked(std::move(list));
     }
 
     ExprPtr parse_dict() {
@@ -474,7 +489,7 @@ private:
             if (!is_operator("}")) expect_operator(",");
         }
         next();
-        return dict;
+        return checked(std::move(dict));
     }
 
     ExprPtr parse_postfix(ExprPtr expr) {
@@ -486,12 +501,12 @@ private:
                     auto attribute = make_expr(Expr::Kind::Attribute, offset);
                     attribute->name = next().text;
                     attribute->items.push_back(std::move(expr));
-                    expr = std::move(attribute);
+                    expr = checked(std::move(attribute));
                 } else if (member.kind == TokenKind::Integer) {
                     auto item = make_expr(Expr::Kind::Item, offset);
                     item->items.push_back(std::move(expr));
                     item->items.push_back(parse_primary());
-                    expr = std::move(item);
+                    expr = checked(std::move(item));
                 } else {
                     fail("expected an attribute name after '.', found " + describe(member), member);
                 }
@@ -515,7 +530,7 @@ private:
                 auto item = make_expr(Expr::Kind::Item, offset);
                 item->items.push_back(std::move(target));
                 item->items.push_back(std::move(start));
-                return item;
+                return checked(std::move(item));
             }
         }
         expect_operator(":");
@@ -531,7 +546,7 @@ private:
         slice->items.push_back(std::move(start));
         slice->items.push_back(std::move(stop));
         slice->items.push_back(std::move(step));
-        return slice;
+        return checked(std::move(slice));
     }
 
     // Arguments of a call, filter or test: "(a, b, name=c)"; the "(" is the current token.
@@ -555,7 +570,7 @@ private:
         auto call = make_expr(Expr::Kind::Call, callee->offset);
         call->items.push_back(std::move(callee));
         parse_arguments(*call);
-        return call;
+        return checked(std::move(call));
     }
 
     ExprPtr parse_filters_and_tests(ExprPtr expr) {
@@ -566,7 +581,7 @@ private:
                 filter->name = expect_name();
                 filter->items.push_back(std::move(expr));
                 if (is_operator("(")) parse_arguments(*filter);
-                expr = std::move(filter);
+                expr = checked(std::move(filter));
             } else if (is_name("is")) {
                 size_t offset = next().offset;
                 auto test = make_expr(Expr::Kind::Test, offset);
@@ -581,7 +596,7 @@ private:
                 } else if (takes_bare_test_argument()) {
                     test->items.push_back(parse_postfix(parse_primary()));
                 }
-                expr = std::move(test);
+                expr = checked(std::move(test));
             } else if (is_operator("(")) {
                 expr = parse_call(std::move(expr));
             } else {
@@ -601,6 +616,7 @@ private:
     }
 
     static constexpr size_t kMaxNesting = 200;
+    static constexpr size_t kMaxExpressionDepth = 400;
 
     const std::vector<Token>& tokens_;
     size_t pos_ = 0;
