@@ -225,6 +225,29 @@ private slots:
         }
     }
 
+    // A render's budget: each of these stops with an error in well under a second instead of running for minutes
+    // or taking gigabytes.
+    void runawayRendersStop_data() {
+        QTest::addColumn<QString>("source");
+        QTest::addColumn<QString>("mentions");
+        QTest::newRow("exponential macro") << "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"
+                                           << "steps";
+        QTest::newRow("nested long ranges") << "{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}" << "steps";
+        QTest::newRow("string doubling") << "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
+                                         << "MiB";
+        QTest::newRow("string times") << "{{ 'abc' * 100000000 }}" << "MiB";
+        QTest::newRow("output") << "{% for i in range(100000) %}{{ 'x' * 10000 }}{% endfor %}" << "MiB";
+    }
+    void runawayRendersStop() {
+        QFETCH(QString, source);
+        QFETCH(QString, mentions);
+        auto parsed = mwb::tok::ChatTemplate::parse(source.toStdString());
+        QVERIFY2(parsed.ok(), parsed.ok() ? "" : parsed.error().message.c_str());
+        auto text = parsed->render(json::array(), false, json::object(), json::object());
+        QVERIFY(!text.ok());
+        QVERIFY2(contains(text.error().message, mentions.toStdString()), text.error().message.c_str());
+    }
+
     void runawayMacroRecursion() {
         auto parsed = mwb::tok::ChatTemplate::parse("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
         QVERIFY(parsed.ok());

@@ -533,13 +533,17 @@ Value get_slice(const Value& target, const Value& start_value, const Value& stop
 }
 
 Value binary_operation(const std::string& op, const Value& left, const Value& right) {
-    if (op == "~") return Value(left.str() + right.str());
+    const auto bounded = [&](std::string text) {
+        if (text.size() > kMaxStringBytes) throw RenderError("a string built with " + op + " passed " + std::to_string(kMaxStringBytes >> 20) + " MiB");
+        return Value(std::move(text));
+    };
+    if (op == "~") return bounded(left.str() + right.str());
     const auto unsupported = [&]() -> Value {
         throw RenderError("unsupported operand type(s) for " + op + ": '" + left.type_name() + "' and '" +
                           right.type_name() + "'");
     };
     if (op == "+") {
-        if (left.is_string() && right.is_string()) return Value(left.as_string() + right.as_string());
+        if (left.is_string() && right.is_string()) return bounded(left.as_string() + right.as_string());
         if (left.is_array() && right.is_array()) {
             Array joined = left.array();
             joined.insert(joined.end(), right.array().begin(), right.array().end());
@@ -550,8 +554,11 @@ Value binary_operation(const std::string& op, const Value& left, const Value& ri
         const Value* text = left.is_string() ? &left : right.is_string() ? &right : nullptr;
         const Value* times = left.is_string() ? &right : &left;
         if (text && times->is_number() && !times->is_float()) {
+            const int64_t count = std::max<int64_t>(0, times->as_int());
+            if (!text->as_string().empty() && uint64_t(count) > kMaxStringBytes / text->as_string().size())
+                throw RenderError("a string built with * passed " + std::to_string(kMaxStringBytes >> 20) + " MiB");
             std::string out;
-            for (int64_t i = 0; i < times->as_int() && out.size() < (1u << 24); ++i) out += text->as_string();
+            for (int64_t i = 0; i < count; ++i) out += text->as_string();
             return Value(out);
         }
     }

@@ -2,12 +2,16 @@
 // Python's semantics. Errors are thrown as RenderError.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "engine/tokenizer/jinja/value.h"
 
 namespace mwb::tok::jinja {
+
+// The largest string a render may build or output (a chat prompt is far smaller).
+constexpr uint64_t kMaxStringBytes = uint64_t(64) << 20;
 
 bool is_known_filter(const std::string& name);
 bool is_known_test(const std::string& name);
