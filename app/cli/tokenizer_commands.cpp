@@ -12,6 +12,7 @@
 
 #include "app/cli/cli_args.h"
 #include "app/cli/commands.h"
+#include "engine/core/json_nesting.h"
 #include "engine/core/text_file.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -89,6 +90,7 @@ int run_template(int argc, char** argv) {
     if (!tokenizer) return fail(tokenizer.error().message);
     auto contents = read_text_file(*path);
     if (!contents) return fail(contents.error().message);
+    if (auto nesting = check_json_nesting(*contents, *path); !nesting) return fail(nesting.error().message);
     tok::TemplateJson document = tok::TemplateJson::parse(*contents, nullptr, false);
     if (document.is_discarded()) return fail(*path + ": not valid JSON");
     tok::TemplateJson messages, extra = tok::TemplateJson::object();

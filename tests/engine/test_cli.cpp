@@ -210,6 +210,17 @@ private slots:
         QVERIFY2(flag.err.contains("unknown option --verbose"), qPrintable(flag.err));
     }
 
+    void deeply_nested_messages_are_an_error() {
+        QTemporaryDir scratch;
+        QFile messages(scratch.filePath("messages.json"));
+        QVERIFY(messages.open(QIODevice::WriteOnly));
+        messages.write(QByteArray(100000, '[') + QByteArray(100000, ']'));
+        messages.close();
+        const Run run = run_mwb({"template", "--tokenizer", QStringLiteral(MWB_TEST_DATA "/tokenizer/deepseek-v3"), "--messages", messages.fileName()});
+        QCOMPARE(run.exit_code, 1);
+        QVERIFY2(run.err.contains("nested more than 256 levels deep"), qPrintable(run.err));
+    }
+
     void help_and_version() {
         const Run help = run_mwb({"generate", "--help"});
         QCOMPARE(help.exit_code, 0);

@@ -73,6 +73,35 @@ private slots:
         QVERIFY(contains(load_error(minimal_tokenizer().dump(), "{oops"), "tokenizer_config.json: not valid JSON"));
     }
 
+    // Each of these ended in an uncaught exception or a stack overflow; now each is an error that says what.
+    void hostileTokenizerFilesAreErrors() {
+        const std::string tokenizer = minimal_tokenizer().dump();
+        std::string nested_sequence = R"({"type": "Sequence", "normalizers": [)";
+        std::string closing = "]}";
+        for (int i = 0; i < 100000; ++i) nested_sequence += R"({"type": "Sequence", "normalizers": [)", closing += "]}";
+        std::string deep = minimal_tokenizer().dump();
+        deep.insert(deep.size() - 1, R"(,"normalizer": )" + nested_sequence + closing);
+        QVERIFY(contains(load_error(deep), "nested more than 256 levels deep"));
+        std::string huge_number = tokenizer;
+        huge_number.replace(huge_number.find("\"id\":3"), 6, "\"id\":1e400");
+        QVERIFY(contains(load_error(huge_number), "tokenizer.json: not valid JSON"));
+        QVERIFY(contains(load_error(tokenizer, R"({"model_max_length": 1e400})"), "tokenizer_config.json: not valid JSON"));
+        QVERIFY(contains(load_error(tokenizer, R"({"chat_template": [{"name": 5, "template": "x"}]})"), "tokenizer files:"));
+    }
+
+    void hostileTemplateValuesAreErrors() {
+        const auto render_error = [](const std::string& source) {
+            auto parsed = mwb::tok::ChatTemplate::parse(source);
+            if (!parsed.ok()) return parsed.error().message;
+            auto text = parsed->render(json::array(), false, json::object(), json::object());
+            return text.ok() ? std::string("rendered: ") + *text : text.error().message;
+        };
+        QVERIFY(contains(render_error("{{ 'a,b'.split(',', 'x') }}"), "expected an integer, got 'str'"));
+        QVERIFY(contains(render_error("{% set ns = namespace(a=1) %}{% set ns.b = ns %}{{ ns|tojson }}"), "inside itself"));
+        QVERIFY(contains(render_error("{% set ns = namespace(a=1) %}{% set ns.b = [1, {'x': ns}] %}"), "inside itself"));
+        QVERIFY(contains(render_error("{{ range(1e30) }}"), "range expects integers"));
+    }
+
     void unsupportedComponentsAreNamed() {
         QVERIFY(contains(load_error(with("pre_tokenizer", {{"type", "Whitespace"}})),
                          "tokenizer.json: pre_tokenizer type 'Whitespace' is not supported"));

@@ -184,7 +184,23 @@ private:
         if (!target.is_namespace())
             throw RenderError("cannot assign attribute '" + node.attribute + "' on '" + node.targets[0] +
                               "', which is not a namespace()");
+        // Values share their containers, so this is the one place a cycle could form (and never be freed).
+        if (holds(value, &target.object_ref(), 0))
+            throw RenderError("cannot store namespace '" + node.targets[0] + "' inside itself");
         target.object_ref().set(node.attribute, std::move(value));
+    }
+
+    static bool holds(const Value& value, const Object* object, int depth) {
+        if (depth > kMaxValueDepth) return false;
+        if (value.is_object()) {
+            if (&value.object_ref() == object) return true;
+            for (const auto& [key, item] : value.object_ref().items)
+                if (holds(item, object, depth + 1)) return true;
+        } else if (value.is_array()) {
+            for (const Value& item : value.array())
+                if (holds(item, object, depth + 1)) return true;
+        }
+        return false;
     }
 
     void define_macro(const Node& node) {
@@ -373,6 +389,10 @@ Result<std::string> Template::render(const std::vector<std::pair<std::string, Va
         Interpreter(std::move(globals)).render(parsed_->body, out);
     } catch (const LocatedError& error) {
         return make_error("chat template " + position_of(parsed_->source, error.offset) + ": " + error.message);
+    } catch (const std::bad_alloc&) {
+        return make_error("chat template: rendering ran out of memory");
+    } catch (const std::exception& error) {  // a value misused in a way no check above names: an error, never a crash
+        return make_error(std::string("chat template: ") + error.what());
     }
     return out;
 }

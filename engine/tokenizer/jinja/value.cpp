@@ -54,8 +54,18 @@ bool Value::is_namespace() const { return is_object() && object_ref().is_namespa
 
 int64_t Value::as_int() const {
     if (is_bool()) return as_bool() ? 1 : 0;
-    if (is_float()) return static_cast<int64_t>(std::get<double>(data_));
+    if (is_float()) {
+        const double number = std::get<double>(data_);
+        if (!(number > -9.2e18 && number < 9.2e18)) throw RenderError("the number " + format_float(number) + " is beyond the integer range");
+        return static_cast<int64_t>(number);
+    }
+    if (!is_int()) throw RenderError("expected an integer, got '" + type_name() + "'");
     return std::get<int64_t>(data_);
+}
+
+const std::string& Value::as_string() const {
+    if (!is_string()) throw RenderError("expected a string, got '" + type_name() + "'");
+    return std::get<std::string>(data_);
 }
 
 double Value::as_float() const {
@@ -152,6 +162,7 @@ void append_json_string(std::string& out, const std::string& text) {
 
 void append_json(std::string& out, const Value& value, const std::optional<std::string>& indent, bool sort_keys,
                  const std::string& item_separator, const std::string& key_separator, int depth) {
+    if (depth > kMaxValueDepth) throw RenderError("tojson: the value is nested more than " + std::to_string(kMaxValueDepth) + " levels deep (does it contain itself?)");
     const auto newline = [&](int level) {
         out += '\n';
         for (int i = 0; i < level; ++i) out += *indent;
@@ -218,7 +229,10 @@ std::string Value::str() const {
     return repr();
 }
 
-std::string Value::repr() const {
+std::string Value::repr() const { return repr_at(0); }
+
+std::string Value::repr_at(int depth) const {
+    if (depth > kMaxValueDepth) throw RenderError("a value nested more than " + std::to_string(kMaxValueDepth) + " levels deep cannot be printed (does it contain itself?)");
     if (is_undefined()) return "";
     if (is_none()) return "None";
     if (is_bool()) return as_bool() ? "True" : "False";
@@ -230,7 +244,7 @@ std::string Value::repr() const {
         const Array& items = array();
         for (size_t i = 0; i < items.size(); ++i) {
             if (i > 0) out += ", ";
-            out += items[i].repr();
+            out += items[i].repr_at(depth + 1);
         }
         return out + "]";
     }
@@ -241,7 +255,7 @@ std::string Value::repr() const {
         for (const auto& [key, item] : object_ref().items) {
             if (!first) out += ", ";
             first = false;
-            out += python_quote(key) + ": " + item.repr();
+            out += python_quote(key) + ": " + item.repr_at(depth + 1);
         }
         return out + "}";
     }

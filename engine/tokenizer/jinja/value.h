@@ -16,6 +16,9 @@
 
 namespace mwb::tok::jinja {
 
+// Printing or serialising a value stops this deep: a namespace can be made to contain itself.
+constexpr int kMaxValueDepth = 256;
+
 // A template error raised while rendering; the interpreter adds the template position.
 class RenderError : public std::runtime_error {
 public:
@@ -64,9 +67,9 @@ public:
     bool is_namespace() const;
 
     bool as_bool() const { return std::get<bool>(data_); }
-    int64_t as_int() const;  // bools count as 0 / 1, as in Python
+    int64_t as_int() const;  // bools count as 0 / 1, as in Python; RenderError for non-numbers and huge floats
     double as_float() const;
-    const std::string& as_string() const { return std::get<std::string>(data_); }
+    const std::string& as_string() const;  // RenderError for any other type
     Array& array() const { return *std::get<std::shared_ptr<Array>>(data_); }
     Object& object_ref() const { return *std::get<std::shared_ptr<Object>>(data_); }
     const Callable& callable() const { return *std::get<std::shared_ptr<Callable>>(data_); }
@@ -79,6 +82,7 @@ public:
     bool operator==(const Value& other) const;
 
 private:
+    std::string repr_at(int depth) const;
     std::variant<Undefined, std::nullptr_t, bool, int64_t, double, std::string, std::shared_ptr<Array>,
                  std::shared_ptr<Object>, std::shared_ptr<Callable>>
         data_;
