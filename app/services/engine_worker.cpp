@@ -48,12 +48,29 @@ void EngineWorker::requestStop(quint64 request_id) {
 void EngineWorker::requestCancelLoad() { cancel_load_.store(true); }
 void EngineWorker::clearCancelLoad() { cancel_load_.store(false); }
 
+template <class Body, class OnError>
+void EngineWorker::guarded(Body body, OnError on_error) {
+    try {
+        body();
+    } catch (const std::bad_alloc&) {
+        on_error(tr("The computer ran out of memory."));
+    } catch (const std::exception& error) {
+        on_error(tr("Internal error in the engine: %1").arg(QString::fromUtf8(error.what())));
+    }
+}
+
 void EngineWorker::loadModel(const QString& directory, qint64 context_length, int threads, bool cuda) {
     emit loadStarted(directory);
-    finish_load(directory, context_length, threads, cuda, 0.0);
+    guarded([&] { finish_load(directory, context_length, threads, cuda, 0.0); },
+            [&](const QString& message) { emit loadFailed(directory, message); });
 }
 
 void EngineWorker::loadDemoModel(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads) {
+    guarded([&] { load_demo_model(directory, config, seed, context_length, threads); },
+            [&](const QString& message) { emit loadFailed(directory, message); });
+}
+
+void EngineWorker::load_demo_model(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads) {
     emit loadStarted(directory);
     emit loadProgress(0.0, tr("Creating the demo model"));
     auto created = ensure_demo_model(directory, {config, seed},
@@ -164,11 +181,23 @@ void EngineWorker::unloadModel() {
 
 void EngineWorker::countTokens(quint64 request_id, const QList<ChatMessage>& messages) {
     if (!tokenizer_) return;
-    auto prompt = chat_prompt_ids(*tokenizer_, to_template_messages(messages));
-    if (prompt) emit tokensCounted(request_id, int(prompt->size()), info_.context_length);
+    guarded(
+        [&] {
+            auto prompt = chat_prompt_ids(*tokenizer_, to_template_messages(messages));
+            if (prompt) emit tokensCounted(request_id, int(prompt->size()), info_.context_length);
+        },
+        [](const QString&) {});  // a count is advisory: the reply itself reports the problem
 }
 
 void EngineWorker::generate(const ChatRequest& chat) {
+    guarded([&] { generate_reply(chat); },
+            [&](const QString& message) {
+                running_request_id_.store(0);
+                emit generationFailed(chat.id, message);
+            });
+}
+
+void EngineWorker::generate_reply(const ChatRequest& chat) {
     running_request_id_.store(chat.id);
     cancel_generation_.store(stop_up_to_id_.load() >= chat.id);
     if (!backend_ || !tokenizer_) {

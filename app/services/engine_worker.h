@@ -68,6 +68,12 @@ signals:
 
 private:
     bool load_cancelled() const { return cancel_load_.load(); }
+    // Runs one request of the GUI. The engine reports errors as values; anything it throws all the same (a bug,
+    // memory running out) ends that request with `on_error(message)` instead of taking the desktop app down.
+    template <class Body, class OnError>
+    void guarded(Body body, OnError on_error);
+    void load_demo_model(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads);
+    void generate_reply(const ChatRequest& request);
     void finish_load(const QString& directory, qint64 context_length, int threads, bool cuda, double progress_start);
 
     std::shared_ptr<const ModelGraph> graph_;

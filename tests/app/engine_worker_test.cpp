@@ -1,6 +1,8 @@
 // EngineWorker on its own thread with the demo model: streamed text in order and equal to what the engine and
 // tokenizer produce directly for the same prompt and seed; stop mid-stream; errors as signals.
 #include <QCoreApplication>
+#include <QDir>
+#include <QFile>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
@@ -213,6 +215,20 @@ private slots:
         host.load(broken.path(), {});
         QTRY_VERIFY_WITH_TIMEOUT(failed.size() >= 2, 10000);
         QVERIFY(failed.at(1).at(1).toString().contains("mamba"));
+        QCOMPARE(loaded.size(), 0);
+
+        // A model whose tokenizer_config.json holds a chat template list with a non-string name: the tokenizer
+        // used to throw out of the worker and take the app down; now the load fails with a message.
+        QTemporaryDir hostile;
+        for (const QString& name : QDir(model_).entryList(QDir::Files)) QVERIFY(QFile::copy(QDir(model_).filePath(name), hostile.filePath(name)));
+        QFile::remove(hostile.filePath("tokenizer_config.json"));
+        QFile tokenizer_config(hostile.filePath("tokenizer_config.json"));
+        QVERIFY(tokenizer_config.open(QIODevice::WriteOnly));
+        tokenizer_config.write(R"({"chat_template": [{"name": 5, "template": "x"}]})");
+        tokenizer_config.close();
+        host.load(hostile.path(), {});
+        QTRY_VERIFY_WITH_TIMEOUT(failed.size() >= 3, 20000);
+        QVERIFY2(failed.at(2).at(1).toString().contains("tokenizer"), qPrintable(failed.at(2).at(1).toString()));
         QCOMPARE(loaded.size(), 0);
 
         testing::QueuedSpy generation_failed(host.worker(), &EngineWorker::generationFailed);
