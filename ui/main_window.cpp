@@ -97,6 +97,12 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     connect(settings_page_, &SettingsPage::themeChanged, this, [](app::Theme theme) { apply_theme(theme); });
     connect(&context_.storage, &app::Storage::failed, this,
             [this](const QString& message) { statusBar()->showMessage(tr("Run history: %1").arg(message), 15000); });
+    connect(&context_.storage, &app::Storage::recovered, this, [this](const QString& copy) {
+        QMessageBox::warning(this, tr("The run history was damaged"),
+                             tr("The run history could not be read, so MoE Workbench started a new one. The damaged file was kept "
+                                "as\n%1\nNothing was deleted.")
+                                 .arg(QDir::toNativeSeparators(copy)));
+    });
 
     const app::EngineWorker* worker = context_.engine.worker();
     connect(worker, &app::EngineWorker::loadStarted, this, &MainWindow::on_load_started);

@@ -1,5 +1,8 @@
 #include "app/services/run_database.h"
 
+#include <QDateTime>
+#include <QFile>
+#include <QFileInfo>
 #include <QSqlDatabase>
 #include <QSqlError>
 #include <QSqlQuery>
@@ -108,6 +111,47 @@ Status RunDatabase::open(const QString& path) {
     MWB_TRY(exec("PRAGMA foreign_keys = ON"));
     MWB_TRY(exec("PRAGMA busy_timeout = 5000"));
     return migrate();
+}
+
+namespace {
+
+// What PRAGMA quick_check says of an existing file, on a connection of its own. Only SQLite's own verdicts
+// (SQLITE_CORRUPT 11, SQLITE_NOTADB 26, or problems listed) count as damage: a file that cannot be read for
+// another reason (permissions, a lock) is left alone and reported by open().
+bool is_damaged(const QString& path) {
+    const QString name = QStringLiteral("mwb-quick-check-%1").arg(quintptr(&path));
+    bool damaged = false;
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase("QSQLITE", name);
+        db.setDatabaseName(path);
+        db.setConnectOptions("QSQLITE_OPEN_READONLY");
+        if (db.open()) {
+            QSqlQuery q(db);
+            if (q.exec("PRAGMA quick_check")) {
+                damaged = !q.next() || q.value(0).toString() != QLatin1String("ok");
+            } else {
+                const QString code = q.lastError().nativeErrorCode();
+                damaged = code == QLatin1String("11") || code == QLatin1String("26");
+            }
+        }
+        db.close();
+    }
+    QSqlDatabase::removeDatabase(name);
+    return damaged;
+}
+
+}  // namespace
+
+Result<QString> RunDatabase::open_checked(const QString& path) {
+    QString copy;
+    if (QFileInfo::exists(path) && is_damaged(path)) {
+        copy = path + ".damaged-" + QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss");
+        if (!QFile::rename(path, copy)) return make_error("the run history " + path.toStdString() + " is damaged and cannot be moved aside");
+        for (const char* suffix : {"-wal", "-shm"})
+            if (QFileInfo::exists(path + suffix)) QFile::rename(path + suffix, copy + suffix);
+    }
+    MWB_TRY(open(path));
+    return copy;
 }
 
 bool RunDatabase::is_open() const {

@@ -58,6 +58,10 @@ public:
 
     // Opens (creating when missing) and migrates the database to kSchemaVersion.
     Status open(const QString& path);
+    // open(), after PRAGMA quick_check of an existing file: one that is not a database or is damaged is moved
+    // aside (with its -wal and -shm) and a fresh history started. The value is then where the copy went (empty
+    // when the file was sound), so the user can be told; nothing is ever deleted.
+    Result<QString> open_checked(const QString& path);
     bool is_open() const;
     int schema_version() const;
     Result<QString> integrity_check() const;  // "ok" when the file is sound

@@ -36,10 +36,12 @@ void Storage::post(std::function<void(RunDatabase&)> job) {
 void Storage::open(const QString& path) {
     path_ = path;
     post([this, path](RunDatabase& db) {
-        if (Status status = db.open(path); !status) {
-            emit failed(QString::fromStdString(status.error().message));
+        auto copy = db.open_checked(path);
+        if (!copy) {
+            emit failed(QString::fromStdString(copy.error().message));
             return;
         }
+        if (!copy->isEmpty()) emit recovered(*copy);
         emit opened(path);
     });
 }

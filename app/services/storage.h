@@ -50,6 +50,7 @@ public:
 signals:
     void opened(QString path);
     void failed(QString message);  // readable, for the status bar
+    void recovered(QString copy);  // the history was damaged: moved to `copy`, a fresh one opened
     void runsChanged();            // a run was created, renamed, finished, deleted or got a message
 
 private:

@@ -1,6 +1,8 @@
 // The run history: schema migrations from every released version, round trips, filters, cascades, the
 // asynchronous Storage front, and a writer process killed mid-write.
 #include <QCoreApplication>
+#include <QFile>
+#include <QFileInfo>
 #include <QProcess>
 #include <QSqlDatabase>
 #include <QSqlQuery>
@@ -199,6 +201,62 @@ private slots:
         QVERIFY(!opened.ok());
         QVERIFY(QString::fromStdString(opened.error().message).contains("newer"));
         QCOMPARE(db.schema_version(), RunDatabase::kSchemaVersion + 5);  // left untouched
+    }
+
+    // A file that is not a database, and a database with a page overwritten: each is moved aside byte for byte,
+    // a fresh history opens and works, and a sound history is left as it is.
+    void damagedHistoryIsMovedAsideAndAFreshOneStarted() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("history.sqlite");
+        {
+            RunDatabase db("sound");
+            auto copy = db.open_checked(path);
+            QVERIFY(copy.ok());
+            QVERIFY(copy->isEmpty());
+            for (int i = 0; i < 200; ++i) QVERIFY(db.create_run("chat", QString("run %1 ").arg(i) + QString(200, 'x'), "m", "{}").ok());
+        }
+        {
+            RunDatabase db("sound-again");
+            auto copy = db.open_checked(path);
+            QVERIFY(copy.ok() && copy->isEmpty());
+            QCOMPARE(db.list_runs()->size(), 200);
+        }
+        // Overwrite the second page of the checkpointed file.
+        QFile file(path);
+        QVERIFY(file.open(QIODevice::ReadWrite));
+        QVERIFY(file.size() > 3 * 4096);
+        file.seek(4096);
+        file.write(QByteArray(4096, char(0xab)));
+        file.close();
+        QFile::remove(path + "-wal");
+        QFile::remove(path + "-shm");
+        QFile damaged_file(path);
+        QVERIFY(damaged_file.open(QIODevice::ReadOnly));
+        const QByteArray damaged_bytes = damaged_file.readAll();
+        damaged_file.close();
+        {
+            RunDatabase db("damaged");
+            auto copy = db.open_checked(path);
+            QVERIFY2(copy.ok(), copy.ok() ? "" : copy.error().message.c_str());
+            QVERIFY(!copy->isEmpty());
+            QFile kept(*copy);
+            QVERIFY(kept.open(QIODevice::ReadOnly));
+            QCOMPARE(kept.readAll(), damaged_bytes);
+            QCOMPARE(db.list_runs()->size(), 0);
+            QVERIFY(db.create_run("chat", "after the repair", "m", "{}").ok());
+        }
+        // Not a database at all.
+        const QString garbage = dir.filePath("garbage.sqlite");
+        QFile text(garbage);
+        QVERIFY(text.open(QIODevice::WriteOnly));
+        text.write(QByteArray("this is not a database\n").repeated(500));
+        text.close();
+        RunDatabase db("garbage");
+        auto copy = db.open_checked(garbage);
+        QVERIFY2(copy.ok(), copy.ok() ? "" : copy.error().message.c_str());
+        QVERIFY(copy->contains(".damaged-"));
+        QVERIFY(QFileInfo::exists(*copy));
+        QVERIFY(db.create_run("chat", "fresh", "m", "{}").ok());
     }
 
     void roundTripsRunsMessagesAndRouting() {
