@@ -12,7 +12,7 @@ shift || true
 
 # Debian 12 packages the project builds and tests with; README.md says why each is there.
 packages=(
-  build-essential cmake ninja-build ccache pkg-config clang
+  build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev libqt6sql6-sqlite libgl-dev
   libsqlite3-dev libpcre2-dev libicu-dev nlohmann-json3-dev zlib1g-dev
   fonts-dejavu-core
@@ -46,12 +46,14 @@ configure_and_build() {
 }
 
 # A second compiler over the engine and the CLI, warnings as errors: a missing include or a warning that another
-# compiler raises breaks the test command here, not a user's build.
-portability_build() {
+# compiler raises breaks the test command here, not a user's build. The same tree builds the libFuzzer harnesses
+# of the parsers of untrusted files, which then run over a fixed number of inputs each (tests/fuzz/run_fuzzers.sh).
+portability_build_and_fuzz() {
   cmake -S "$root" -B "$root/build-clang" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_FLAGS=-Werror \
-    -DMWB_CUDA=OFF -DMWB_BUILD_GUI=OFF -DMWB_BUILD_TESTS=OFF -DMWB_SANITIZED_PARSER_TESTS=OFF
-  cmake --build "$root/build-clang" -j "$(nproc)" --target mwb
+    -DMWB_CUDA=OFF -DMWB_BUILD_GUI=OFF -DMWB_BUILD_TESTS=OFF -DMWB_SANITIZED_PARSER_TESTS=OFF -DMWB_FUZZERS=ON
+  cmake --build "$root/build-clang" -j "$(nproc)" --target mwb fuzzers
+  "$root/tests/fuzz/run_fuzzers.sh" "$root/build-clang" "${MWB_FUZZ_RUNS:-40000}"
 }
 
 case "$command" in
@@ -63,7 +65,7 @@ case "$command" in
   test)
     install_packages
     configure_and_build
-    portability_build
+    portability_build_and_fuzz
     label_filter=(-LE gpu)
     has_gpu && label_filter=()
     ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "${label_filter[@]}"
