@@ -49,9 +49,16 @@ int run_tokenize(int argc, char** argv) {
     std::string line, out;
     for (size_t number = 1; std::getline(file, line); ++number) {
         if (line.empty() || line == "\r") continue;
-        nlohmann::json item = nlohmann::json::parse(line, nullptr, false);
-        if (item.is_discarded() || !item.is_object() || !item.contains("text") || !item["text"].is_string())
-            return fail(*jsonl + ":" + std::to_string(number) + ": expected a JSON object with a string \"text\"");
+        const std::string where = *jsonl + ":" + std::to_string(number) + ": ";
+        if (auto nesting = check_json_nesting(line, "the line"); !nesting) return fail(where + nesting.error().message);
+        nlohmann::json item;
+        try {
+            item = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception& error) {  // says "ill-formed UTF-8 byte" for text that is not UTF-8
+            return fail(where + "not valid JSON (" + error.what() + ")");
+        }
+        if (!item.is_object() || !item.contains("text") || !item["text"].is_string())
+            return fail(where + "expected a JSON object with a string \"text\"");
         auto ids = tokenizer->encode(item["text"].get<std::string>(), add_special);
         if (!ids) return fail(*jsonl + ":" + std::to_string(number) + ": " + ids.error().message);
         out += ids_line(*ids);

@@ -23,8 +23,10 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the limit the reference i
 }  // namespace
 
 std::string shape_text(const std::vector<int64_t>& shape) {
+    constexpr size_t kShown = 8;  // a hostile header may claim thousands of dimensions: keep messages readable
     std::string text = "[";
-    for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+    for (size_t i = 0; i < shape.size() && i < kShown; ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+    if (shape.size() > kShown) text += ", … (" + std::to_string(shape.size()) + " dimensions)";
     return text + "]";
 }
 

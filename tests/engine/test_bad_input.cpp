@@ -155,6 +155,17 @@ private slots:
         expect_error_mentions(file.error(), {"tiling.safetensors", mentions.toStdString().c_str()});
     }
 
+    void thousands_of_dimensions_give_a_short_message() {
+        std::string shape = "[1";
+        for (int i = 0; i < 10000; ++i) shape += ",1";
+        write_bytes(dir() / "dims.safetensors",
+                    safetensors_bytes(R"({"w":{"dtype":"F32","shape":)" + shape + R"(],"data_offsets":[0,8]}})", 8));
+        auto file = SafetensorsFile::open((dir() / "dims.safetensors").string());
+        QVERIFY(!file.ok());
+        expect_error_mentions(file.error(), {"dims.safetensors", "10001 dimensions"});
+        QVERIFY(file.error().message.size() < 400);
+    }
+
     void duplicate_tensor_names() {
         write_bytes(dir() / "twice.safetensors", safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                                                                    R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",

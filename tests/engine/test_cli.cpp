@@ -210,6 +210,17 @@ private slots:
         QVERIFY2(flag.err.contains("unknown option --verbose"), qPrintable(flag.err));
     }
 
+    void jsonl_that_is_not_utf8_says_so() {
+        QTemporaryDir scratch;
+        QFile lines(scratch.filePath("texts.jsonl"));
+        QVERIFY(lines.open(QIODevice::WriteOnly));
+        lines.write("{\"text\": \"fine\"}\n{\"text\": \"caf\xe9\"}\n");
+        lines.close();
+        const Run run = run_mwb({"tokenize", "--tokenizer", QStringLiteral(MWB_TEST_DATA "/tokenizer/deepseek-v3"), "--jsonl", lines.fileName()});
+        QCOMPARE(run.exit_code, 1);
+        QVERIFY2(run.err.contains("texts.jsonl:2:") && run.err.contains("UTF-8"), qPrintable(run.err));
+    }
+
     void deeply_nested_messages_are_an_error() {
         QTemporaryDir scratch;
         QFile messages(scratch.filePath("messages.json"));
