@@ -14,6 +14,14 @@ public:
     void add_special_tokens(std::vector<int32_t>& ids) const override {
         for (const auto& step : steps_) step->add_special_tokens(ids);
     }
+    std::vector<int32_t> added_ids() const override {
+        std::vector<int32_t> all;
+        for (const auto& step : steps_) {
+            const auto ids = step->added_ids();
+            all.insert(all.end(), ids.begin(), ids.end());
+        }
+        return all;
+    }
 
 private:
     std::vector<std::unique_ptr<PostProcessor>> steps_;
@@ -23,6 +31,7 @@ private:
 class NoOpPostProcessor final : public PostProcessor {
 public:
     void add_special_tokens(std::vector<int32_t>&) const override {}
+    std::vector<int32_t> added_ids() const override { return {}; }
 };
 
 // The single-sequence template: fixed ids before and after the encoded text.
@@ -33,6 +42,11 @@ public:
     void add_special_tokens(std::vector<int32_t>& ids) const override {
         ids.insert(ids.begin(), before_.begin(), before_.end());
         ids.insert(ids.end(), after_.begin(), after_.end());
+    }
+    std::vector<int32_t> added_ids() const override {
+        std::vector<int32_t> all = before_;
+        all.insert(all.end(), after_.begin(), after_.end());
+        return all;
     }
 
 private:
@@ -65,7 +79,8 @@ Result<std::unique_ptr<PostProcessor>> make_template(const nlohmann::json& spec,
         if (ids == entry.end() || !ids->is_array())
             return make_error(component + ": special token '" + name + "' has no 'ids' array");
         for (const auto& id : *ids) {
-            if (!id.is_number_integer()) return make_error(component + ": special token '" + name + "' has a non-integer id");
+            if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+                return make_error(component + ": special token '" + name + "' has an id that is not a token id (" + id.dump() + ")");
             (seen_sequence ? after : before).push_back(id.get<int32_t>());
         }
     }
@@ -77,7 +92,8 @@ Result<std::unique_ptr<PostProcessor>> make_template(const nlohmann::json& spec,
 Result<std::unique_ptr<PostProcessor>> make_cls_sep(const nlohmann::json& spec, const std::string& component) {
     const auto id_of = [&](const char* key) -> Result<int32_t> {
         auto it = spec.find(key);
-        if (it == spec.end() || !it->is_array() || it->size() != 2 || !(*it)[1].is_number_integer())
+        if (it == spec.end() || !it->is_array() || it->size() != 2 || !(*it)[1].is_number_integer() || (*it)[1].get<int64_t>() < 0 ||
+            (*it)[1].get<int64_t>() > INT32_MAX)
             return make_error(component + ": field '" + key + "' must be [\"token\", id]");
         return (*it)[1].get<int32_t>();
     };

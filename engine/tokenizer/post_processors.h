@@ -15,6 +15,8 @@ class PostProcessor {
 public:
     virtual ~PostProcessor() = default;
     virtual void add_special_tokens(std::vector<int32_t>& ids) const = 0;
+    // Every id this step can add, for the loader's check against the vocabulary.
+    virtual std::vector<int32_t> added_ids() const = 0;
 };
 
 // Supported: TemplateProcessing (single sequences), ByteLevel, Sequence, BertProcessing, RobertaProcessing.

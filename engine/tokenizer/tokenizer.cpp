@@ -174,6 +174,11 @@ Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const 
             impl->added_by_content[token.content] = token.id;
             impl->added_by_id[token.id] = std::move(token);
         }
+        if (impl->post_processor)
+            for (int32_t id : impl->post_processor->added_ids())
+                if (size_t(id) >= impl->id_bound)
+                    return make_error("tokenizer.json: the post_processor adds token id " + std::to_string(id) + ", outside the vocabulary of " +
+                                      std::to_string(impl->id_bound) + " ids");
 
         if (!tokenizer_config_json.empty()) {
             auto config = parse_json(tokenizer_config_json, "tokenizer_config.json");

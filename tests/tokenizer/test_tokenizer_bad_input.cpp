@@ -89,6 +89,17 @@ private slots:
         QVERIFY(contains(load_error(tokenizer, R"({"chat_template": [{"name": 5, "template": "x"}]})"), "tokenizer files:"));
     }
 
+    void postProcessorIdsMustBeTokens() {
+        const json special = {{"<s>", {{"id", "<s>"}, {"ids", {999}}, {"tokens", {"<s>"}}}}};
+        const json processor = {{"type", "TemplateProcessing"},
+                                {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+                                {"special_tokens", special}};
+        QVERIFY(contains(load_error(with("post_processor", processor)), "post_processor adds token id 999, outside the vocabulary of 4 ids"));
+        json negative = processor;
+        negative["special_tokens"]["<s>"]["ids"] = {-1};
+        QVERIFY(contains(load_error(with("post_processor", negative)), "not a token id"));
+    }
+
     void hostileTemplateValuesAreErrors() {
         const auto render_error = [](const std::string& source) {
             auto parsed = mwb::tok::ChatTemplate::parse(source);
