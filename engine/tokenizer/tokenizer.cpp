@@ -53,6 +53,8 @@ Result<nlohmann::json> parse_json(const std::string& text, const std::string& wh
     }
 }
 
+constexpr size_t kMaxAddedTokenBytes = 1024;
+
 Result<std::vector<AddedToken>> parse_added_tokens(const nlohmann::json& root) {
     std::vector<AddedToken> tokens;
     auto list = root.find("added_tokens");
@@ -65,6 +67,11 @@ Result<std::vector<AddedToken>> parse_added_tokens(const nlohmann::json& root) {
         AddedToken token;
         token.id = entry["id"].get<int32_t>();
         token.content = entry["content"].get<std::string>();
+        // The matcher walks a token's bytes at every position where it could start: a 100 KB token made a 100 KB
+        // text take 20 s. Real added tokens are a few dozen bytes.
+        if (token.content.size() > kMaxAddedTokenBytes)
+            return make_error("added_tokens: token " + std::to_string(token.id) + " is " + std::to_string(token.content.size()) +
+                              " bytes long; at most " + std::to_string(kMaxAddedTokenBytes) + " are accepted");
         const auto flag = [&](const char* key, bool fallback) {
             auto it = entry.find(key);
             return it != entry.end() && it->is_boolean() ? it->get<bool>() : fallback;

@@ -89,6 +89,16 @@ private slots:
         QVERIFY(contains(load_error(tokenizer, R"({"chat_template": [{"name": 5, "template": "x"}]})"), "tokenizer files:"));
     }
 
+    // The added-token matcher walks a token at each position where it could start: a 100 KB token made a 100 KB
+    // text take 20 s, so such a token is refused when the tokenizer loads.
+    void hugeAddedTokensAreRefused() {
+        json added = minimal_tokenizer()["added_tokens"];
+        added.push_back({{"id", 4}, {"content", std::string(100000, 'a')}, {"special", false}});
+        QVERIFY(contains(load_error(with("added_tokens", added)), "token 4 is 100000 bytes long; at most 1024"));
+        added.back()["content"] = std::string(1024, 'a');
+        QVERIFY(mwb::tok::Tokenizer::from_json(with("added_tokens", added), "").ok());
+    }
+
     void postProcessorIdsMustBeTokens() {
         const json special = {{"<s>", {{"id", "<s>"}, {"ids", {999}}, {"tokens", {"<s>"}}}}};
         const json processor = {{"type", "TemplateProcessing"},
