@@ -317,7 +317,9 @@ private slots:
         write_bytes(model / "config.json", text);
         auto graph = load_model_graph(model.string());
         QVERIFY(!graph.ok());
-        expect_error_mentions(graph.error(), {"model.layers.0.mlp.gate_proj.weight", "model.safetensors", "[192, 96]", "[200, 96]"});
+        expect_error_mentions(graph.error(),
+                              {"config.json does not describe these weights", "model.layers.0.mlp.gate_proj.weight", "model.safetensors",
+                               "[192, 96]", "[200, 96]", "intermediate_size"});
     }
 
     void missing_files() {

@@ -18,8 +18,9 @@ Result<TensorView> WeightLoader::float_tensor(const std::string& name, const std
         return make_error("tensor " + name + " in " + view->file + " has dtype " + std::string(dtype_name(view->dtype)) +
                           "; a float type is needed");
     if (view->shape != shape)
-        return make_error("tensor " + name + " in " + view->file + " has shape " + shape_text(view->shape) +
-                          ", the config implies " + shape_text(shape));
+        return make_error("config.json does not describe these weights: it implies " + shape_text(shape) + " for tensor " + name +
+                          ", which is " + shape_text(view->shape) + " in " + view->file +
+                          " (check hidden_size, intermediate_size, the head counts and sizes, and vocab_size in config.json)");
     return view;
 }
 
