@@ -133,100 +133,100 @@ Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const 
                                        const std::string& chat_template_source) {
     // Every check of the tokenizer files returns an error; a value of the wrong JSON type that no check names
     // (a non-string where a string belongs) still becomes an error here, never an uncaught exception.
-    const auto build = [&]() -> Result<Tokenizer> {
-        auto root = parse_json(tokenizer_json, "tokenizer.json");
-        if (!root) return root.error();
-        if (!root->is_object()) return make_error("tokenizer.json: the top level must be a JSON object");
-        const auto prefixed = [](const Error& error) { return make_error("tokenizer.json: " + error.message); };
-        auto impl = std::make_shared<Impl>();
-
-        auto model = root->find("model");
-        if (model == root->end()) return make_error("tokenizer.json: no 'model'");
-        auto bpe = BpeModel::from_json(*model);
-        if (!bpe) return prefixed(bpe.error());
-        impl->model = std::move(bpe.value());
-        impl->id_bound = impl->model.id_bound();
-
-        const auto component = [&](const char* key) -> const nlohmann::json& {
-            static const nlohmann::json null_json;
-            auto it = root->find(key);
-            return it == root->end() ? null_json : *it;
-        };
-        auto normalizer = make_normalizer(component("normalizer"));
-        if (!normalizer) return prefixed(normalizer.error());
-        impl->normalizer = std::move(normalizer.value());
-        auto pre_tokenizer = make_pre_tokenizer(component("pre_tokenizer"));
-        if (!pre_tokenizer) return prefixed(pre_tokenizer.error());
-        impl->pre_tokenizer = std::move(pre_tokenizer.value());
-        auto post_processor = make_post_processor(component("post_processor"));
-        if (!post_processor) return prefixed(post_processor.error());
-        impl->post_processor = std::move(post_processor.value());
-        auto decoder = make_decoder(component("decoder"));
-        if (!decoder) return prefixed(decoder.error());
-        impl->decoder = std::move(decoder.value());
-
-        auto added = parse_added_tokens(*root);
-        if (!added) return prefixed(added.error());
-        for (auto& token : added.value()) {
-            if (token.normalized && impl->normalizer) {
-                auto normalized = impl->normalizer->normalize(token.content);
-                if (!normalized) return prefixed(normalized.error());
-                impl->normalized_matcher.add(token, std::move(normalized.value()));
-            } else if (token.normalized) {
-                impl->normalized_matcher.add(token, token.content);
-            } else {
-                impl->raw_matcher.add(token, token.content);
-            }
-            impl->id_bound = std::max(impl->id_bound, static_cast<size_t>(token.id) + 1);
-            impl->added_by_content[token.content] = token.id;
-            impl->added_by_id[token.id] = std::move(token);
-        }
-        if (impl->post_processor)
-            for (int32_t id : impl->post_processor->added_ids())
-                if (size_t(id) >= impl->id_bound)
-                    return make_error("tokenizer.json: the post_processor adds token id " + std::to_string(id) + ", outside the vocabulary of " +
-                                      std::to_string(impl->id_bound) + " ids");
-
-        if (!tokenizer_config_json.empty()) {
-            auto config = parse_json(tokenizer_config_json, "tokenizer_config.json");
-            if (!config) return config.error();
-            if (!config->is_object()) return make_error("tokenizer_config.json: the top level must be a JSON object");
-            for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token"}) {
-                if (auto text = config_token(*config, key)) impl->special_token_strings[key] = *text;
-            }
-            if (auto bos = config_token(*config, "bos_token")) {
-                if (auto it = impl->added_by_content.find(*bos); it != impl->added_by_content.end()) impl->bos_id = it->second;
-                else impl->bos_id = impl->model.token_to_id(*bos);
-            }
-            if (auto eos = config_token(*config, "eos_token")) {
-                if (auto it = impl->added_by_content.find(*eos); it != impl->added_by_content.end()) impl->eos_id = it->second;
-                else impl->eos_id = impl->model.token_to_id(*eos);
-            }
-            auto source = config_chat_template(*config);
-            if (!source) return source.error();
-            if (source.value() && chat_template_source.empty()) {
-                auto parsed = ChatTemplate::parse(**source);
-                if (!parsed) return make_error("tokenizer_config.json: " + parsed.error().message);
-                impl->chat_template = std::move(parsed.value());
-            }
-        }
-        if (!chat_template_source.empty()) {
-            auto parsed = ChatTemplate::parse(chat_template_source);
-            if (!parsed) return make_error("chat_template.jinja: " + parsed.error().message);
-            impl->chat_template = std::move(parsed.value());
-        }
-
-        Tokenizer tokenizer;
-        tokenizer.impl_ = std::move(impl);
-        return tokenizer;
-    };
     try {
-        return build();
-    } catch (const nlohmann::json::exception& error) {
-        return make_error(std::string("tokenizer files: ") + error.what());
-    } catch (const std::exception& error) {
+        return build(tokenizer_json, tokenizer_config_json, chat_template_source);
+    } catch (const std::exception& error) {  // nlohmann's type and range errors among them
         return make_error(std::string("tokenizer files: ") + error.what());
     }
+}
+
+Result<Tokenizer> Tokenizer::build(const std::string& tokenizer_json, const std::string& tokenizer_config_json,
+                                   const std::string& chat_template_source) {
+    auto root = parse_json(tokenizer_json, "tokenizer.json");
+    if (!root) return root.error();
+    if (!root->is_object()) return make_error("tokenizer.json: the top level must be a JSON object");
+    const auto prefixed = [](const Error& error) { return make_error("tokenizer.json: " + error.message); };
+    auto impl = std::make_shared<Impl>();
+
+    auto model = root->find("model");
+    if (model == root->end()) return make_error("tokenizer.json: no 'model'");
+    auto bpe = BpeModel::from_json(*model);
+    if (!bpe) return prefixed(bpe.error());
+    impl->model = std::move(bpe.value());
+    impl->id_bound = impl->model.id_bound();
+
+    const auto component = [&](const char* key) -> const nlohmann::json& {
+        static const nlohmann::json null_json;
+        auto it = root->find(key);
+        return it == root->end() ? null_json : *it;
+    };
+    auto normalizer = make_normalizer(component("normalizer"));
+    if (!normalizer) return prefixed(normalizer.error());
+    impl->normalizer = std::move(normalizer.value());
+    auto pre_tokenizer = make_pre_tokenizer(component("pre_tokenizer"));
+    if (!pre_tokenizer) return prefixed(pre_tokenizer.error());
+    impl->pre_tokenizer = std::move(pre_tokenizer.value());
+    auto post_processor = make_post_processor(component("post_processor"));
+    if (!post_processor) return prefixed(post_processor.error());
+    impl->post_processor = std::move(post_processor.value());
+    auto decoder = make_decoder(component("decoder"));
+    if (!decoder) return prefixed(decoder.error());
+    impl->decoder = std::move(decoder.value());
+
+    auto added = parse_added_tokens(*root);
+    if (!added) return prefixed(added.error());
+    for (auto& token : added.value()) {
+        if (token.normalized && impl->normalizer) {
+            auto normalized = impl->normalizer->normalize(token.content);
+            if (!normalized) return prefixed(normalized.error());
+            impl->normalized_matcher.add(token, std::move(normalized.value()));
+        } else if (token.normalized) {
+            impl->normalized_matcher.add(token, token.content);
+        } else {
+            impl->raw_matcher.add(token, token.content);
+        }
+        impl->id_bound = std::max(impl->id_bound, static_cast<size_t>(token.id) + 1);
+        impl->added_by_content[token.content] = token.id;
+        impl->added_by_id[token.id] = std::move(token);
+    }
+    if (impl->post_processor)
+        for (int32_t id : impl->post_processor->added_ids())
+            if (size_t(id) >= impl->id_bound)
+                return make_error("tokenizer.json: the post_processor adds token id " + std::to_string(id) + ", outside the vocabulary of " +
+                                  std::to_string(impl->id_bound) + " ids");
+
+    if (!tokenizer_config_json.empty()) {
+        auto config = parse_json(tokenizer_config_json, "tokenizer_config.json");
+        if (!config) return config.error();
+        if (!config->is_object()) return make_error("tokenizer_config.json: the top level must be a JSON object");
+        for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token"}) {
+            if (auto text = config_token(*config, key)) impl->special_token_strings[key] = *text;
+        }
+        if (auto bos = config_token(*config, "bos_token")) {
+            if (auto it = impl->added_by_content.find(*bos); it != impl->added_by_content.end()) impl->bos_id = it->second;
+            else impl->bos_id = impl->model.token_to_id(*bos);
+        }
+        if (auto eos = config_token(*config, "eos_token")) {
+            if (auto it = impl->added_by_content.find(*eos); it != impl->added_by_content.end()) impl->eos_id = it->second;
+            else impl->eos_id = impl->model.token_to_id(*eos);
+        }
+        auto source = config_chat_template(*config);
+        if (!source) return source.error();
+        if (source.value() && chat_template_source.empty()) {
+            auto parsed = ChatTemplate::parse(**source);
+            if (!parsed) return make_error("tokenizer_config.json: " + parsed.error().message);
+            impl->chat_template = std::move(parsed.value());
+        }
+    }
+    if (!chat_template_source.empty()) {
+        auto parsed = ChatTemplate::parse(chat_template_source);
+        if (!parsed) return make_error("chat_template.jinja: " + parsed.error().message);
+        impl->chat_template = std::move(parsed.value());
+    }
+
+    Tokenizer tokenizer;
+    tokenizer.impl_ = std::move(impl);
+    return tokenizer;
 }
 
 void Tokenizer::Impl::encode_text(std::string_view text, bool at_input_start, std::vector<int32_t>& ids,

@@ -50,6 +50,9 @@ public:
 
 private:
     struct Impl;
+    // from_json without its guard against exceptions that no check names.
+    static Result<Tokenizer> build(const std::string& tokenizer_json, const std::string& tokenizer_config_json,
+                                   const std::string& chat_template_source);
     std::shared_ptr<const Impl> impl_;
 };
 
