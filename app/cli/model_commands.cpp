@@ -288,13 +288,6 @@ int run_bench(int argc, char** argv) {
         report["decode_tokens_per_s"] = decode_tokens_per_s;
         report["time_to_first_token_s"] = result->timings.time_to_first_token_s;
     }
-#ifdef MWB_HAVE_CUDA
-    if (const auto* cuda = dynamic_cast<const CudaBackend*>(backend.get()); cuda && (args->has("int8") || args->has("int4"))) {
-        report["weight_quantisation"] = args->has("int8") ? "int8" : "int4";
-        report["quantisation_worst_relative_error"] = cuda->worst_quantisation_error().relative_error;
-        report["quantisation_worst_matrix"] = cuda->worst_quantisation_error().matrix;
-    }
-#endif
     const MemoryReport memory = backend->memory();
     report["memory_bytes"] = {{"weights", memory.weight_bytes}, {"kv_cache", memory.kv_cache_bytes}, {"workspace", memory.workspace_bytes}};
     // The bound of decode: every weight the step uses (the distinct experts of the batch's tokens) and each
@@ -302,6 +295,9 @@ int run_bench(int argc, char** argv) {
     double weight_scale = 1.0;
 #ifdef MWB_HAVE_CUDA
     if (const auto* cuda = dynamic_cast<const CudaBackend*>(backend.get()); cuda && (args->has("int8") || args->has("int4"))) {
+        report["weight_quantisation"] = args->has("int8") ? "int8" : "int4";
+        report["quantisation_worst_relative_error"] = cuda->worst_quantisation_error().relative_error;
+        report["quantisation_worst_matrix"] = cuda->worst_quantisation_error().matrix;
         const double embedding = double(config->vocab_size) * double(config->hidden_size) * 2;  // kept bf16, a row read per token
         weight_scale = (double(memory.weight_bytes) - embedding) /
                        (double(cuda::device_weight_bytes(*shared_graph, cuda::WeightQuantisation::None)) - embedding);
