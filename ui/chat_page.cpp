@@ -41,23 +41,49 @@ QString params_json(const app::SamplingSettings& s, const QString& system_prompt
     return QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact));
 }
 
+// The sampling a run was last answered with (params_json's keys); what is missing keeps `s`'s value.
+app::SamplingSettings sampling_from_params(const QString& json, app::SamplingSettings s) {
+    const QJsonObject params = QJsonDocument::fromJson(json.toUtf8()).object();
+    s.temperature = params.value("temperature").toDouble(s.temperature);
+    s.top_p = params.value("top_p").toDouble(s.top_p);
+    s.top_k = params.value("top_k").toInteger(s.top_k);
+    s.min_p = params.value("min_p").toDouble(s.min_p);
+    s.repetition_penalty = params.value("repetition_penalty").toDouble(s.repetition_penalty);
+    s.max_new_tokens = params.value("max_new_tokens").toInt(s.max_new_tokens);
+    bool ok = false;
+    const quint64 seed = params.value("seed").toString().toULongLong(&ok);
+    if (ok) s.seed = seed;
+    return s;
+}
+
+// A run and its conversation as the history shows them.
+struct StoredChat {
+    app::RunRecord run;  // id 0: not found
+    QList<app::MessageRecord> messages;
+};
+
 }  // namespace
 
-ChatPage::ChatPage(AppContext& context, QWidget* parent) : QWidget(parent), context_(context) {
+ChatPage::ChatPage(AppContext& context, QWidget* parent)
+    : QWidget(parent), context_(context), history_(new app::ChatHistory(context.storage, this)) {
     build_ui();
     const app::EngineWorker* worker = context_.engine.worker();
-    connect(worker, &app::EngineWorker::tokenText, this, [this](quint64 id, const QString& piece) {
-        if (id != streaming_request_ || !streaming_widget_) return;
-        streaming_widget_->append_text(piece);
-        scroll_to_bottom();
-    });
+    connect(worker, &app::EngineWorker::generationStarted, this, &ChatPage::on_generation_started);
+    connect(worker, &app::EngineWorker::tokenText, this, &ChatPage::on_token_text);
     connect(worker, &app::EngineWorker::generationFinished, this, &ChatPage::finish_generation);
     connect(worker, &app::EngineWorker::generationFailed, this, &ChatPage::fail_generation);
     connect(worker, &app::EngineWorker::tokensCounted, this, &ChatPage::show_token_count);
     connect(&context_.storage, &app::Storage::runsChanged, refresh_timer_, qOverload<>(&QTimer::start));
     connect(&context_.storage, &app::Storage::opened, this, &ChatPage::refresh_conversations);
+    connect(&context_.storage, &app::Storage::opened, this, &ChatPage::reopen_last_chat);
+    connect(history_, &app::ChatHistory::runCreated, this, [this](qint64 id) {
+        context_.settings.set_last_chat(id);
+        refresh_conversations();
+    });
     clear_model(tr("Loading a model…"));
 }
+
+ChatPage::~ChatPage() { interrupt_generation(); }
 
 void ChatPage::build_ui() {
     // Conversations.
@@ -91,11 +117,15 @@ void ChatPage::build_ui() {
     notice_->setStyleSheet("QLabel { background: #fff4ce; color: #5c4400; padding: 6px; border-radius: 4px; }");
     model_label_ = new QLabel;
     model_label_->setObjectName("chatModel");
+    model_label_->setWordWrap(true);  // a long model name or notice must not widen the window
     messages_host_ = new QWidget;
     messages_layout_ = new QVBoxLayout(messages_host_);
     messages_layout_->addStretch();
     scroll_ = new QScrollArea;
+    scroll_->setObjectName("transcript");
     scroll_->setWidgetResizable(true);
+    // Messages reflow to the width; nothing in them is wider than the transcript.
+    scroll_->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     scroll_->setWidget(messages_host_);
     error_ = new QLabel;
     error_->setObjectName("chatError");
@@ -105,6 +135,17 @@ void ChatPage::build_ui() {
     context_label_ = new QLabel;
     context_label_->setObjectName("contextLabel");
     context_label_->setWordWrap(true);
+    edit_bar_ = new QWidget;
+    edit_bar_->setObjectName("editBar");
+    auto* edit_label = new QLabel(tr("Editing a message: Send adds the new version; the old one and its replies stay (‹ › switches)."));
+    edit_label->setWordWrap(true);
+    auto* cancel_edit = new QPushButton(tr("Cancel edit"));
+    cancel_edit->setObjectName("cancelEdit");
+    auto* edit_layout = new QHBoxLayout(edit_bar_);
+    edit_layout->setContentsMargins(0, 0, 0, 0);
+    edit_layout->addWidget(edit_label, 1);
+    edit_layout->addWidget(cancel_edit);
+    edit_bar_->setVisible(false);
     input_ = new QPlainTextEdit;
     input_->setObjectName("chatInput");
     input_->setMaximumHeight(110);
@@ -129,6 +170,7 @@ void ChatPage::build_ui() {
     center_layout->addWidget(scroll_, 1);
     center_layout->addWidget(error_);
     center_layout->addWidget(context_label_);
+    center_layout->addWidget(edit_bar_);
     center_layout->addLayout(input_row);
 
     // System prompt and sampling.
@@ -184,6 +226,10 @@ void ChatPage::build_ui() {
         menu.exec(conversations_->viewport()->mapToGlobal(at));
     });
     connect(send_, &QPushButton::clicked, this, &ChatPage::send);
+    connect(cancel_edit, &QPushButton::clicked, this, [this] {
+        set_editing(-1);
+        input_->clear();
+    });
     connect(stop_, &QPushButton::clicked, this, &ChatPage::stop);
     connect(input_, &QPlainTextEdit::textChanged, count_timer_, qOverload<>(&QTimer::start));
     connect(sampling_, &SamplingPanel::changed, count_timer_, qOverload<>(&QTimer::start));
@@ -206,13 +252,15 @@ void ChatPage::set_model(const app::LoadedModelInfo& info) {
     model_ = info;
     model_ready_ = true;
     if (!info.has_generation_config) model_.default_sampling = context_.settings.default_sampling();
-    sampling_->set_settings(model_.default_sampling);
+    // A conversation from the history keeps the sampling it was answered with ("Model defaults" resets it).
+    if (!history_->has_run()) sampling_->set_settings(model_.default_sampling);
     model_label_->setText(info.is_demo ? tr("<b>%1</b> — a demo with random weights: its replies are gibberish. Open a real model on "
                                             "the Models page.")
                                              .arg(info.name.toHtmlEscaped())
                                        : tr("<b>%1</b> · %2 · context %3 tokens")
                                              .arg(info.name.toHtmlEscaped(), info.architecture)
                                              .arg(info.context_length));
+    model_label_->setToolTip(info.path);
     update_controls();
     request_token_count();
 }
@@ -233,9 +281,13 @@ void ChatPage::update_controls() {
     send_->setEnabled(model_ready_ && !generating);
     stop_->setEnabled(generating);
     input_->setPlaceholderText(model_ready_ ? tr("Message the model (Ctrl+Return sends)") : tr("Load a model on the Models page to chat"));
-    for (int i = 0; i < turns_.size(); ++i)
-        turns_[i].widget->set_regenerate_visible(!generating && model_ready_ && i == turns_.size() - 1 && turns_[i].role == "assistant");
-    for (MessageWidget* w : message_widgets()) w->setEnabled(!generating || w == streaming_widget_);
+    for (int i = 0; i < turns_.size(); ++i) {
+        const Turn& turn = turns_[i];
+        const bool last_reply = i == turns_.size() - 1 && turn.role == "assistant";
+        turn.widget->set_regenerate_visible(!generating && model_ready_ && last_reply);
+        if (turn.widget != streaming_.widget) turn.widget->set_interrupted(!turn.complete, !generating && model_ready_ && last_reply);
+    }
+    for (MessageWidget* w : message_widgets()) w->setEnabled(!generating || w == streaming_.widget);
 }
 
 MessageWidget* ChatPage::add_turn_widget(const QString& role, const QString& text) {
@@ -247,6 +299,8 @@ MessageWidget* ChatPage::add_turn_widget(const QString& role, const QString& tex
     });
     connect(widget, &MessageWidget::editRequested, this, [this, widget] { edit_turn(widget); });
     connect(widget, &MessageWidget::regenerateRequested, this, &ChatPage::regenerate_last);
+    connect(widget, &MessageWidget::continueRequested, this, &ChatPage::continue_last);
+    connect(widget, &MessageWidget::alternativeRequested, this, [this, widget](int step) { switch_alternative(widget, step); });
     messages_layout_->insertWidget(messages_layout_->count() - 1, widget);
     return widget;
 }
@@ -256,88 +310,217 @@ void ChatPage::scroll_to_bottom() {
     QTimer::singleShot(0, this, [this] { scroll_->verticalScrollBar()->setValue(scroll_->verticalScrollBar()->maximum()); });
 }
 
-QList<app::ChatMessage> ChatPage::prompt_messages(const QString& draft) const {
+int ChatPage::turn_of(const MessageWidget* widget) const {
+    for (int i = 0; i < turns_.size(); ++i)
+        if (turns_[i].widget == widget) return i;
+    return -1;
+}
+
+QList<app::ChatMessage> ChatPage::prompt_messages(int turns, const QString& draft) const {
     QList<app::ChatMessage> messages;
     const QString system = system_prompt_->toPlainText().trimmed();
     if (!system.isEmpty()) messages << app::ChatMessage{"system", system};
-    for (const Turn& t : turns_) messages << app::ChatMessage{t.role, t.content};
+    for (int i = 0; i < turns && i < turns_.size(); ++i) messages << app::ChatMessage{turns_[i].role, turns_[i].content};
     if (!draft.isEmpty()) messages << app::ChatMessage{"user", draft};
     return messages;
 }
+
+QString ChatPage::current_params() const { return params_json(sampling_->settings(), system_prompt_->toPlainText().trimmed()); }
 
 void ChatPage::send() {
     if (!model_ready_ || is_generating()) return;
     const QString text = input_->toPlainText().trimmed();
     if (text.isEmpty()) return;
+    // An edited message follows the one before it, as a sibling of the original; nothing is deleted.
+    if (editing_ >= 0) {
+        const int edited = editing_;
+        set_editing(-1);
+        pending_parent_ = edited > 0 ? turns_[edited - 1].id : nullptr;
+        remove_turns_from(edited);
+    } else {
+        pending_parent_ = turns_.isEmpty() ? nullptr : turns_.last().id;
+    }
     input_->clear();
     error_->setVisible(false);
-    ensure_run_stored(text);
-    turns_ << Turn{"user", text, false, {}, add_turn_widget("user", text)};
-    store_message(int(turns_.size()) - 1);
-    start_generation();
+    turns_ << Turn{"user", text, true, add_turn_widget("user", text), nullptr};
+    user_turn_pending_ = true;
+    start_generation(false);
 }
 
-void ChatPage::start_generation() {
+void ChatPage::start_generation(bool continue_last_turn) {
     app::SamplingSettings sampling = sampling_->settings();
     if (sampling.seed == 0) sampling.seed = QRandomGenerator::global()->bounded(1u, 0x7fffffffu);
-    streaming_widget_ = add_turn_widget("assistant", {});
-    streaming_widget_->set_streaming(true);
-    streaming_request_ = context_.engine.generate(prompt_messages({}), sampling);
+    streaming_ = {};
+    streaming_.continues_last_turn = continue_last_turn;
+    int prompt_turns = int(turns_.size());
+    if (continue_last_turn) {
+        --prompt_turns;
+        streaming_.widget = turns_.last().widget;
+        streaming_.prefix = turns_.last().content;
+        streaming_.text = streaming_.prefix;
+        streaming_.widget->set_interrupted(false, false);
+    } else {
+        streaming_.widget = add_turn_widget("assistant", {});
+    }
+    streaming_.widget->set_streaming(true);
+    streaming_.request = context_.engine.generate(prompt_messages(prompt_turns, {}), sampling, context_.settings.context_overflow(),
+                                                  streaming_.prefix);
     update_controls();
+    scroll_to_bottom();
+}
+
+void ChatPage::on_generation_started(quint64 request_id, int, const QString& context_note) {
+    if (request_id != streaming_.request) return;
+    // The engine accepted the prompt: now the message and the reply's row go into the history.
+    if (!history_->has_run()) {
+        const QString first = turns_.isEmpty() ? QString() : turns_.first().content;
+        history_->create_run(title_from(first), model_.path, current_params(), system_prompt_->toPlainText().trimmed());
+    } else {
+        history_->set_params(current_params());
+    }
+    if (user_turn_pending_) {
+        user_turn_pending_ = false;
+        app::MessageRecord message;
+        message.role = "user";
+        message.content = turns_.last().content;
+        turns_.last().id = history_->add(message, pending_parent_);
+        pending_parent_.reset();
+    }
+    if (streaming_.continues_last_turn) {
+        streaming_.id = turns_.last().id;
+    } else {
+        app::MessageRecord reply;
+        reply.role = "assistant";
+        reply.complete = false;
+        streaming_.id = history_->add(reply, turns_.last().id);
+    }
+    streaming_.widget->set_note(context_note);
+    if (!context_note.isEmpty()) emit statusMessage(context_note);
+}
+
+void ChatPage::on_token_text(quint64 request_id, const QString& piece) {
+    if (request_id != streaming_.request) return;
+    streaming_.text += piece;
+    streaming_.widget->append_text(piece);
+    if (streaming_.id) history_->stream(streaming_.id, streaming_.text);
     scroll_to_bottom();
 }
 
 void ChatPage::stop() {
-    if (is_generating()) context_.engine.stop(streaming_request_);
+    if (is_generating()) context_.engine.stop(streaming_.request);
 }
 
 void ChatPage::finish_generation(quint64 request_id, const QString& text, const app::GenerationStats& stats,
                                  const app::RoutingSummary& routing) {
-    if (request_id != streaming_request_) return;
-    MessageWidget* widget = streaming_widget_;
-    streaming_request_ = 0;
-    streaming_widget_ = nullptr;
-    widget->set_text(text);
-    widget->set_streaming(false);
-    widget->set_stats(stats);
-    turns_ << Turn{"assistant", text, true, stats, widget};
-    store_message(int(turns_.size()) - 1, routing);
+    if (request_id != streaming_.request) return;
+    const Streaming reply = std::exchange(streaming_, {});
+    const QString content = reply.prefix + text;
+    reply.widget->set_text(content);
+    reply.widget->set_streaming(false);
+    reply.widget->set_stats(stats);
+    app::MessageRecord record;
+    record.role = "assistant";
+    record.content = content;
+    record.has_stats = true;
+    record.stats = stats;
+    record.routing = routing;
+    history_->finish(reply.id, record);
+    if (reply.continues_last_turn) {
+        turns_.last().content = content;
+        turns_.last().complete = true;
+    } else {
+        turns_ << Turn{"assistant", content, true, reply.widget, reply.id};
+    }
     update_controls();
+    refresh_alternatives();
     request_token_count();  // supersedes counts requested while the reply was generated
     scroll_to_bottom();
-    emit replyFinished(run_id_);
+    emit replyFinished(history_->run_id());
 }
 
 void ChatPage::fail_generation(quint64 request_id, const QString& message) {
-    if (request_id != streaming_request_) return;
-    streaming_request_ = 0;
-    delete streaming_widget_;
-    streaming_widget_ = nullptr;
+    if (request_id != streaming_.request) return;
+    const Streaming reply = std::exchange(streaming_, {});
+    reply.widget->set_streaming(false);
+    if (reply.id) {
+        // It failed while writing: keep what it wrote, as an interrupted reply.
+        app::MessageRecord record;
+        record.role = "assistant";
+        record.content = reply.text;
+        record.complete = false;
+        history_->finish(reply.id, record);
+        if (reply.continues_last_turn) turns_.last().content = reply.text;
+        else turns_ << Turn{"assistant", reply.text, false, reply.widget, reply.id};
+    } else {
+        // Refused before anything was stored (the conversation does not fit, no model): the message goes back
+        // into the input box and the conversation is shown as the history has it.
+        if (!reply.continues_last_turn) delete reply.widget;
+        if (user_turn_pending_) {
+            user_turn_pending_ = false;
+            pending_parent_.reset();
+            const Turn turn = turns_.takeLast();
+            delete turn.widget;
+            if (input_->toPlainText().trimmed().isEmpty()) input_->setPlainText(turn.content);
+            if (history_->has_run()) history_->read(this, [this](const QList<app::MessageRecord>& messages) { show_conversation(messages); });
+        }
+    }
     error_->setText(message);
     error_->setVisible(true);
     emit statusMessage(message);
     update_controls();
 }
 
+void ChatPage::interrupt_generation() {
+    if (!is_generating()) return;
+    context_.engine.stop(streaming_.request);
+    const Streaming reply = std::exchange(streaming_, {});
+    if (!reply.id) return;
+    app::MessageRecord record;
+    record.role = "assistant";
+    record.content = reply.text;
+    record.complete = false;
+    history_->finish(reply.id, record);
+}
+
 void ChatPage::regenerate_last() {
     if (is_generating() || turns_.isEmpty() || turns_.last().role != "assistant") return;
-    truncate_from(int(turns_.size()) - 1);
-    start_generation();
+    // The new reply is a sibling of this one, which stays in the history.
+    remove_turns_from(int(turns_.size()) - 1);
+    start_generation(false);
+}
+
+void ChatPage::continue_last() {
+    if (is_generating() || !model_ready_ || turns_.isEmpty() || turns_.last().role != "assistant" || turns_.last().complete) return;
+    start_generation(true);
 }
 
 void ChatPage::edit_turn(MessageWidget* widget) {
     if (is_generating()) return;
-    for (int i = 0; i < turns_.size(); ++i) {
-        if (turns_[i].widget != widget) continue;
-        input_->setPlainText(turns_[i].content);
-        truncate_from(i);
-        input_->setFocus();
-        emit statusMessage(tr("Edit the message and send it again"));
-        return;
-    }
+    const int turn = turn_of(widget);
+    if (turn < 0) return;
+    input_->setPlainText(turns_[turn].content);
+    set_editing(turn);
+    input_->setFocus();
+    emit statusMessage(tr("Edit the message and send it: the current version stays as an alternative"));
 }
 
-void ChatPage::truncate_from(int turn_index) {
+void ChatPage::set_editing(int turn_index) {
+    editing_ = turn_index;
+    edit_bar_->setVisible(turn_index >= 0);
+    request_token_count();
+}
+
+void ChatPage::switch_alternative(MessageWidget* widget, int step) {
+    const int turn = turn_of(widget);
+    if (is_generating() || turn < 0 || !turns_[turn].id) return;
+    set_editing(-1);
+    history_->switch_alternative(turns_[turn].id, step, this, [this](const QList<app::MessageRecord>& messages) {
+        show_conversation(messages);
+        refresh_conversations();
+    });
+}
+
+void ChatPage::remove_turns_from(int turn_index) {
     // Regenerate and Edit are buttons of these very widgets, still inside their click handler: detach the
     // widgets now and delete them once the event is done.
     while (turns_.size() > turn_index) {
@@ -345,25 +528,42 @@ void ChatPage::truncate_from(int turn_index) {
         widget->setParent(nullptr);
         widget->deleteLater();
     }
-    if (!stored_run_) return;
-    const int position = stored_position(turn_index);
-    context_.storage.write([run = stored_run_, position](app::RunDatabase& db) { return db.delete_messages_from(*run, position); });
 }
 
-void ChatPage::clear_turns() {
-    if (is_generating()) stop();
-    streaming_request_ = 0;
-    streaming_widget_ = nullptr;
-    for (MessageWidget* w : message_widgets()) delete w;
-    turns_.clear();
-    error_->setVisible(false);
+void ChatPage::show_conversation(const QList<app::MessageRecord>& messages) {
+    remove_turns_from(0);
+    for (const app::MessageRecord& m : messages) {
+        if (m.role == "system") {
+            system_prompt_->setPlainText(m.content);
+            continue;
+        }
+        MessageWidget* widget = add_turn_widget(m.role, m.content);
+        if (m.has_stats) widget->set_stats(m.stats);
+        widget->set_alternatives(int(m.siblings.indexOf(m.id)), int(m.siblings.size()));
+        turns_ << Turn{m.role, m.content, m.complete, widget, std::make_shared<std::atomic<qint64>>(m.id)};
+    }
+    show_stored_routing(messages);
+    update_controls();
+    request_token_count();
+    scroll_to_bottom();
+    emit conversationShown(history_->run_id());
+}
+
+void ChatPage::refresh_alternatives() {
+    history_->read(this, [this](const QList<app::MessageRecord>& messages) {
+        for (const app::MessageRecord& m : messages)
+            for (const Turn& turn : turns_)
+                if (turn.id && turn.id->load() == m.id) turn.widget->set_alternatives(int(m.siblings.indexOf(m.id)), int(m.siblings.size()));
+    });
 }
 
 void ChatPage::new_chat() {
-    clear_turns();
-    stored_run_.reset();
-    run_id_ = 0;
-    position_offset_ = 0;
+    interrupt_generation();
+    set_editing(-1);
+    remove_turns_from(0);
+    user_turn_pending_ = false;
+    history_->reset();
+    error_->setVisible(false);
     conversations_->clearSelection();
     context_label_->clear();
     update_controls();
@@ -371,29 +571,38 @@ void ChatPage::new_chat() {
 }
 
 void ChatPage::open_run(qint64 run_id) {
-    if (run_id == run_id_ && !turns_.isEmpty()) return;
-    context_.storage.request<QList<app::MessageRecord>>(
-        [run_id](app::RunDatabase& db) { return db.messages(run_id); }, this, [this, run_id](const QList<app::MessageRecord>& messages) {
-            clear_turns();
-            stored_run_ = std::make_shared<qint64>(run_id);
-            run_id_ = run_id;
-            position_offset_ = 0;
-            for (const app::MessageRecord& m : messages) {
-                if (m.role == "system") {
-                    position_offset_ = m.position + 1;
-                    system_prompt_->setPlainText(m.content);
-                    continue;
-                }
-                MessageWidget* widget = add_turn_widget(m.role, m.content);
-                if (m.has_stats) widget->set_stats(m.stats);
-                turns_ << Turn{m.role, m.content, m.has_stats, m.stats, widget};
-            }
-            show_stored_routing(messages);
+    if (run_id == history_->run_id() && !turns_.isEmpty()) return;
+    context_.storage.request<StoredChat>(
+        [run_id](app::RunDatabase& db) -> Result<StoredChat> {
+            auto run = db.run(run_id);
+            if (!run) return run.error();
+            auto messages = db.messages(run_id);
+            if (!messages) return messages.error();
+            return StoredChat{*run, *messages};
+        },
+        this, [this](const StoredChat& chat) {
+            new_chat();
+            const bool has_system = !chat.messages.isEmpty() && chat.messages.first().role == "system";
+            history_->adopt(chat.run.id, has_system ? chat.messages.first().id : 0);
+            context_.settings.set_last_chat(chat.run.id);
+            sampling_->set_settings(sampling_from_params(chat.run.params_json, sampling_->settings()));
+            show_conversation(chat.messages);
             for (int i = 0; i < conversations_->count(); ++i)
-                if (conversations_->item(i)->data(Qt::UserRole).toLongLong() == run_id) conversations_->setCurrentRow(i);
-            update_controls();
-            request_token_count();
-            scroll_to_bottom();
+                if (conversations_->item(i)->data(Qt::UserRole).toLongLong() == chat.run.id) conversations_->setCurrentRow(i);
+        });
+}
+
+void ChatPage::reopen_last_chat() {
+    const qint64 last = context_.settings.last_chat();
+    if (last == 0 || history_->has_run()) return;
+    // A chat deleted since is simply not reopened.
+    context_.storage.request<bool>(
+        [last](app::RunDatabase& db) -> Result<bool> {
+            auto run = db.run(last);
+            return run.ok() && run->kind == "chat";
+        },
+        this, [this, last](bool exists) {
+            if (exists && !history_->has_run()) open_run(last);
         });
 }
 
@@ -406,70 +615,34 @@ void ChatPage::show_stored_routing(const QList<app::MessageRecord>& messages) {
     }
 }
 
-void ChatPage::ensure_run_stored(const QString& first_message) {
-    if (stored_run_) return;
-    stored_run_ = std::make_shared<qint64>(0);
-    const QString system = system_prompt_->toPlainText().trimmed();
-    position_offset_ = system.isEmpty() ? 0 : 1;
-    const QString title = title_from(first_message);
-    const QString model = model_.path;
-    const QString params = params_json(sampling_->settings(), system);
-    context_.storage.request<qint64>(
-        [run = stored_run_, title, model, params, system](app::RunDatabase& db) -> Result<qint64> {
-            auto id = db.create_run("chat", title, model, params);
-            if (!id) return id;
-            *run = *id;
-            if (!system.isEmpty()) {
-                app::MessageRecord m;
-                m.run_id = *id;
-                m.position = 0;
-                m.role = "system";
-                m.content = system;
-                if (auto stored = db.add_message(m); !stored) return stored.error();
-            }
-            return id;
-        },
-        this, [this, run = stored_run_](qint64 id) {
-            if (stored_run_ == run) run_id_ = id;
-            refresh_conversations();
-        });
-}
-
-void ChatPage::store_message(int turn_index, const app::RoutingSummary& routing) {
-    const Turn& turn = turns_[turn_index];
-    app::MessageRecord record;
-    record.position = stored_position(turn_index);
-    record.role = turn.role;
-    record.content = turn.content;
-    record.has_stats = turn.has_stats;
-    record.stats = turn.stats;
-    record.routing = routing;
-    context_.storage.write([run = stored_run_, record](app::RunDatabase& db) mutable -> Status {
-        if (*run == 0) return make_error("the message was not saved because its conversation could not be created in the run history");
-        record.run_id = *run;
-        auto id = db.add_message(record);
-        if (!id) return id.error();
-        return Status::success();
-    });
-}
-
 void ChatPage::request_token_count() {
     if (!model_ready_) return;
-    count_request_ = context_.engine.countTokens(prompt_messages(input_->toPlainText().trimmed()));
+    count_request_ = context_.engine.countTokens(prompt_messages(editing_ >= 0 ? editing_ : int(turns_.size()), input_->toPlainText().trimmed()));
 }
 
 void ChatPage::show_token_count(quint64 request_id, int tokens, qint64 context_length) {
     if (request_id != count_request_) return;
     const int reply_budget = sampling_->settings().max_new_tokens;
+    const QLocale locale;
     if (tokens + reply_budget > context_length) {
-        context_label_->setText(tr("⚠ With a reply of up to %1 tokens this conversation needs %2 tokens, more than the context of %3. "
-                                   "Start a new chat, shorten the messages, lower Max tokens, or load the model with a longer context.")
-                                    .arg(reply_budget)
-                                    .arg(tokens + reply_budget)
-                                    .arg(context_length));
+        QString consequence;
+        switch (context_.settings.context_overflow()) {
+        case app::ContextOverflow::Refuse:
+            consequence = tr("Start a new chat, shorten the messages, lower Max tokens, or load the model with a longer context.");
+            break;
+        case app::ContextOverflow::DropOldestTurns:
+            consequence = tr("The oldest messages will be left out of the prompt (Settings).");
+            break;
+        case app::ContextOverflow::TruncateMiddle:
+            consequence = tr("The middle of the conversation will be left out of the prompt (Settings).");
+            break;
+        }
+        context_label_->setText(tr("⚠ With a reply of up to %1 tokens this conversation needs %2 tokens, more than the context of %3. %4")
+                                    .arg(locale.toString(reply_budget), locale.toString(tokens + reply_budget), locale.toString(context_length),
+                                         consequence));
         context_label_->setStyleSheet("QLabel { color: #b35c00; }");
     } else {
-        context_label_->setText(tr("Context: %1 of %2 tokens").arg(tokens).arg(context_length));
+        context_label_->setText(tr("Context: %1 of %2 tokens").arg(locale.toString(tokens), locale.toString(context_length)));
         context_label_->setStyleSheet({});
     }
 }
@@ -484,8 +657,9 @@ void ChatPage::refresh_conversations() {
                                                         for (const app::RunRecord& run : runs) {
                                                             auto* item = new QListWidgetItem(run.title, conversations_);
                                                             item->setData(Qt::UserRole, run.id);
-                                                            item->setToolTip(run.updated_at.toString(QLocale().dateTimeFormat(QLocale::ShortFormat)));
-                                                            if (run.id == run_id_) conversations_->setCurrentItem(item);
+                                                            item->setToolTip(run.title + "\n" +
+                                                                             run.updated_at.toString(QLocale().dateTimeFormat(QLocale::ShortFormat)));
+                                                            if (run.id == history_->run_id()) conversations_->setCurrentItem(item);
                                                         }
                                                     });
 }
@@ -509,7 +683,8 @@ void ChatPage::delete_selected() {
                               tr("Delete “%1” and all its messages from the history? This cannot be undone.").arg(item->text())) !=
         QMessageBox::Yes)
         return;
-    if (id == run_id_) new_chat();
+    if (id == history_->run_id()) new_chat();
+    if (id == context_.settings.last_chat()) context_.settings.set_last_chat(0);
     delete item;
     context_.storage.write([id](app::RunDatabase& db) { return db.delete_run(id); });
 }

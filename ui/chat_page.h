@@ -1,11 +1,12 @@
 // The Chat page: conversations (new, rename, delete, search), streaming replies from the engine thread,
-// stop / regenerate / edit-and-resend / copy, system prompt, sampling, per-reply statistics, context warning.
-// Every message is written to the run history as it completes; a reply in flight is written when it ends.
+// stop / regenerate / edit-and-resend / continue / copy, alternative versions of a message (‹ 2/3 ›), system
+// prompt, sampling, per-reply statistics, context warning. The history is written through ChatHistory: a
+// message when it is sent, a reply while it streams; nothing is deleted by an edit or a regeneration.
 #pragma once
 
 #include <QWidget>
-#include <memory>
 
+#include "app/services/chat_history.h"
 #include "app/services/chat_types.h"
 #include "ui/app_context.h"
 
@@ -27,13 +28,16 @@ class ChatPage : public QWidget {
     Q_OBJECT
 public:
     explicit ChatPage(AppContext& context, QWidget* parent = nullptr);
+    // A reply still streaming is kept in the history, marked as interrupted.
+    ~ChatPage() override;
 
     void new_chat();
     void open_run(qint64 run_id);
     void send();
     void stop();
-    bool is_generating() const { return streaming_request_ != 0; }
-    qint64 current_run_id() const { return run_id_; }
+    bool is_generating() const { return streaming_.request != 0; }
+    bool is_editing() const { return editing_ >= 0; }
+    qint64 current_run_id() const { return history_->run_id(); }
 
     void set_model(const app::LoadedModelInfo& info);
     void clear_model(const QString& reason);
@@ -44,53 +48,69 @@ public:
 signals:
     void statusMessage(QString text);
     void replyFinished(qint64 run_id);  // stored or queued for storage
+    void conversationShown(qint64 run_id);  // a conversation was read from the history and shown
 
 private:
     struct Turn {
         QString role;
         QString content;
-        bool has_stats = false;
-        app::GenerationStats stats;
+        bool complete = true;
         MessageWidget* widget = nullptr;
+        app::ChatHistory::MessageId id;  // null while a sent message waits for the engine to accept it
+    };
+    // The reply being generated.
+    struct Streaming {
+        quint64 request = 0;
+        MessageWidget* widget = nullptr;
+        bool continues_last_turn = false;  // Continue of an interrupted reply
+        QString text;                      // the whole reply so far, including what it continues
+        QString prefix;                    // what it continues
+        app::ChatHistory::MessageId id;    // its row, once the engine has accepted the prompt
     };
 
     void build_ui();
     MessageWidget* add_turn_widget(const QString& role, const QString& text);
-    void start_generation();
+    void start_generation(bool continue_last_turn);
+    void on_generation_started(quint64 request_id, int prompt_tokens, const QString& context_note);
+    void on_token_text(quint64 request_id, const QString& piece);
     void finish_generation(quint64 request_id, const QString& text, const app::GenerationStats& stats,
                            const app::RoutingSummary& routing);
     void fail_generation(quint64 request_id, const QString& message);
+    // Stops the reply in flight and keeps what it wrote, as interrupted.
+    void interrupt_generation();
     void regenerate_last();
+    void continue_last();
     void edit_turn(MessageWidget* widget);
-    void truncate_from(int turn_index);
-    void clear_turns();
+    void set_editing(int turn_index);
+    void switch_alternative(MessageWidget* widget, int step);
+    void remove_turns_from(int turn_index);  // from the view only
+    void show_conversation(const QList<app::MessageRecord>& messages);
+    void refresh_alternatives();
+    int turn_of(const MessageWidget* widget) const;
     void update_controls();
     void scroll_to_bottom();
-    QList<app::ChatMessage> prompt_messages(const QString& draft) const;
+    QList<app::ChatMessage> prompt_messages(int turns, const QString& draft) const;
+    QString current_params() const;
     void request_token_count();
     void show_token_count(quint64 request_id, int tokens, qint64 context_length);
 
-    void ensure_run_stored(const QString& first_message);
-    void store_message(int turn_index, const app::RoutingSummary& routing = {});
     // Hands the Inspector the stored expert load of the conversation's last reply.
     void show_stored_routing(const QList<app::MessageRecord>& messages);
-    int stored_position(int turn_index) const { return turn_index + position_offset_; }
     void refresh_conversations();
+    void reopen_last_chat();
     void rename_current();
     void delete_selected();
 
     AppContext& context_;
+    app::ChatHistory* history_;
     app::LoadedModelInfo model_;
     bool model_ready_ = false;
 
     QList<Turn> turns_;
-    // The run id as the storage thread knows it: written by the job that creates the run, read by the jobs
-    // posted after it (jobs run in order), so that messages can be stored before the GUI learns the id.
-    std::shared_ptr<qint64> stored_run_;
-    qint64 run_id_ = 0;
-    int position_offset_ = 0;  // 1 when the run starts with a system message
-    quint64 streaming_request_ = 0;
-    MessageWidget* streaming_widget_ = nullptr;
+    Streaming streaming_;
+    bool user_turn_pending_ = false;  // the last turn was sent and waits for the engine to accept it
+    app::ChatHistory::MessageId pending_parent_;  // where that turn attaches
+    int editing_ = -1;                // the turn being edited in the input box
     quint64 count_request_ = 0;
 
     QLineEdit* search_;
@@ -102,6 +122,7 @@ private:
     QVBoxLayout* messages_layout_;
     QLabel* error_;
     QLabel* context_label_;
+    QWidget* edit_bar_;
     QPlainTextEdit* input_;
     QPushButton* send_;
     QPushButton* stop_;

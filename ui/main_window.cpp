@@ -18,6 +18,7 @@
 
 #include "app/services/model_library.h"
 #include "ui/chat_page.h"
+#include "ui/elided_label.h"
 #include "ui/models_page.h"
 #include "ui/inspector/inspector_page.h"
 #include "ui/placeholder_page.h"
@@ -68,8 +69,9 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     layout->addWidget(pages_, 1);
     setCentralWidget(central);
 
-    model_status_ = new QLabel(tr("No model"));
+    model_status_ = new ElidedLabel(tr("No model"));
     model_status_->setObjectName("modelStatus");
+    model_status_->setMaximumWidth(480);
     load_progress_ = new QProgressBar;
     load_progress_->setObjectName("loadProgress");
     load_progress_->setRange(0, 1000);

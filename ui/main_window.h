@@ -7,7 +7,6 @@
 
 #include "ui/app_context.h"
 
-class QLabel;
 class QListWidget;
 class QProgressBar;
 class QPushButton;
@@ -16,6 +15,7 @@ class QStackedWidget;
 namespace mwb::ui {
 
 class ChatPage;
+class ElidedLabel;
 class ModelsPage;
 class RunsPage;
 class SettingsPage;
@@ -61,7 +61,7 @@ private:
     ModelsPage* models_;
     RunsPage* runs_;
     SettingsPage* settings_page_;
-    QLabel* model_status_;
+    ElidedLabel* model_status_;
     QProgressBar* load_progress_;
     QPushButton* cancel_load_;
 };

@@ -3,7 +3,9 @@
 #include <QAbstractTextDocumentLayout>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QTextBlock>
 #include <QTextBrowser>
+#include <QTextCursor>
 #include <QToolButton>
 #include <QVBoxLayout>
 
@@ -21,10 +23,24 @@ QTextBrowser* markdown_view(QWidget* parent) {
     view->setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     view->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     view->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+    view->setWordWrapMode(QTextOption::WrapAtWordBoundaryOrAnywhere);  // long unbroken strings too
     view->viewport()->setAutoFillBackground(false);  // the message's background shows through
     QObject::connect(view->document()->documentLayout(), &QAbstractTextDocumentLayout::documentSizeChanged, view,
                      [view](const QSizeF& size) { view->setFixedHeight(int(size.height()) + 4); });
     return view;
+}
+
+// Markdown code blocks do not break lines; in a chat column they must, or their text is cut at the edge.
+void set_markdown_wrapped(QTextBrowser* view, const QString& markdown) {
+    view->setMarkdown(markdown);
+    QTextCursor cursor(view->document());
+    for (QTextBlock block = view->document()->begin(); block.isValid(); block = block.next()) {
+        if (!block.blockFormat().nonBreakableLines()) continue;
+        QTextBlockFormat format = block.blockFormat();
+        format.setNonBreakableLines(false);
+        cursor.setPosition(block.position());
+        cursor.setBlockFormat(format);
+    }
 }
 
 QToolButton* action_button(const QString& text, const QString& tip, QWidget* parent) {
@@ -45,19 +61,35 @@ MessageWidget::MessageWidget(const QString& role, QWidget* parent) : QFrame(pare
 
     header_ = new QLabel(role == "user" ? tr("<b>You</b>") : role == "system" ? tr("<b>System</b>") : tr("<b>Assistant</b>"), this);
     auto* copy = action_button(tr("Copy"), tr("Copy this message"), this);
-    auto* edit = action_button(tr("Edit"), tr("Edit this message and send it again (later messages are removed)"), this);
-    regenerate_ = action_button(tr("Regenerate"), tr("Replace this reply with a new one"), this);
+    auto* edit = action_button(tr("Edit"), tr("Edit this message and send it again (this version and its replies stay as an alternative)"), this);
+    regenerate_ = action_button(tr("Regenerate"), tr("Write a new reply (this one stays as an alternative)"), this);
+    continue_ = action_button(tr("Continue"), tr("Let the model go on from where this reply stopped"), this);
+    previous_ = action_button(QStringLiteral("‹"), tr("The previous version"), this);
+    previous_->setObjectName("previousAlternative");
+    next_ = action_button(QStringLiteral("›"), tr("The next version"), this);
+    next_->setObjectName("nextAlternative");
+    alternatives_ = new QLabel(this);
+    alternatives_->setObjectName("alternatives");
+    for (QWidget* w : {static_cast<QWidget*>(previous_), static_cast<QWidget*>(alternatives_), static_cast<QWidget*>(next_)}) w->setVisible(false);
     edit->setVisible(role == "user");
     regenerate_->setVisible(false);
+    continue_->setVisible(false);
     connect(copy, &QToolButton::clicked, this, [this] { emit copyRequested(text_); });
     connect(edit, &QToolButton::clicked, this, &MessageWidget::editRequested);
     connect(regenerate_, &QToolButton::clicked, this, &MessageWidget::regenerateRequested);
+    connect(continue_, &QToolButton::clicked, this, &MessageWidget::continueRequested);
+    connect(previous_, &QToolButton::clicked, this, [this] { emit alternativeRequested(-1); });
+    connect(next_, &QToolButton::clicked, this, [this] { emit alternativeRequested(+1); });
 
     auto* header_row = new QHBoxLayout;
     header_row->addWidget(header_);
+    header_row->addWidget(previous_);
+    header_row->addWidget(alternatives_);
+    header_row->addWidget(next_);
     header_row->addStretch();
     header_row->addWidget(copy);
     header_row->addWidget(edit);
+    header_row->addWidget(continue_);
     header_row->addWidget(regenerate_);
 
     thinking_toggle_ = new QToolButton(this);
@@ -84,6 +116,19 @@ MessageWidget::MessageWidget(const QString& role, QWidget* parent) : QFrame(pare
     stats_->setObjectName("stats");
     stats_->setVisible(false);
     stats_->setForegroundRole(QPalette::PlaceholderText);
+    stats_->setWordWrap(true);
+    note_ = new QLabel(this);
+    note_->setObjectName("note");
+    note_->setWordWrap(true);
+    note_->setVisible(false);
+    note_->setForegroundRole(QPalette::PlaceholderText);
+    interrupted_label_ = new QLabel(tr("⚠ Interrupted: this reply did not finish (the app was closed or stopped while it was being "
+                                       "written). Continue it, or Regenerate a new one."),
+                                    this);
+    interrupted_label_->setObjectName("interrupted");
+    interrupted_label_->setWordWrap(true);
+    interrupted_label_->setVisible(false);
+    interrupted_label_->setStyleSheet("QLabel { color: #b35c00; }");
 
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(10, 6, 10, 6);
@@ -92,6 +137,8 @@ MessageWidget::MessageWidget(const QString& role, QWidget* parent) : QFrame(pare
     layout->addWidget(thinking_toggle_);
     layout->addWidget(thinking_);
     layout->addWidget(body_);
+    layout->addWidget(interrupted_label_);
+    layout->addWidget(note_);
     layout->addWidget(stats_);
 }
 
@@ -122,9 +169,9 @@ void MessageWidget::render() {
         thinking_toggle_->setText(live ? tr("Thinking…") : tr("Thinking"));
         // Open while the model is still reasoning, so the user sees it live; the user's choice holds after.
         if (live && !thinking_toggle_->isChecked()) thinking_toggle_->setChecked(true);
-        thinking_->setMarkdown(split.thinking);
+        set_markdown_wrapped(thinking_, split.thinking);
     }
-    body_->setMarkdown(split.answer.isEmpty() && streaming_ && !split.has_thinking ? QStringLiteral("…") : split.answer);
+    set_markdown_wrapped(body_, split.answer.isEmpty() && streaming_ && !split.has_thinking ? QStringLiteral("…") : split.answer);
 }
 
 void MessageWidget::set_stats(const app::GenerationStats& stats) {
@@ -133,6 +180,31 @@ void MessageWidget::set_stats(const app::GenerationStats& stats) {
 }
 
 void MessageWidget::set_regenerate_visible(bool visible) { regenerate_->setVisible(visible); }
+
+void MessageWidget::set_interrupted(bool interrupted, bool can_continue) {
+    interrupted_ = interrupted;
+    interrupted_label_->setVisible(interrupted);
+    continue_->setVisible(interrupted && can_continue);
+}
+
+void MessageWidget::set_alternatives(int index, int count) {
+    const bool several = count > 1;
+    previous_->setVisible(several);
+    alternatives_->setVisible(several);
+    next_->setVisible(several);
+    alternatives_->setText(QStringLiteral("%1/%2").arg(index + 1).arg(count));
+    previous_->setEnabled(index > 0);
+    next_->setEnabled(index + 1 < count);
+}
+
+QString MessageWidget::alternatives_text() const { return alternatives_->isHidden() ? QString() : alternatives_->text(); }
+
+void MessageWidget::set_note(const QString& note) {
+    note_->setText(note);
+    note_->setVisible(!note.isEmpty());
+}
+
+QString MessageWidget::note_text() const { return note_->isHidden() ? QString() : note_->text(); }
 QString MessageWidget::stats_text() const { return stats_->isHidden() ? QString() : stats_->text(); }
 QString MessageWidget::answer_text() const { return body_->toPlainText(); }
 QString MessageWidget::thinking_text() const { return thinking_->toPlainText(); }

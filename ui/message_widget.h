@@ -1,5 +1,6 @@
 // One chat message: Markdown body, a collapsible "Thinking" section for R1-style <think> reasoning (live while
-// streaming), its generation statistics, and the actions that apply to it (copy, edit and resend, regenerate).
+// streaming), its generation statistics, and the actions that apply to it (copy, edit and resend, regenerate,
+// continue an interrupted reply, switch between alternative versions).
 #pragma once
 
 #include <QFrame>
@@ -24,6 +25,16 @@ public:
     void set_streaming(bool streaming);
     void set_stats(const app::GenerationStats& stats);
     void set_regenerate_visible(bool visible);
+    // A reply that did not finish (the app quit or crashed while it streamed); Continue is offered when
+    // `can_continue`.
+    void set_interrupted(bool interrupted, bool can_continue);
+    bool is_interrupted() const { return interrupted_; }
+    // "‹ 2/3 ›": this message is alternative `index` (from 0) of `count`; hidden when there is one.
+    void set_alternatives(int index, int count);
+    QString alternatives_text() const;
+    // A line under the message, e.g. what the context overflow policy left out of the prompt.
+    void set_note(const QString& note);
+    QString note_text() const;
     QString stats_text() const;
     QString answer_text() const;    // the body as shown, without the reasoning
     QString thinking_text() const;  // the reasoning as shown
@@ -33,6 +44,8 @@ signals:
     void copyRequested(QString text);
     void editRequested();
     void regenerateRequested();
+    void continueRequested();
+    void alternativeRequested(int step);  // -1: the previous version, +1: the next
 
 private:
     void render();
@@ -40,12 +53,19 @@ private:
     QString role_;
     QString text_;
     bool streaming_ = false;
+    bool interrupted_ = false;
     QLabel* header_;
     QToolButton* thinking_toggle_;
     QTextBrowser* thinking_;
     QTextBrowser* body_;
     QLabel* stats_;
+    QLabel* note_;
+    QLabel* interrupted_label_;
     QToolButton* regenerate_;
+    QToolButton* continue_;
+    QToolButton* previous_;
+    QLabel* alternatives_;
+    QToolButton* next_;
 };
 
 }  // namespace mwb::ui

@@ -36,6 +36,7 @@ SamplingPanel::SamplingPanel(QWidget* parent) : QWidget(parent) {
 
     auto* form = new QFormLayout(this);
     form->setContentsMargins(0, 0, 0, 0);
+    form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);  // numbers need no more than their width
     form->addRow(tr("Temperature"), temperature_);
     form->addRow(tr("Top-p"), top_p_);
     form->addRow(tr("Top-k"), top_k_);

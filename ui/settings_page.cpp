@@ -44,6 +44,12 @@ SettingsPage::SettingsPage(AppContext& context, QWidget* parent) : QWidget(paren
     hub_directory_ = new QLineEdit(context_.settings.huggingface_hub_directory());
     sampling_ = new SamplingPanel;
     sampling_->set_settings(context_.settings.default_sampling());
+    overflow_ = new QComboBox;
+    overflow_->setObjectName("contextOverflow");
+    // In the order of app::ContextOverflow.
+    overflow_->addItems({tr("Refuse it and say by how much it is too long"), tr("Leave out the oldest messages"),
+                         tr("Leave out the middle of the conversation")});
+    overflow_->setCurrentIndex(int(context_.settings.context_overflow()));
 
     auto* general = new QGroupBox(tr("General"));
     auto* form = new QFormLayout(general);
@@ -52,13 +58,26 @@ SettingsPage::SettingsPage(AppContext& context, QWidget* parent) : QWidget(paren
     form->addRow(tr("Data directory"), with_browse(data_directory_, this, tr("Data directory")));
     form->addRow(QString(), new QLabel(tr("<small>Holds the run history and the demo model; a change takes effect at the next start.</small>")));
     form->addRow(tr("Hugging Face cache"), with_browse(hub_directory_, this, tr("Hugging Face hub cache")));
+    auto* chat = new QGroupBox(tr("Chat"));
+    auto* chat_form = new QFormLayout(chat);
+    chat_form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);
+    chat_form->addRow(tr("A conversation longer than the context"), overflow_);
+    chat_form->addRow(QString(), new QLabel(tr("<small>Whatever is left out stays in the history; the reply says what was left out.</small>")));
     auto* sampling_box = new QGroupBox(tr("Default sampling (for models without generation_config.json)"));
     (new QVBoxLayout(sampling_box))->addWidget(sampling_);
 
-    auto* layout = new QVBoxLayout(this);
-    layout->addWidget(general);
-    layout->addWidget(sampling_box);
-    layout->addStretch();
+    // Forms read best at a bounded width; the rest of a wide window stays empty.
+    auto* column = new QWidget;
+    column->setMaximumWidth(760);
+    auto* column_layout = new QVBoxLayout(column);
+    column_layout->setContentsMargins(0, 0, 0, 0);
+    column_layout->addWidget(general);
+    column_layout->addWidget(chat);
+    column_layout->addWidget(sampling_box);
+    column_layout->addStretch();
+    auto* layout = new QHBoxLayout(this);
+    layout->addWidget(column, 1);
+    layout->addStretch(0);
     layout->setContentsMargins(24, 24, 24, 24);
 
     connect(theme_, &QComboBox::currentIndexChanged, this, [this](int index) {
@@ -75,6 +94,8 @@ SettingsPage::SettingsPage(AppContext& context, QWidget* parent) : QWidget(paren
     });
     connect(hub_directory_, &QLineEdit::editingFinished, this,
             [this] { context_.settings.set_huggingface_hub_directory(hub_directory_->text().trimmed()); });
+    connect(overflow_, &QComboBox::currentIndexChanged, this,
+            [this](int index) { context_.settings.set_context_overflow(app::ContextOverflow(index)); });
     connect(sampling_, &SamplingPanel::changed, this, [this] { context_.settings.set_default_sampling(sampling_->settings()); });
 }
 

@@ -1,4 +1,5 @@
-// The Settings page: theme, default device, data directory, Hugging Face cache, default sampling.
+// The Settings page: theme, default device, data directory, Hugging Face cache, what to do with a conversation
+// longer than the context, default sampling.
 // Changes apply at once and are saved; a new data directory takes effect at the next start.
 #pragma once
 
@@ -26,6 +27,7 @@ private:
     AppContext& context_;
     QComboBox* theme_;
     QComboBox* device_;
+    QComboBox* overflow_;
     QLineEdit* data_directory_;
     QLineEdit* hub_directory_;
     SamplingPanel* sampling_;

@@ -44,10 +44,20 @@ struct GenerationStats {
     QString finish_reason;  // "stop", "length", "context_full", "cancelled"
 };
 
+// What to do with a conversation that no longer fits the context, chosen in Settings.
+enum class ContextOverflow {
+    Refuse,          // nothing is sent; the user is told by how much it is too long
+    DropOldestTurns, // the oldest messages after the system prompt leave the prompt (not the history)
+    TruncateMiddle,  // tokens from the middle of the prompt are left out, keeping its start and its end
+};
+
 struct ChatRequest {
     quint64 id = 0;
     QList<ChatMessage> messages;  // the system prompt, when any, first
     SamplingSettings sampling;
+    ContextOverflow overflow = ContextOverflow::Refuse;
+    // Continue an interrupted reply: its text so far, which the prompt ends with; the reply streams what follows.
+    QString continuation;
 };
 
 // What a model folder is, once loaded by the engine worker.
@@ -69,4 +79,5 @@ Q_DECLARE_METATYPE(mwb::app::SamplingSettings)
 Q_DECLARE_METATYPE(mwb::app::RoutingSummary)
 Q_DECLARE_METATYPE(mwb::app::GenerationStats)
 Q_DECLARE_METATYPE(mwb::app::ChatRequest)
+Q_DECLARE_METATYPE(mwb::app::ContextOverflow)
 Q_DECLARE_METATYPE(mwb::app::LoadedModelInfo)

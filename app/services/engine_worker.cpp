@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "app/services/context_fit.h"
 #include "app/services/demo_model.h"
 #include "app/services/generation_defaults.h"
 #include "app/services/model_library.h"
@@ -24,12 +25,6 @@ namespace mwb::app {
 namespace {
 
 QString text_of(const Error& error) { return QString::fromStdString(error.message); }
-
-std::vector<tok::ChatMessage> to_template_messages(const QList<ChatMessage>& messages) {
-    std::vector<tok::ChatMessage> chat;
-    for (const ChatMessage& m : messages) chat.push_back({m.role.toStdString(), m.content.toStdString(), {}, {}, tok::TemplateJson::object()});
-    return chat;
-}
 
 }  // namespace
 
@@ -183,7 +178,7 @@ void EngineWorker::countTokens(quint64 request_id, const QList<ChatMessage>& mes
     if (!tokenizer_) return;
     guarded(
         [&] {
-            auto prompt = chat_prompt_ids(*tokenizer_, to_template_messages(messages));
+            auto prompt = conversation_ids(*tokenizer_, messages);
             if (prompt) emit tokensCounted(request_id, int(prompt->size()), info_.context_length);
         },
         [](const QString&) {});  // a count is advisory: the reply itself reports the problem
@@ -204,24 +199,17 @@ void EngineWorker::generate_reply(const ChatRequest& chat) {
         emit generationFailed(chat.id, tr("No model is loaded: open one on the Models page."));
         return;
     }
-    auto prompt = chat_prompt_ids(*tokenizer_, to_template_messages(chat.messages));
-    if (!prompt) {
-        emit generationFailed(chat.id, tr("Cannot build the prompt: %1").arg(text_of(prompt.error())));
-        return;
-    }
     const qint64 context = backend_->cache_capacity();
-    const qint64 prompt_tokens = qint64(prompt->size());
-    if (prompt_tokens >= context) {
-        emit generationFailed(chat.id, tr("The conversation takes %1 tokens but the context holds %2: start a new chat, shorten the "
-                                          "messages, or load the model with a longer context on the Models page.")
-                                           .arg(prompt_tokens)
-                                           .arg(context));
+    auto prompt = fit_prompt(*tokenizer_, chat, context);
+    if (!prompt) {
+        emit generationFailed(chat.id, text_of(prompt.error()));
         return;
     }
-    emit generationStarted(chat.id, int(prompt_tokens));
+    const qint64 prompt_tokens = qint64(prompt->ids.size());
+    emit generationStarted(chat.id, int(prompt_tokens), prompt->note);
 
     GenerationRequest request;
-    request.prompt = std::move(prompt.value());
+    request.prompt = std::move(prompt->ids);
     request.sampling = chat.sampling;
     request.max_new_tokens = std::min<qint64>(std::max(chat.sampling.max_new_tokens, 1), context - prompt_tokens);
     request.stop_tokens = stop_token_ids(*tokenizer_, graph_->config);
@@ -275,6 +263,7 @@ void register_service_metatypes() {
     qRegisterMetaType<RoutingSummary>();
     qRegisterMetaType<GenerationStats>();
     qRegisterMetaType<ChatRequest>();
+    qRegisterMetaType<ContextOverflow>();
     qRegisterMetaType<LoadedModelInfo>();
 }
 
@@ -310,8 +299,9 @@ void EngineHost::cancelLoad() { worker_->requestCancelLoad(); }
 
 void EngineHost::unload() { QMetaObject::invokeMethod(worker_, "unloadModel", Qt::QueuedConnection); }
 
-quint64 EngineHost::generate(QList<ChatMessage> messages, const SamplingSettings& sampling) {
-    ChatRequest request{next_request_id_++, std::move(messages), sampling};
+quint64 EngineHost::generate(QList<ChatMessage> messages, const SamplingSettings& sampling, ContextOverflow overflow,
+                             const QString& continuation) {
+    ChatRequest request{next_request_id_++, std::move(messages), sampling, overflow, continuation};
     QMetaObject::invokeMethod(worker_, "generate", Qt::QueuedConnection, Q_ARG(mwb::app::ChatRequest, request));
     return request.id;
 }

@@ -60,7 +60,8 @@ signals:
     void loadCancelled(QString directory);
     void modelUnloaded();
 
-    void generationStarted(quint64 request_id, int prompt_tokens);
+    // `context_note` says what the overflow policy left out of the prompt; empty when it all fit.
+    void generationStarted(quint64 request_id, int prompt_tokens, QString context_note);
     void tokenText(quint64 request_id, QString text);  // complete characters, in order
     void generationFinished(quint64 request_id, QString text, mwb::app::GenerationStats stats, mwb::app::RoutingSummary routing);
     void generationFailed(quint64 request_id, QString message);
@@ -103,7 +104,8 @@ public:
     void cancelLoad();
     void unload();
     // Returns the request id that the worker's signals carry.
-    quint64 generate(QList<ChatMessage> messages, const SamplingSettings& sampling);
+    quint64 generate(QList<ChatMessage> messages, const SamplingSettings& sampling,
+                     ContextOverflow overflow = ContextOverflow::Refuse, const QString& continuation = {});
     void stop(quint64 request_id);
     quint64 countTokens(const QList<ChatMessage>& messages);
 

@@ -3,6 +3,7 @@
 #include <QDateTime>
 #include <QFile>
 #include <QFileInfo>
+#include <QHash>
 #include <QSqlDatabase>
 #include <QSqlError>
 #include <QSqlQuery>
@@ -54,6 +55,20 @@ const char* const kMigrations[] = {
     CREATE INDEX messages_by_run ON messages(run_id, position);
     CREATE INDEX runs_by_updated ON runs(updated_at);
     )sql",
+    // 3 → 4: messages form a tree (edits and regenerations keep the earlier branch), the run remembers the
+    // branch shown, and a reply is stored while it streams (complete = 0 until it ends).
+    R"sql(
+    ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE;
+    ALTER TABLE messages ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE runs ADD COLUMN head_message_id INTEGER;
+    UPDATE messages SET parent_id = (SELECT p.id FROM messages p WHERE p.run_id = messages.run_id AND p.position < messages.position
+                                     ORDER BY p.position DESC, p.id DESC LIMIT 1);
+    UPDATE runs SET head_message_id = (SELECT m.id FROM messages m WHERE m.run_id = runs.id ORDER BY m.position DESC, m.id DESC LIMIT 1);
+    WITH RECURSIVE depth(id, d) AS (SELECT id, 0 FROM messages WHERE parent_id IS NULL
+                                    UNION ALL SELECT m.id, depth.d + 1 FROM messages m JOIN depth ON m.parent_id = depth.id)
+    UPDATE messages SET position = (SELECT d FROM depth WHERE depth.id = messages.id);
+    CREATE INDEX messages_by_parent ON messages(parent_id);
+    )sql",
 };
 static_assert(std::size(kMigrations) == RunDatabase::kSchemaVersion);
 
@@ -82,9 +97,10 @@ RunRecord read_run(const QSqlQuery& q) {
     return r;
 }
 
+// The message count is the head's depth + 1: the messages of the branch shown.
 const char* const kRunColumns =
     "SELECT r.id, r.kind, r.title, r.model, r.created_at, r.updated_at, r.finished_at, r.params, r.status, "
-    "(SELECT COUNT(*) FROM messages m WHERE m.run_id = r.id) FROM runs r ";
+    "COALESCE((SELECT m.position + 1 FROM messages m WHERE m.id = r.head_message_id), 0) FROM runs r ";
 
 }  // namespace
 
@@ -217,15 +233,6 @@ Result<qint64> RunDatabase::create_run(const QString& kind, const QString& title
     return q.lastInsertId().toLongLong();
 }
 
-Status RunDatabase::touch_run(qint64 run_id) {
-    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
-    q.prepare("UPDATE runs SET updated_at = ? WHERE id = ?");
-    q.addBindValue(now_ms());
-    q.addBindValue(run_id);
-    if (!q.exec()) return sql_error("cannot update the run", q.lastError());
-    return Status::success();
-}
-
 Status RunDatabase::rename_run(qint64 run_id, const QString& title) {
     QSqlQuery q(QSqlDatabase::database(connection_name_, false));
     q.prepare("UPDATE runs SET title = ? WHERE id = ?");
@@ -307,17 +314,12 @@ Result<QStringList> RunDatabase::models() const {
     return models;
 }
 
-Result<qint64> RunDatabase::add_message(const MessageRecord& m) {
-    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
-    if (!db.transaction()) return sql_error("cannot store the message", db.lastError());
-    QSqlQuery q(db);
-    q.prepare("INSERT INTO messages (run_id, position, role, content, created_at, prompt_tokens, generated_tokens, ttft_s, "
-              "prefill_tokens_per_s, decode_tokens_per_s, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    q.addBindValue(m.run_id);
-    q.addBindValue(m.position);
-    q.addBindValue(m.role);
-    q.addBindValue(m.content);
-    q.addBindValue(m.created_at.isValid() ? m.created_at.toMSecsSinceEpoch() : now_ms());
+namespace {
+
+// A null QString binds as SQL NULL; an empty reply is empty text.
+QString text_value(const QString& text) { return text.isNull() ? QStringLiteral("") : text; }
+
+void bind_stats(QSqlQuery& q, const MessageRecord& m) {
     const QVariant null_int{QMetaType::fromType<int>()};
     const QVariant null_real{QMetaType::fromType<double>()};
     q.addBindValue(m.has_stats ? QVariant(m.stats.prompt_tokens) : null_int);
@@ -326,75 +328,181 @@ Result<qint64> RunDatabase::add_message(const MessageRecord& m) {
     q.addBindValue(m.has_stats ? QVariant(m.stats.prefill_tokens_per_s) : null_real);
     q.addBindValue(m.has_stats ? QVariant(m.stats.decode_tokens_per_s) : null_real);
     q.addBindValue(m.has_stats ? QVariant(m.stats.finish_reason) : QVariant(QMetaType::fromType<QString>()));
-    if (!q.exec()) {
-        const Error error = sql_error("cannot store the message", q.lastError());
-        db.rollback();
-        return error;
-    }
-    const qint64 id = q.lastInsertId().toLongLong();
-    if (!m.routing.empty()) {
-        QSqlQuery r(db);
-        r.prepare("INSERT INTO routing_summaries (message_id, experts, layers, counts) VALUES (?, ?, ?, ?)");
-        r.addBindValue(id);
-        r.addBindValue(m.routing.experts);
-        r.addBindValue(encode_routing_layers(m.routing));
-        r.addBindValue(encode_routing_counts(m.routing));
-        if (!r.exec()) {
-            const Error error = sql_error("cannot store the routing summary", r.lastError());
-            db.rollback();
-            return error;
-        }
-    }
-    if (Status status = touch_run(m.run_id); !status) {
-        db.rollback();
-        return status.error();
-    }
-    if (!db.commit()) return sql_error("cannot commit the message", db.lastError());
-    return id;
 }
 
-Status RunDatabase::delete_messages_from(qint64 run_id, int position) {
-    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
-    q.prepare("DELETE FROM messages WHERE run_id = ? AND position >= ?");
+Status store_routing(QSqlDatabase& db, qint64 message_id, const RoutingSummary& routing) {
+    if (routing.empty()) return Status::success();
+    QSqlQuery r(db);
+    r.prepare("INSERT OR REPLACE INTO routing_summaries (message_id, experts, layers, counts) VALUES (?, ?, ?, ?)");
+    r.addBindValue(message_id);
+    r.addBindValue(routing.experts);
+    r.addBindValue(encode_routing_layers(routing));
+    r.addBindValue(encode_routing_counts(routing));
+    if (!r.exec()) return sql_error("cannot store the routing summary", r.lastError());
+    return Status::success();
+}
+
+// Runs `body` in a transaction: committed when it succeeds, rolled back otherwise.
+template <class T, class Body>
+Result<T> in_transaction(QSqlDatabase db, const char* what, Body body) {
+    if (!db.transaction()) return sql_error(QString("cannot ") + what, db.lastError());
+    Result<T> result = body();
+    if (!result) {
+        db.rollback();
+        return result;
+    }
+    if (!db.commit()) return sql_error(QString("cannot commit: ") + what, db.lastError());
+    return result;
+}
+
+// A query with one row and one column; null (or no row) gives std::nullopt.
+Result<std::optional<qint64>> single_id(QSqlDatabase db, const QString& sql, const QVariantList& values) {
+    QSqlQuery q(db);
+    q.prepare(sql);
+    for (const QVariant& v : values) q.addBindValue(v);
+    if (!q.exec()) return sql_error("cannot read the conversation", q.lastError());
+    if (!q.next() || q.value(0).isNull()) return std::optional<qint64>();
+    return std::optional<qint64>(q.value(0).toLongLong());
+}
+
+}  // namespace
+
+Result<qint64> RunDatabase::add_message(const MessageRecord& m) {
+    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+    return in_transaction<qint64>(db, "store the message", [&]() -> Result<qint64> {
+        std::optional<qint64> parent = m.parent_id;
+        if (!parent) {
+            auto head = single_id(db, "SELECT head_message_id FROM runs WHERE id = ?", {m.run_id});
+            if (!head) return head.error();
+            parent = head->value_or(0);
+        }
+        int position = 0;
+        if (*parent != 0) {
+            auto depth = single_id(db, "SELECT position FROM messages WHERE id = ? AND run_id = ?", {*parent, m.run_id});
+            if (!depth) return depth.error();
+            if (!*depth) return make_error("the message this one follows (" + std::to_string(*parent) + ") is not in run " + std::to_string(m.run_id));
+            position = int(**depth) + 1;
+        }
+        QSqlQuery q(db);
+        q.prepare("INSERT INTO messages (run_id, parent_id, position, role, content, complete, created_at, prompt_tokens, generated_tokens, "
+                  "ttft_s, prefill_tokens_per_s, decode_tokens_per_s, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        q.addBindValue(m.run_id);
+        q.addBindValue(*parent != 0 ? QVariant(*parent) : QVariant(QMetaType::fromType<qint64>()));
+        q.addBindValue(position);
+        q.addBindValue(m.role);
+        q.addBindValue(text_value(m.content));
+        q.addBindValue(m.complete ? 1 : 0);
+        q.addBindValue(m.created_at.isValid() ? m.created_at.toMSecsSinceEpoch() : now_ms());
+        bind_stats(q, m);
+        if (!q.exec()) return sql_error("cannot store the message", q.lastError());
+        const qint64 id = q.lastInsertId().toLongLong();
+        MWB_TRY(store_routing(db, id, m.routing));
+        QSqlQuery head(db);
+        head.prepare("UPDATE runs SET head_message_id = ?, updated_at = ? WHERE id = ?");
+        head.addBindValue(id);
+        head.addBindValue(now_ms());
+        head.addBindValue(m.run_id);
+        if (!head.exec() || head.numRowsAffected() != 1) return sql_error("cannot update the run of the message", head.lastError());
+        return id;
+    });
+}
+
+Status RunDatabase::update_message(const MessageRecord& m) {
+    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+    auto updated = in_transaction<qint64>(db, "update the message", [&]() -> Result<qint64> {
+        QSqlQuery q(db);
+        q.prepare("UPDATE messages SET content = ?, complete = ?, prompt_tokens = ?, generated_tokens = ?, ttft_s = ?, "
+                  "prefill_tokens_per_s = ?, decode_tokens_per_s = ?, finish_reason = ? WHERE id = ?");
+        q.addBindValue(text_value(m.content));
+        q.addBindValue(m.complete ? 1 : 0);
+        bind_stats(q, m);
+        q.addBindValue(m.id);
+        if (!q.exec()) return sql_error("cannot update the message", q.lastError());
+        if (q.numRowsAffected() != 1) return make_error("message " + std::to_string(m.id) + " is no longer in the run history");
+        MWB_TRY(store_routing(db, m.id, m.routing));
+        QSqlQuery touch(db);
+        touch.prepare("UPDATE runs SET updated_at = ? WHERE id = (SELECT run_id FROM messages WHERE id = ?)");
+        touch.addBindValue(now_ms());
+        touch.addBindValue(m.id);
+        if (!touch.exec()) return sql_error("cannot update the run of the message", touch.lastError());
+        return m.id;
+    });
+    if (!updated) return updated.error();
+    return Status::success();
+}
+
+Status RunDatabase::select_branch(qint64 run_id, qint64 message_id) {
+    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+    auto exists = single_id(db, "SELECT id FROM messages WHERE id = ? AND run_id = ?", {message_id, run_id});
+    if (!exists) return exists.error();
+    if (!*exists) return make_error("message " + std::to_string(message_id) + " is not in run " + std::to_string(run_id));
+    qint64 leaf = message_id;
+    for (;;) {
+        auto child = single_id(db, "SELECT MAX(id) FROM messages WHERE parent_id = ?", {leaf});
+        if (!child) return child.error();
+        if (!*child) break;
+        leaf = **child;
+    }
+    QSqlQuery q(db);
+    q.prepare("UPDATE runs SET head_message_id = ? WHERE id = ?");
+    q.addBindValue(leaf);
     q.addBindValue(run_id);
-    q.addBindValue(position);
-    if (!q.exec()) return sql_error("cannot delete messages", q.lastError());
+    if (!q.exec()) return sql_error("cannot switch the branch", q.lastError());
     return Status::success();
 }
 
 Result<QList<MessageRecord>> RunDatabase::messages(qint64 run_id) const {
-    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
-    q.prepare("SELECT m.id, m.run_id, m.position, m.role, m.content, m.created_at, m.prompt_tokens, m.generated_tokens, m.ttft_s, "
-              "m.prefill_tokens_per_s, m.decode_tokens_per_s, m.finish_reason, s.experts, s.layers, s.counts "
-              "FROM messages m LEFT JOIN routing_summaries s ON s.message_id = m.id WHERE m.run_id = ? ORDER BY m.position, m.id");
+    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+    QSqlQuery q(db);
+    q.prepare("SELECT m.id, m.run_id, m.parent_id, m.position, m.role, m.content, m.complete, m.created_at, m.prompt_tokens, "
+              "m.generated_tokens, m.ttft_s, m.prefill_tokens_per_s, m.decode_tokens_per_s, m.finish_reason, s.experts, s.layers, s.counts "
+              "FROM messages m LEFT JOIN routing_summaries s ON s.message_id = m.id WHERE m.run_id = ? ORDER BY m.id");
     q.addBindValue(run_id);
     if (!q.exec()) return sql_error("cannot read messages", q.lastError());
-    QList<MessageRecord> messages;
+    QHash<qint64, MessageRecord> by_id;
+    QHash<qint64, QList<qint64>> children;  // by parent id, 0 for first messages; ascending ids
+    qint64 newest = 0;
     while (q.next()) {
         MessageRecord m;
         m.id = q.value(0).toLongLong();
         m.run_id = q.value(1).toLongLong();
-        m.position = q.value(2).toInt();
-        m.role = q.value(3).toString();
-        m.content = q.value(4).toString();
-        m.created_at = from_ms(q.value(5));
-        m.has_stats = !q.value(6).isNull();
+        m.parent_id = q.value(2).isNull() ? 0 : q.value(2).toLongLong();
+        m.position = q.value(3).toInt();
+        m.role = q.value(4).toString();
+        m.content = q.value(5).toString();
+        m.complete = q.value(6).toInt() != 0;
+        m.created_at = from_ms(q.value(7));
+        m.has_stats = !q.value(8).isNull();
         if (m.has_stats) {
-            m.stats.prompt_tokens = q.value(6).toInt();
-            m.stats.generated_tokens = q.value(7).toInt();
-            m.stats.time_to_first_token_s = q.value(8).toDouble();
-            m.stats.prefill_tokens_per_s = q.value(9).toDouble();
-            m.stats.decode_tokens_per_s = q.value(10).toDouble();
-            m.stats.finish_reason = q.value(11).toString();
+            m.stats.prompt_tokens = q.value(8).toInt();
+            m.stats.generated_tokens = q.value(9).toInt();
+            m.stats.time_to_first_token_s = q.value(10).toDouble();
+            m.stats.prefill_tokens_per_s = q.value(11).toDouble();
+            m.stats.decode_tokens_per_s = q.value(12).toDouble();
+            m.stats.finish_reason = q.value(13).toString();
         }
-        if (!q.value(12).isNull()) {
-            auto routing = decode_routing(q.value(12).toInt(), q.value(13).toByteArray(), q.value(14).toByteArray());
+        if (!q.value(14).isNull()) {
+            auto routing = decode_routing(q.value(14).toInt(), q.value(15).toByteArray(), q.value(16).toByteArray());
             if (!routing) return routing.error();
             m.routing = std::move(routing.value());
         }
-        messages << m;
+        children[*m.parent_id] << m.id;
+        newest = m.id;
+        by_id.insert(m.id, std::move(m));
     }
-    return messages;
+    auto head = single_id(db, "SELECT head_message_id FROM runs WHERE id = ?", {run_id});
+    if (!head) return head.error();
+    qint64 at = head->value_or(0);
+    if (!by_id.contains(at)) at = newest;  // a history written before heads were kept
+    QList<MessageRecord> path;
+    // Each message is taken once, so even a damaged file with a cycle of parents ends the walk.
+    while (at != 0 && by_id.contains(at)) {
+        MessageRecord m = by_id.take(at);
+        m.siblings = children.value(*m.parent_id);
+        at = *m.parent_id;
+        path.prepend(std::move(m));
+    }
+    return path;
 }
 
 QByteArray encode_routing_layers(const RoutingSummary& summary) {

@@ -7,6 +7,7 @@
 #include <QList>
 #include <QString>
 #include <QStringList>
+#include <optional>
 
 #include "app/services/chat_types.h"
 #include "engine/core/result.h"
@@ -23,19 +24,27 @@ struct RunRecord {
     QDateTime finished_at;  // invalid while the run is open
     QString params_json;    // sampling and other run parameters
     QString status;         // "open", "finished", "failed"
-    int message_count = 0;
+    int message_count = 0;  // of the conversation as shown (its current branch)
 };
 
+// Messages form a tree per run: editing a message or regenerating a reply adds a sibling, so the earlier
+// continuation stays as an alternative branch. The run's head is the last message of the branch shown.
 struct MessageRecord {
     qint64 id = 0;
     qint64 run_id = 0;
-    int position = 0;  // order inside the run, from 0
+    // The message this one answers or follows. Unset when adding: after the run's head. 0: a first message.
+    std::optional<qint64> parent_id;
+    int position = 0;  // depth in the conversation, from 0 (set by the database)
     QString role;
     QString content;
     QDateTime created_at;
+    // False while a reply is being written (it streams into the history): a reply still false when its chat is
+    // reopened was interrupted by a quit or a crash.
+    bool complete = true;
     bool has_stats = false;  // assistant replies carry generation statistics
     GenerationStats stats;
     RoutingSummary routing;
+    QList<qint64> siblings;  // read only: the alternatives at this point of the conversation, oldest first
 };
 
 struct RunFilter {
@@ -48,7 +57,7 @@ struct RunFilter {
 
 class RunDatabase {
 public:
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = 4;
 
     // `connection_name` must be unique among live connections of the process.
     explicit RunDatabase(QString connection_name);
@@ -75,16 +84,19 @@ public:
     Result<RunRecord> run(qint64 run_id) const;
     Result<QStringList> models() const;
 
-    // Adds a message with its statistics and routing summary in one transaction.
+    // Adds a message with its statistics and routing summary in one transaction; it becomes the run's head.
     Result<qint64> add_message(const MessageRecord& message);
-    // Removes the messages of a run from `position` on (regenerate, edit-and-resend).
-    Status delete_messages_from(qint64 run_id, int position);
+    // Rewrites a stored message's content, completeness, statistics and (when not empty) routing summary.
+    Status update_message(const MessageRecord& message);
+    // Shows the branch through `message_id`: the head becomes its latest descendant (the newest child at every
+    // step), or the message itself when it has none.
+    Status select_branch(qint64 run_id, qint64 message_id);
+    // The conversation as shown: from the first message to the head, each with its siblings.
     Result<QList<MessageRecord>> messages(qint64 run_id) const;
 
 private:
     Status migrate();
     Status exec(const QString& sql);
-    Status touch_run(qint64 run_id);
 
     QString connection_name_;
 };

@@ -55,6 +55,20 @@ void Settings::set_system_prompt(const QString& prompt) { settings_->setValue("c
 int Settings::context_length() const { return settings_->value("engine/context_length", 0).toInt(); }
 void Settings::set_context_length(int tokens) { settings_->setValue("engine/context_length", tokens); }
 
+ContextOverflow Settings::context_overflow() const {
+    const QString policy = settings_->value("chat/context_overflow").toString();
+    return policy == "drop_oldest" ? ContextOverflow::DropOldestTurns
+           : policy == "truncate_middle" ? ContextOverflow::TruncateMiddle
+                                         : ContextOverflow::Refuse;
+}
+void Settings::set_context_overflow(ContextOverflow policy) {
+    settings_->setValue("chat/context_overflow", policy == ContextOverflow::DropOldestTurns  ? "drop_oldest"
+                                                 : policy == ContextOverflow::TruncateMiddle ? "truncate_middle"
+                                                                                             : "refuse");
+}
+qint64 Settings::last_chat() const { return settings_->value("chat/last_run", 0).toLongLong(); }
+void Settings::set_last_chat(qint64 run_id) { settings_->setValue("chat/last_run", run_id); }
+
 QString Settings::last_model() const { return settings_->value("models/last").toString(); }
 void Settings::set_last_model(const QString& path) { settings_->setValue("models/last", path); }
 QStringList Settings::model_folders() const { return settings_->value("models/folders").toStringList(); }

@@ -38,6 +38,10 @@ public:
     void set_system_prompt(const QString& prompt);
     int context_length() const;  // 0: the model's own, capped by the app
     void set_context_length(int tokens);
+    ContextOverflow context_overflow() const;
+    void set_context_overflow(ContextOverflow policy);
+    qint64 last_chat() const;  // the run id of the chat shown last, reopened at launch; 0: none
+    void set_last_chat(qint64 run_id);
 
     QString last_model() const;
     void set_last_model(const QString& path);

@@ -56,6 +56,12 @@ void Storage::write(std::function<Status(RunDatabase&)> job) {
     });
 }
 
+void Storage::update(std::function<Status(RunDatabase&)> job) {
+    post([this, job = std::move(job)](RunDatabase& db) {
+        if (Status status = job(db); !status) emit failed(QString::fromStdString(status.error().message));
+    });
+}
+
 void Storage::flush(QObject* context, std::function<void()> done) {
     QPointer<QObject> guard(context);
     post([guard, done = std::move(done)](RunDatabase&) {

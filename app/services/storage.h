@@ -40,8 +40,11 @@ public:
             if (guard) QMetaObject::invokeMethod(guard, [guard, done, value] { if (guard) done(*value); }, Qt::QueuedConnection);
         });
     }
-    // A write whose failure is reported through failed().
+    // A write whose failure is reported through failed(); runsChanged() follows it.
     void write(std::function<Status(RunDatabase&)> job);
+    // A write that changes no listing (a streaming reply's text, a run's parameters): failures are reported,
+    // runsChanged() is not emitted.
+    void update(std::function<Status(RunDatabase&)> job);
     // `done` runs on `context`'s thread once every job posted before it has run.
     void flush(QObject* context, std::function<void()> done);
 

@@ -40,27 +40,43 @@ struct Reference {
 };
 
 // The reply computed without the app: the chat template, encode, generate and decode of the engine itself.
-Reference reference_reply(const QString& model, const QList<ChatMessage>& conversation, const SamplingSettings& s, int64_t context) {
-    auto tokenizer = mwb::tok::Tokenizer::load(model.toStdString());
-    if (!tokenizer) qFatal("tokenizer: %s", tokenizer.error().message.c_str());
+// The prompt ids of a conversation, built here from the template and the tokenizer: the chat template with the
+// generation prompt, encoded without special tokens, then the continuation's tokens.
+std::vector<int32_t> reference_prompt(const mwb::tok::Tokenizer& tokenizer, const QList<ChatMessage>& conversation,
+                                      const QString& continuation = {}) {
     std::vector<mwb::tok::ChatMessage> chat;
     for (const ChatMessage& m : conversation) chat.push_back({m.role.toStdString(), m.content.toStdString(), {}, {}, mwb::tok::TemplateJson::object()});
-    auto rendered = tokenizer->apply_chat_template(chat, true);
+    auto rendered = tokenizer.apply_chat_template(chat, true);
     if (!rendered) qFatal("template: %s", rendered.error().message.c_str());
-    auto prompt = tokenizer->encode(*rendered, false);
+    auto prompt = tokenizer.encode(*rendered + continuation.toStdString(), false);
     if (!prompt) qFatal("encode: %s", prompt.error().message.c_str());
+    if (!continuation.isEmpty()) {
+        // Encoded on its own, as a continuation is: the template's text and the reply's do not merge.
+        auto head = tokenizer.encode(*rendered, false);
+        auto tail = tokenizer.encode(continuation.toStdString(), false);
+        prompt = *head;
+        prompt->insert(prompt->end(), tail->begin(), tail->end());
+    }
+    return *prompt;
+}
+
+Reference reference_reply(const QString& model, const QList<ChatMessage>& conversation, const SamplingSettings& s, int64_t context,
+                          const QString& continuation = {}) {
+    auto tokenizer = mwb::tok::Tokenizer::load(model.toStdString());
+    if (!tokenizer) qFatal("tokenizer: %s", tokenizer.error().message.c_str());
+    const std::vector<int32_t> prompt = reference_prompt(*tokenizer, conversation, continuation);
     auto graph = mwb::load_model_graph(model.toStdString());
     if (!graph) qFatal("model: %s", graph.error().message.c_str());
     auto backend = mwb::make_cpu_backend(std::make_shared<const mwb::ModelGraph>(std::move(graph.value())));
     if (!backend->reserve_cache(1, context).ok()) qFatal("cache");
     mwb::GenerationRequest request;
-    request.prompt = *prompt;
+    request.prompt = prompt;
     request.sampling = {s.temperature, s.top_k, s.top_p, s.min_p, s.repetition_penalty, s.seed};
     request.max_new_tokens = s.max_new_tokens;
     request.stop_tokens = tokenizer->eos_ids();
     auto result = mwb::generate(*backend, request);
     if (!result) qFatal("generate: %s", result.error().message.c_str());
-    return {result->tokens, QString::fromStdString(tokenizer->decode(result->tokens, true)), int(prompt->size())};
+    return {result->tokens, QString::fromStdString(tokenizer->decode(result->tokens, true)), int(prompt.size())};
 }
 
 }  // namespace
@@ -237,21 +253,84 @@ private slots:
         QVERIFY(generation_failed.first().at(1).toString().contains("No model is loaded"));
     }
 
-    void conversationLongerThanTheContextIsRefused() {
+    // The three overflow policies on a 64-token context with a 4-token reply budget (60 tokens for the prompt).
+    void conversationLongerThanTheContextFollowsThePolicy() {
         EngineHost host;
         testing::QueuedSpy loaded(host.worker(), &EngineWorker::modelLoaded);
         host.load(model_, {64, 0, false});
         QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 60000);
+        auto tokenizer = mwb::tok::Tokenizer::load(model_.toStdString());
+        QVERIFY(tokenizer.ok());
         testing::QueuedSpy counted(host.worker(), &EngineWorker::tokensCounted);
+        testing::QueuedSpy started(host.worker(), &EngineWorker::generationStarted);
+        testing::QueuedSpy failed(host.worker(), &EngineWorker::generationFailed);
+        testing::QueuedSpy finished(host.worker(), &EngineWorker::generationFinished);
+
         const QList<ChatMessage> long_chat = {{"user", QString("prime numbers ").repeated(100)}};
+        const int long_tokens = int(reference_prompt(*tokenizer, long_chat).size());
+        QVERIFY(long_tokens > 64);
         host.countTokens(long_chat);
         QTRY_VERIFY_WITH_TIMEOUT(counted.size() >= 1, 10000);
-        QVERIFY(counted.first().at(1).toInt() > 64);
+        QCOMPARE(counted.first().at(1).toInt(), long_tokens);
         QCOMPARE(counted.first().at(2).toLongLong(), 64);
-        testing::QueuedSpy failed(host.worker(), &EngineWorker::generationFailed);
-        host.generate(long_chat, test_sampling(4));
+
+        // Refuse: nothing starts; the message gives both numbers.
+        host.generate(long_chat, test_sampling(4), ContextOverflow::Refuse);
         QTRY_VERIFY_WITH_TIMEOUT(failed.size() >= 1, 10000);
-        QVERIFY(failed.first().at(1).toString().contains("context holds 64"));
+        const QString refusal = failed.at(0).at(1).toString();
+        QVERIFY2(refusal.contains(QStringLiteral("takes %1 tokens").arg(long_tokens)) && refusal.contains("context holds 64"), qPrintable(refusal));
+        QCOMPARE(started.size(), 0);
+
+        // Drop the oldest turns: the system prompt and the last message stay.
+        const QList<ChatMessage> history = {{"system", "Be brief."},
+                                            {"user", QString("tell me about primes ").repeated(20)},
+                                            {"assistant", "Primes have two divisors."},
+                                            {"user", "And 7?"}};
+        const QList<ChatMessage> kept = {history[0], history[3]};
+        const int kept_tokens = int(reference_prompt(*tokenizer, kept).size());
+        QVERIFY(kept_tokens <= 60 && int(reference_prompt(*tokenizer, history).size()) > 60);
+        host.generate(history, test_sampling(4), ContextOverflow::DropOldestTurns);
+        QTRY_VERIFY_WITH_TIMEOUT(finished.size() >= 1, 30000);
+        QCOMPARE(started.size(), 1);
+        QCOMPARE(started.at(0).at(1).toInt(), kept_tokens);
+        QVERIFY2(started.at(0).at(2).toString().contains("Left out the 2 oldest messages"), qPrintable(started.at(0).at(2).toString()));
+        // A last message that alone is too long cannot be helped by dropping turns.
+        host.generate(long_chat, test_sampling(4), ContextOverflow::DropOldestTurns);
+        QTRY_VERIFY_WITH_TIMEOUT(failed.size() >= 2, 10000);
+        QVERIFY(failed.at(1).at(1).toString().contains("Even the last message alone"));
+
+        // Truncate the middle: exactly the 60 tokens the prompt may have, and the note says how many were cut.
+        host.generate(long_chat, test_sampling(4), ContextOverflow::TruncateMiddle);
+        QTRY_VERIFY_WITH_TIMEOUT(finished.size() >= 2, 30000);
+        QCOMPARE(started.size(), 2);
+        QCOMPARE(started.at(1).at(1).toInt(), 60);
+        QVERIFY2(started.at(1).at(2).toString().contains(QStringLiteral("Left out %1 tokens from the middle").arg(long_tokens - 60)),
+                 qPrintable(started.at(1).at(2).toString()));
+        const auto stats = finished.at(1).at(2).value<GenerationStats>();
+        QCOMPARE(stats.prompt_tokens, 60);
+        QVERIFY(stats.generated_tokens >= 1 && stats.generated_tokens <= 4);
+    }
+
+    // Continue: the prompt is the conversation then the interrupted reply's text, and what streams is the same as
+    // the engine generates from that prompt.
+    void continuationGoesOnFromTheInterruptedText() {
+        EngineHost host;
+        testing::QueuedSpy loaded(host.worker(), &EngineWorker::modelLoaded);
+        host.load(model_, {512, 0, false});
+        QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 60000);
+        const QString partial = "Two, three and";
+        const SamplingSettings sampling = test_sampling(12);
+        const Reference reference = reference_reply(model_, kConversation, sampling, 512, partial);
+        auto tokenizer = mwb::tok::Tokenizer::load(model_.toStdString());
+        QCOMPARE(reference.prompt_tokens, int(reference_prompt(*tokenizer, kConversation).size() +
+                                             tokenizer->encode(partial.toStdString(), false)->size()));
+
+        testing::QueuedSpy started(host.worker(), &EngineWorker::generationStarted);
+        testing::QueuedSpy finished(host.worker(), &EngineWorker::generationFinished);
+        host.generate(kConversation, sampling, ContextOverflow::Refuse, partial);
+        QTRY_VERIFY_WITH_TIMEOUT(finished.size() >= 1, 60000);
+        QCOMPARE(started.first().at(1).toInt(), reference.prompt_tokens);
+        QCOMPARE(finished.first().at(1).toString(), reference.text);
     }
 
     void cancelledLoadKeepsNothingHalfLoaded() {

@@ -13,17 +13,24 @@
 #include <QStandardPaths>
 #include <QTableWidget>
 #include <QTemporaryDir>
+#include <QGlyphRun>
+#include <QRawFont>
 #include <QTextBrowser>
+#include <QTextLayout>
 #include <QTest>
 #include <QToolButton>
 #include <QTreeWidget>
 #include <QRegularExpression>
+#include <QScrollArea>
+#include <QSqlDatabase>
+#include <QSqlQuery>
 
 #include <cstdint>
 
 #include "app/services/run_database.h"
 #include "test_support.h"
 #include "ui/chat_page.h"
+#include "ui/elided_label.h"
 #include "ui/inspector/inspector_page.h"
 #include "ui/main_window.h"
 #include "ui/message_widget.h"
@@ -40,6 +47,41 @@ namespace {
 void save_screenshot(QWidget& window, const QString& name) {
     const QString path = QStringLiteral(MWB_TEST_OUTPUT "/%1.png").arg(name);
     QVERIFY2(window.grab().save(path), qPrintable("cannot write " + path));
+}
+
+// The desktop app as main() puts it together, shown at `size`, on a settings file of the test.
+struct TestApp {
+    TestApp(Settings& settings, QSize size)
+        : context{settings, storage, engine, testing::small_demo_recipe()}, window(context), loaded(engine.worker(), &EngineWorker::modelLoaded) {
+        window.resize(size);
+        window.show();
+        if (!QTest::qWaitForWindowExposed(&window)) qFatal("the window was not shown");
+    }
+    Storage storage;
+    EngineHost engine;
+    ui::AppContext context;
+    ui::MainWindow window;
+    testing::QueuedSpy loaded;  // modelLoaded
+};
+
+// The message's action button with this text, when it is shown.
+QToolButton* button(ui::MessageWidget* message, const QString& text) {
+    for (QToolButton* b : message->findChildren<QToolButton*>())
+        if (b->text() == text && b->isVisible()) return b;
+    return nullptr;
+}
+
+void wait_for_storage(Storage& storage) {
+    bool flushed = false;
+    storage.flush(qApp, [&flushed] { flushed = true; });
+    QTRY_VERIFY(flushed);
+}
+
+int count_rows(const QString& database, const QString& table) {
+    RunDatabase db("gui-test-counter");
+    if (!db.open(database).ok()) return -1;
+    QSqlQuery q(QSqlDatabase::database("gui-test-counter"));
+    return q.exec("SELECT COUNT(*) FROM " + table) && q.next() ? q.value(0).toInt() : -1;
 }
 
 QList<MessageRecord> stored_messages(const QString& database, qint64* run_id = nullptr) {
@@ -90,6 +132,24 @@ class GuiTest : public QObject {
         inspector->show_view(ui::InspectorPage::View::ExpertLoad);
     }
 
+    // At 1024 px the window keeps its width, and every message with its text and buttons lies inside the
+    // transcript, which never scrolls sideways.
+    static void check_fits_width(ui::MainWindow& window, ui::ChatPage* chat) {
+        QCOMPARE(window.width(), 1024);
+        auto* transcript = chat->findChild<QScrollArea*>("transcript");
+        QTRY_COMPARE(transcript->widget()->width(), transcript->viewport()->width());
+        const QRect visible = transcript->viewport()->rect();
+        for (ui::MessageWidget* message : chat->message_widgets()) {
+            const QRect box(message->mapTo(transcript->viewport(), QPoint(0, 0)), message->size());
+            QVERIFY2(box.right() <= visible.right(), qPrintable(QStringLiteral("message ends at %1 of %2").arg(box.right()).arg(visible.right())));
+            for (QWidget* child : message->findChildren<QWidget*>()) {
+                if (!child->isVisible()) continue;
+                const QPoint end = child->mapTo(transcript->viewport(), QPoint(child->width() - 1, 0));
+                QVERIFY2(end.x() <= visible.right(), qPrintable(child->objectName() + " " + child->metaObject()->className() + " is cut off"));
+            }
+        }
+    }
+
 private slots:
     void initTestCase() {
         QStandardPaths::setTestModeEnabled(true);
@@ -102,19 +162,16 @@ private slots:
         Settings settings(settings_file("main"));
         settings.set_data_directory(root_.filePath("data"));
         settings.set_huggingface_hub_directory(root_.filePath("hub"));
-        Storage storage;
-        EngineHost engine;
-        ui::AppContext context{settings, storage, engine, testing::small_demo_recipe()};
-        ui::MainWindow window(context);
-        window.resize(1280, 800);
-        window.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&window));
-        testing::QueuedSpy loaded(engine.worker(), &EngineWorker::modelLoaded);
+        TestApp app(settings, {1280, 800});
+        Storage& storage = app.storage;
+        EngineHost& engine = app.engine;
+        ui::MainWindow& window = app.window;
+        const testing::QueuedSpy& loaded = app.loaded;
         window.start();
         QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 120000);
         QVERIFY(loaded.first().first().value<LoadedModelInfo>().is_demo);
         QVERIFY(window.findChild<QLabel*>("chatModel")->text().contains("random weights"));
-        QVERIFY(window.findChild<QLabel*>("modelStatus")->text().contains("demo"));
+        QVERIFY(window.findChild<ui::ElidedLabel*>("modelStatus")->text().contains("demo"));
 
         // Type a message and send it with Ctrl+Return.
         ui::ChatPage* chat = window.chat_page();
@@ -166,9 +223,9 @@ private slots:
         QTRY_COMPARE(chat->findChild<QListWidget*>("conversations")->count(), 1);
         // The context meter counts the conversation as the next prompt: more than the first prompt now.
         auto* context_label = chat->findChild<QLabel*>("contextLabel");
-        const QRegularExpression meter("Context: (\\d+) of 2048 tokens");
+        const QRegularExpression meter(QStringLiteral("Context: ([\\d,.\\s]+) of %1 tokens").arg(QLocale().toString(2048)));
         QTRY_VERIFY(meter.match(context_label->text()).hasMatch() &&
-                    meter.match(context_label->text()).captured(1).toInt() > stored[1].stats.prompt_tokens);
+                    QLocale().toInt(meter.match(context_label->text()).captured(1)) > stored[1].stats.prompt_tokens);
         save_screenshot(window, "chat");
         ui::apply_theme(Theme::Dark);
         QTRY_COMPARE(chat->palette().color(QPalette::Window), QApplication::palette().color(QPalette::Window));  // propagated by events
@@ -190,40 +247,59 @@ private slots:
         QCOMPARE(widgets.size(), 4);
         QVERIFY(widgets[3]->stats_text().contains("stopped"));
 
-        // Regenerate replaces the last reply, here and in the history.
+        // Regenerate writes a new reply; the stopped one stays as the first of two versions.
         fixed.max_new_tokens = 24;
         sampling->set_settings(fixed);
-        auto button = [](ui::MessageWidget* message, const QString& text) {
-            for (QToolButton* b : message->findChildren<QToolButton*>())
-                if (b->text() == text && b->isVisible()) return b;
-            return static_cast<QToolButton*>(nullptr);
-        };
         QVERIFY(button(widgets[3], "Regenerate"));
         QVERIFY(!button(widgets[1], "Regenerate"));  // only the last reply
+        const QString stopped_reply = widgets[3]->text();
         QTest::mouseClick(button(widgets[3], "Regenerate"), Qt::LeftButton);
         QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 3, 60000);
         widgets = chat->message_widgets();
         QCOMPARE(widgets.size(), 4);
         QVERIFY(widgets[3]->stats_text().contains("24 generated"));
+        QTRY_COMPARE(widgets[3]->alternatives_text(), QStringLiteral("2/2"));
+        QCOMPARE(count_rows(settings.database_path(), "messages"), 5);
 
-        // Edit and resend: the message returns to the input and it and everything after it leave the chat.
+        // Edit: the message returns to the input, and nothing leaves the chat or the history until it is sent.
         QTest::mouseClick(button(widgets[2], "Edit"), Qt::LeftButton);
         QCOMPARE(input->toPlainText(), QStringLiteral("Now count to a thousand."));
-        QCOMPARE(chat->message_widgets().size(), 2);
+        QVERIFY(chat->is_editing());
+        QCOMPARE(chat->message_widgets().size(), 4);
         flushed = false;
         storage.flush(this, [&flushed] { flushed = true; });
         QTRY_VERIFY(flushed);
-        QCOMPARE(stored_messages(settings.database_path()).size(), 2);
+        QCOMPARE(count_rows(settings.database_path(), "messages"), 5);
+        save_screenshot(window, "chat-editing");
         input->setPlainText("Now count to ten.");
         QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
         QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 4, 60000);
-        QCOMPARE(chat->message_widgets().size(), 4);
-        QCOMPARE(chat->message_widgets()[2]->text(), QStringLiteral("Now count to ten."));
+        QVERIFY(!chat->is_editing());
+        widgets = chat->message_widgets();
+        QCOMPARE(widgets.size(), 4);
+        QCOMPARE(widgets[2]->text(), QStringLiteral("Now count to ten."));
+        QTRY_COMPARE(widgets[2]->alternatives_text(), QStringLiteral("2/2"));
+        QCOMPARE(count_rows(settings.database_path(), "messages"), 7);
+        const QString edited_reply = widgets[3]->text();
+
+        // The earlier version is one click away, with its latest reply, and the newer one too.
+        QTest::mouseClick(widgets[2]->findChild<QToolButton*>("previousAlternative"), Qt::LeftButton);
+        QTRY_VERIFY(chat->message_widgets().size() == 4 && chat->message_widgets()[2]->text() == "Now count to a thousand.");
+        widgets = chat->message_widgets();
+        QCOMPARE(widgets[2]->alternatives_text(), QStringLiteral("1/2"));
+        QCOMPARE(widgets[3]->alternatives_text(), QStringLiteral("2/2"));
+        QVERIFY(widgets[3]->stats_text().contains("24 generated"));
+        QTest::mouseClick(widgets[3]->findChild<QToolButton*>("previousAlternative"), Qt::LeftButton);
+        QTRY_VERIFY(chat->message_widgets().size() == 4 && chat->message_widgets()[3]->text() == stopped_reply);
+        QTest::mouseClick(chat->message_widgets()[2]->findChild<QToolButton*>("nextAlternative"), Qt::LeftButton);
+        QTRY_VERIFY(chat->message_widgets().size() == 4 && chat->message_widgets()[2]->text() == "Now count to ten.");
+        QCOMPARE(chat->message_widgets()[3]->text(), edited_reply);
+        widgets = chat->message_widgets();
 
         // A reply budget that would overflow the context is announced before sending.
         fixed.max_new_tokens = 2040;
         sampling->set_settings(fixed);
-        QTRY_VERIFY(context_label->text().contains("more than the context of 2048"));
+        QTRY_VERIFY(context_label->text().contains("more than the context of " + QLocale().toString(2048)));
         fixed.max_new_tokens = 24;
         sampling->set_settings(fixed);
 
@@ -281,6 +357,148 @@ private slots:
                 QCOMPARE(reopened.count(size_t(row), e), int64_t(last_reply.routing.counts[row][e]));
         window.show_page(ui::MainWindow::Page::Inspector);
         save_screenshot(window, "inspector-reopened");
+    }
+
+    // A reply in flight when the app quits is kept as "interrupted"; one in flight when the process is killed is
+    // kept up to its last batch (the history's files as a kill leaves them, copied between two writes). The chat
+    // reopens at launch with its sampling, offers Continue and Regenerate, and refuses a message that cannot fit.
+    void interruptedRepliesSurviveQuitAndKill() {
+        Settings settings(settings_file("interrupted"));
+        settings.set_data_directory(root_.filePath("interrupted-data"));
+        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        const QString database = settings.database_path();
+        const QString snapshot = root_.filePath("killed.sqlite");
+        SamplingSettings long_reply;
+        long_reply.seed = 11;
+        long_reply.max_new_tokens = 1500;
+        {
+            TestApp app(settings, {1024, 700});
+            Storage& storage = app.storage;
+            ui::MainWindow& window = app.window;
+            const testing::QueuedSpy& loaded = app.loaded;
+            window.start();
+            QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 120000);
+            ui::ChatPage* chat = window.chat_page();
+            chat->findChild<ui::SamplingPanel*>()->set_settings(long_reply);
+            auto* input = chat->findChild<QPlainTextEdit*>("chatInput");
+            input->setPlainText("Count to a thousand.");
+            QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
+            // The reply is in the history while it streams.
+            QTRY_VERIFY_WITH_TIMEOUT(stored_messages(database).size() == 2 && !stored_messages(database)[1].complete &&
+                                         stored_messages(database)[1].content.size() > 40,
+                                     60000);
+            QVERIFY(chat->is_generating());
+            storage.post([&](RunDatabase&) {
+                QFile::copy(database, snapshot);
+                QFile::copy(database + "-wal", snapshot + "-wal");
+            });
+            wait_for_storage(storage);
+            window.close();  // what Ctrl+Q does; the window, the engine and the storage then end in that order
+        }
+        QList<MessageRecord> stored = stored_messages(database);
+        QCOMPARE(stored.size(), 2);
+        QVERIFY(!stored[1].complete);
+        const QString at_quit = stored[1].content;
+
+        // Now as if killed at the snapshot.
+        for (const char* suffix : {"", "-wal", "-shm"}) QFile::remove(database + suffix);
+        QVERIFY(QFile::copy(snapshot, database));
+        QVERIFY(QFile::copy(snapshot + "-wal", database + "-wal"));
+        stored = stored_messages(database);
+        QCOMPARE(stored.size(), 2);
+        QVERIFY(!stored[1].complete);
+        const QString at_kill = stored[1].content;
+        QVERIFY(at_kill.size() > 40);
+        QVERIFY(at_quit.startsWith(at_kill));
+
+        TestApp app(settings, {1024, 700});
+        Storage& storage = app.storage;
+        EngineHost& engine = app.engine;
+        ui::MainWindow& window = app.window;
+        const testing::QueuedSpy& loaded = app.loaded;
+        window.start();
+        ui::ChatPage* chat = window.chat_page();
+        QTRY_COMPARE(chat->message_widgets().size(), 2);
+        ui::MessageWidget* reply = chat->message_widgets()[1];
+        QVERIFY(reply->is_interrupted());
+        QCOMPARE(reply->text(), at_kill);
+        QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 120000);
+        QTRY_VERIFY(button(reply, "Continue") && button(reply, "Regenerate"));
+        auto* sampling = chat->findChild<ui::SamplingPanel*>();
+        QCOMPARE(sampling->settings().max_new_tokens, 1500);  // the chat's own sampling, not the model's defaults
+        QCOMPARE(sampling->settings().seed, quint64(11));
+        check_fits_width(window, chat);
+        save_screenshot(window, "chat-interrupted-1024x700");
+
+        // Continue goes on from the interrupted text, in the same message.
+        SamplingSettings short_reply = long_reply;
+        short_reply.max_new_tokens = 8;
+        sampling->set_settings(short_reply);
+        QSignalSpy replied(chat, &ui::ChatPage::replyFinished);
+        QTest::mouseClick(button(reply, "Continue"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 1, 60000);
+        QCOMPARE(chat->message_widgets().size(), 2);
+        QVERIFY(!reply->is_interrupted());
+        QVERIFY(reply->text().startsWith(at_kill) && reply->text().size() > at_kill.size());
+        wait_for_storage(storage);
+        stored = stored_messages(database);
+        QCOMPARE(stored.size(), 2);
+        QVERIFY(stored[1].complete);
+        QCOMPARE(stored[1].content, reply->text());
+        QCOMPARE(stored[1].stats.generated_tokens, 8);
+
+        // A message that cannot fit is refused with the numbers; it goes back to the input and nothing is stored.
+        const int rows = count_rows(database, "messages");
+        auto* input = chat->findChild<QPlainTextEdit*>("chatInput");
+        const QString too_long = QString("prime numbers ").repeated(1200);
+        input->setPlainText(too_long);
+        QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
+        auto* error = chat->findChild<QLabel*>("chatError");
+        QTRY_VERIFY_WITH_TIMEOUT(error->isVisible(), 30000);
+        QVERIFY2(error->text().contains("the context holds " + QLocale().toString(2048)), qPrintable(error->text()));
+        QCOMPARE(input->toPlainText(), too_long.trimmed());
+        QTRY_COMPARE(chat->message_widgets().size(), 2);
+        wait_for_storage(storage);
+        QCOMPARE(count_rows(database, "messages"), rows);
+
+        // With "leave out the oldest messages" it is answered, and the reply says what was left out: here two
+        // messages of ~1,200 tokens each cannot both fit, so both earlier turns (four messages) go.
+        const QString half = QString("prime numbers ").repeated(600);
+        input->setPlainText(half);
+        QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 2, 60000);
+        QCOMPARE(chat->message_widgets().size(), 4);
+        QCOMPARE(chat->message_widgets()[3]->note_text(), QString());
+        settings.set_context_overflow(ContextOverflow::DropOldestTurns);
+        input->setPlainText(half);
+        QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 3, 60000);
+        QCOMPARE(chat->message_widgets().size(), 6);
+        QVERIFY2(chat->message_widgets()[5]->note_text().contains("Left out the 4 oldest messages"),
+                 qPrintable(chat->message_widgets()[5]->note_text()));
+        wait_for_storage(storage);
+        QCOMPARE(count_rows(database, "messages"), rows + 4);  // left out of the prompt, not of the history
+        check_fits_width(window, chat);
+        save_screenshot(window, "chat-overflow-1024x700");
+    }
+
+    // DeepSeek's special tokens (full-width bars, lower blocks) and Chinese text are drawn with real glyphs from
+    // the installed fonts (the app font, then fontconfig's fallback), never the empty box of glyph 0.
+    void specialTokensAndChineseHaveGlyphs() {
+        for (const QString& text : {QStringLiteral("<｜begin▁of▁sentence｜>"), QStringLiteral("<｜Assistant｜>"), QStringLiteral("你好，世界")}) {
+            QTextLayout layout(text, QApplication::font());
+            layout.beginLayout();
+            layout.createLine();
+            layout.endLayout();
+            int glyphs = 0;
+            for (const QGlyphRun& run : layout.glyphRuns()) {
+                for (quint32 glyph : run.glyphIndexes()) {
+                    QVERIFY2(glyph != 0, qPrintable(text + " needs a font that " + run.rawFont().familyName() + " is not"));
+                    ++glyphs;
+                }
+            }
+            QCOMPARE(glyphs, int(text.size()));
+        }
     }
 
     void reasoningIsShownAsACollapsibleSectionWhileStreaming() {

@@ -231,9 +231,20 @@ private slots:
         run.title = "Primes";
         run.model = "/models/demo";
         run.created_at = QDateTime::fromSecsSinceEpoch(1700000000, Qt::UTC);
-        MessageRecord system{1, 1, 0, "system", "Be brief.", {}, false, {}, {}};
-        MessageRecord user{2, 1, 1, "user", "Primes below 10?", {}, false, {}, {}};
-        MessageRecord reply{3, 1, 2, "assistant", "2, 3, 5, 7", {}, true, {8, 4, 0.25, 100, 40, "stop"}, {}};
+        auto message = [](qint64 id, const QString& role, const QString& content) {
+            MessageRecord m;
+            m.id = id;
+            m.run_id = 1;
+            m.position = int(id - 1);
+            m.role = role;
+            m.content = content;
+            return m;
+        };
+        const MessageRecord system = message(1, "system", "Be brief.");
+        const MessageRecord user = message(2, "user", "Primes below 10?");
+        MessageRecord reply = message(3, "assistant", "2, 3, 5, 7");
+        reply.has_stats = true;
+        reply.stats = {8, 4, 0.25, 100, 40, "stop"};
         const QList<MessageRecord> messages{system, user, reply};
 
         const QJsonObject json = QJsonDocument::fromJson(chat_to_openai_json(run, messages)).object();

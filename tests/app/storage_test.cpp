@@ -37,6 +37,12 @@ const char* const kVersion2Additions[] = {
     "experts INTEGER NOT NULL, layers BLOB NOT NULL, counts BLOB NOT NULL)",
 };
 
+const char* const kVersion3Additions[] = {
+    "ALTER TABLE runs ADD COLUMN updated_at INTEGER",
+    "CREATE INDEX messages_by_run ON messages(run_id, position)",
+    "CREATE INDEX runs_by_updated ON runs(updated_at)",
+};
+
 // Runs `statements` on a raw connection to `path` and sets user_version.
 void write_raw(const QString& path, const QStringList& statements, int user_version) {
     {
@@ -330,16 +336,161 @@ private slots:
         QVERIFY(db.finish_run(*second, "finished").ok());
         QVERIFY(db.run(*second)->finished_at.isValid());
 
-        QVERIFY(db.delete_messages_from(*first, 1).ok());
-        QCOMPARE(db.messages(*first)->size(), 1);
-        QCOMPARE(count_rows(path, "routing_summaries"), 0);  // cascaded with its message
-
-        QVERIFY(db.add_message(answer).ok());
         QVERIFY(db.delete_run(*first).ok());
         QCOMPARE(count_rows(path, "messages"), 0);
         QCOMPARE(count_rows(path, "routing_summaries"), 0);
         QCOMPARE(db.list_runs()->size(), 1);
         QVERIFY(!db.run(*first).ok());
+    }
+
+    // A version 3 history (a flat list of messages per run, possibly with a gap in positions) becomes a chain:
+    // each message follows the one before it, the last is the head, and nothing has alternatives.
+    void migratesVersion3DatabaseIntoChains() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("v3.sqlite");
+        QStringList statements(std::begin(kVersion1Schema), std::end(kVersion1Schema));
+        statements << QStringList(std::begin(kVersion2Additions), std::end(kVersion2Additions))
+                   << QStringList(std::begin(kVersion3Additions), std::end(kVersion3Additions));
+        statements << "INSERT INTO runs (id, kind, title, model, created_at, updated_at) VALUES (3, 'chat', 'v3', '/m', 1, 1)"
+                   << "INSERT INTO runs (id, kind, title, model, created_at, updated_at) VALUES (4, 'chat', 'empty', '/m', 1, 1)";
+        const char* const roles[] = {"system", "user", "assistant", "user", "assistant"};
+        for (int i = 0; i < 5; ++i)
+            statements << QStringLiteral("INSERT INTO messages (id, run_id, position, role, content, created_at) VALUES (%1, 3, %2, '%3', 'm%4', 1)")
+                              .arg(20 + i)
+                              .arg(i < 3 ? i : i + 1)  // a gap, as an old edit could leave
+                              .arg(roles[i])
+                              .arg(i);
+        write_raw(path, statements, 3);
+
+        RunDatabase db("v3");
+        const Status opened = db.open(path);
+        QVERIFY2(opened.ok(), opened.ok() ? "" : opened.error().message.c_str());
+        auto messages = db.messages(3);
+        QVERIFY(messages.ok());
+        QCOMPARE(messages->size(), 5);
+        for (int i = 0; i < 5; ++i) {
+            QCOMPARE(messages->at(i).id, qint64(20 + i));
+            QCOMPARE(messages->at(i).content, QStringLiteral("m%1").arg(i));
+            QCOMPARE(*messages->at(i).parent_id, i == 0 ? qint64(0) : qint64(19 + i));
+            QCOMPARE(messages->at(i).siblings, QList<qint64>{20 + i});
+            QVERIFY(messages->at(i).complete);
+        }
+        QCOMPARE(db.run(3)->message_count, 5);
+        QCOMPARE(db.messages(4)->size(), 0);
+        QCOMPARE(db.run(4)->message_count, 0);
+        // A new message follows the head.
+        MessageRecord next;
+        next.run_id = 3;
+        next.role = "user";
+        next.content = "after the migration";
+        auto id = db.add_message(next);
+        QVERIFY(id.ok());
+        QCOMPARE(db.messages(3)->last().id, *id);
+        QCOMPARE(*db.messages(3)->last().parent_id, qint64(24));
+        QCOMPARE(db.messages(3)->last().position, 5);
+    }
+
+    // Edit and regenerate add siblings: both branches stay, the run shows the newest, any branch can be shown
+    // again and then shows its latest continuation; deleting a message takes its branch with it.
+    void editsAndRegenerationsKeepEveryBranch() {
+        QTemporaryDir dir;
+        RunDatabase db("branches");
+        QVERIFY(db.open(dir.filePath("history.sqlite")).ok());
+        const qint64 run = *db.create_run("chat", "branches", "/m", "{}");
+        auto add = [&](const QString& role, const QString& content, std::optional<qint64> parent = std::nullopt) {
+            MessageRecord m;
+            m.run_id = run;
+            m.parent_id = parent;
+            m.role = role;
+            m.content = content;
+            auto id = db.add_message(m);
+            return id.ok() ? *id : qint64(-1);
+        };
+        auto contents = [&] {
+            QStringList shown;
+            const auto messages = db.messages(run);
+            for (const MessageRecord& m : *messages) shown << m.content;
+            return shown;
+        };
+        const qint64 q1 = add("user", "q1");
+        const qint64 a1 = add("assistant", "a1");
+        const qint64 q2 = add("user", "q2");
+        const qint64 a2 = add("assistant", "a2");
+        QCOMPARE(contents(), (QStringList{"q1", "a1", "q2", "a2"}));
+        // Regenerate a2: a sibling under q2.
+        const qint64 a2b = add("assistant", "a2b", q2);
+        QCOMPARE(contents(), (QStringList{"q1", "a1", "q2", "a2b"}));
+        QCOMPARE(db.messages(run)->last().siblings, (QList<qint64>{a2, a2b}));
+        // Edit q2: a sibling under a1, answered.
+        const qint64 q2b = add("user", "q2 edited", a1);
+        add("assistant", "a3");
+        QCOMPARE(contents(), (QStringList{"q1", "a1", "q2 edited", "a3"}));
+        QCOMPARE(db.messages(run)->at(2).siblings, (QList<qint64>{q2, q2b}));
+        QCOMPARE(db.run(run)->message_count, 4);
+        // Back to the first q2: its newest continuation (a2b) is shown.
+        QVERIFY(db.select_branch(run, q2).ok());
+        QCOMPARE(contents(), (QStringList{"q1", "a1", "q2", "a2b"}));
+        QVERIFY(db.select_branch(run, a2).ok());
+        QCOMPARE(contents(), (QStringList{"q1", "a1", "q2", "a2"}));
+        // Edit the first message: a second root.
+        add("user", "q1 edited", 0);
+        QCOMPARE(contents(), (QStringList{"q1 edited"}));
+        QCOMPARE(db.messages(run)->first().siblings, (QList<qint64>{q1, db.messages(run)->first().id}));
+        QVERIFY(db.select_branch(run, q1).ok());
+        QCOMPARE(contents(), (QStringList{"q1", "a1", "q2 edited", "a3"}));  // the newest child at every step
+        // Refused: a message of another run, a parent of another run.
+        const qint64 other = *db.create_run("chat", "other", "/m", "{}");
+        QVERIFY(!db.select_branch(other, q1).ok());
+        MessageRecord stray;
+        stray.run_id = other;
+        stray.parent_id = q1;
+        stray.role = "user";
+        QVERIFY(!db.add_message(stray).ok());
+        // Deleting a message removes its whole branch; a run whose head went with it shows its newest message.
+        QVERIFY(db.select_branch(run, a2).ok());
+        QSqlQuery q(QSqlDatabase::database("branches"));
+        QVERIFY(q.exec(QStringLiteral("DELETE FROM messages WHERE id = %1").arg(q2)));
+        QCOMPARE(count_rows(dir.filePath("history.sqlite"), "messages"), 5);  // q1 a1 q2b a3 "q1 edited"
+        QCOMPARE(contents(), (QStringList{"q1 edited"}));
+        QVERIFY(db.select_branch(run, q2b).ok());
+        QCOMPARE(contents(), (QStringList{"q1", "a1", "q2 edited", "a3"}));
+    }
+
+    // A reply is stored as it streams (complete = false), then finished with its statistics and routing.
+    void streamingReplyIsUpdatedInPlace() {
+        QTemporaryDir dir;
+        RunDatabase db("streaming");
+        QVERIFY(db.open(dir.filePath("history.sqlite")).ok());
+        const qint64 run = *db.create_run("chat", "streaming", "/m", "{}");
+        MessageRecord question;
+        question.run_id = run;
+        question.role = "user";
+        question.content = "count";
+        QVERIFY(db.add_message(question).ok());
+        MessageRecord reply;
+        reply.run_id = run;
+        reply.role = "assistant";
+        reply.complete = false;
+        reply.id = *db.add_message(reply);
+        QVERIFY(!db.messages(run)->last().complete);
+        reply.content = "1, 2,";
+        QVERIFY(db.update_message(reply).ok());
+        QCOMPARE(db.messages(run)->last().content, QStringLiteral("1, 2,"));
+        QVERIFY(!db.messages(run)->last().complete);
+        QVERIFY(!db.messages(run)->last().has_stats);
+        reply.content = "1, 2, 3";
+        reply.complete = true;
+        reply.has_stats = true;
+        reply.stats = {5, 3, 0.5, 10, 20, "stop"};
+        reply.routing = sample_routing();
+        QVERIFY(db.update_message(reply).ok());
+        const MessageRecord stored = db.messages(run)->last();
+        QCOMPARE(stored.content, QStringLiteral("1, 2, 3"));
+        QVERIFY(stored.complete);
+        QCOMPARE(stored.stats.generated_tokens, 3);
+        QCOMPARE(stored.routing.counts, sample_routing().counts);
+        reply.id = 12345;
+        QVERIFY(!db.update_message(reply).ok());
     }
 
     void routingBlobsRejectMismatchedSizes() {
