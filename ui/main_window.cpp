@@ -110,10 +110,7 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     connect(worker, &app::EngineWorker::loadStarted, this, &MainWindow::on_load_started);
     connect(worker, &app::EngineWorker::loadProgress, this, &MainWindow::on_load_progress);
     connect(worker, &app::EngineWorker::modelLoaded, this, &MainWindow::on_model_loaded);
-    connect(worker, &app::EngineWorker::loadFailed, this, [this](const QString&, const QString& message) {
-        on_load_ended(message);
-        QMessageBox::warning(this, tr("The model could not be loaded"), message);
-    });
+    connect(worker, &app::EngineWorker::loadFailed, this, &MainWindow::on_load_failed);
     connect(worker, &app::EngineWorker::loadCancelled, this, [this] { on_load_ended(tr("Loading was cancelled")); });
 
     build_menus();
@@ -161,12 +158,17 @@ void MainWindow::start(const QString& model_directory) {
     context_.storage.open(context_.settings.database_path());
     models_->rescan();
     if (!model_directory.isEmpty()) {
+        // When it cannot be loaded, the usual start-up model is loaded instead (on_load_failed).
+        fall_back_on_failure_ = true;
         models_->add_folder(model_directory);
-        load_model(QFileInfo(model_directory).absoluteFilePath(), context_.settings.context_length(),
-                   context_.settings.default_device() == app::Device::Cuda);
+        const QString path = QDir::cleanPath(QFileInfo(model_directory).absoluteFilePath());
+        load_model(path, context_.settings.context_length(path), context_.settings.default_device() == app::Device::Cuda);
         return;
     }
+    load_startup_model();
+}
 
+void MainWindow::load_startup_model() {
     const QString crashed = context_.settings.model_load_in_progress();
     if (!crashed.isEmpty()) {
         context_.settings.end_model_load();
@@ -179,7 +181,7 @@ void MainWindow::start(const QString& model_directory) {
     }
     const QString last = context_.settings.last_model();
     if (!last.isEmpty() && last != context_.settings.demo_model_directory() && QFileInfo::exists(QDir(last).filePath("config.json"))) {
-        load_model(last, context_.settings.context_length(), context_.settings.default_device() == app::Device::Cuda);
+        load_model(last, context_.settings.context_length(last), context_.settings.default_device() == app::Device::Cuda);
         return;
     }
     load_demo_model();
@@ -197,10 +199,14 @@ void MainWindow::load_model(const QString& directory, qint64 context_length, boo
     app::LoadOptions options;
     options.context_length = context_length;
     options.cuda = cuda;
+    options.tokenizer_directory = context_.settings.tokenizer_folder(directory);
     context_.engine.load(directory, options);
 }
 
-void MainWindow::load_demo_model() { load_model(context_.settings.demo_model_directory(), context_.settings.context_length(), false); }
+void MainWindow::load_demo_model() {
+    const QString demo = context_.settings.demo_model_directory();
+    load_model(demo, context_.settings.context_length(demo), false);
+}
 
 void MainWindow::on_load_started(const QString& directory) {
     load_progress_->setValue(0);
@@ -217,7 +223,19 @@ void MainWindow::on_load_progress(double fraction, const QString& stage) {
     load_progress_->setToolTip(stage);
 }
 
+void MainWindow::on_load_failed(const QString& directory, const QString& message) {
+    on_load_ended(message);
+    models_->set_load_failure(directory, message);
+    const bool fall_back = std::exchange(fall_back_on_failure_, false) && !current_model_;
+    chat_->show_notice(fall_back ? tr("%1 could not be loaded, so the model of the last session (or the demo) is loaded instead. %2")
+                                       .arg(QDir::toNativeSeparators(directory), message)
+                                 : tr("%1 could not be loaded. %2").arg(QDir::toNativeSeparators(directory), message));
+    if (fall_back) load_startup_model();
+}
+
 void MainWindow::on_model_loaded(const app::LoadedModelInfo& info) {
+    fall_back_on_failure_ = false;
+    models_->set_load_failure(info.path, {});
     context_.settings.end_model_load();
     context_.settings.set_last_model(info.path);
     current_model_ = info;

@@ -49,12 +49,17 @@ private:
     void build_menus();
     void on_load_started(const QString& directory);
     void on_load_progress(double fraction, const QString& stage);
+    void on_load_failed(const QString& directory, const QString& message);
     void on_model_loaded(const app::LoadedModelInfo& info);
+    // The last model used, else the demo (created on first launch), unless the previous session crashed while
+    // loading.
+    void load_startup_model();
     void on_load_ended(const QString& message);
     void show_model(const app::LoadedModelInfo& info);
 
     AppContext& context_;
     std::optional<app::LoadedModelInfo> current_model_;  // what the engine holds; a failed load keeps it
+    bool fall_back_on_failure_ = false;  // the command line's model is loading: on failure, load the usual one
     QListWidget* navigation_;
     QStackedWidget* pages_;
     ChatPage* chat_;

@@ -1,12 +1,15 @@
 #include "ui/models_page.h"
 
 #include <QComboBox>
+#include <QDir>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QLocale>
 #include <QPushButton>
 #include <QSpinBox>
 #include <QSplitter>
@@ -25,11 +28,22 @@ ModelsPage::ModelsPage(AppContext& context, QWidget* parent) : QWidget(parent), 
     auto* open = new QPushButton(tr("Open folder…"));
     open->setToolTip(tr("Add a model folder (or a folder of model folders) to the library (Ctrl+O)"));
     auto* rescan_button = new QPushButton(tr("Rescan"));
+    remove_ = new QPushButton(tr("Remove from list"));
+    remove_->setObjectName("removeModel");
+    remove_->setToolTip(tr("Take the selected model off this list; its files are not touched"));
+    remove_->setEnabled(false);
+    tokenizer_ = new QPushButton(tr("Tokenizer folder…"));
+    tokenizer_->setObjectName("chooseTokenizer");
+    tokenizer_->setToolTip(tr("Read the selected model's tokenizer (tokenizer.json, tokenizer_config.json) from another folder, "
+                              "for a model folder that has none"));
+    tokenizer_->setEnabled(false);
     hub_label_ = new QLabel;
     hub_label_->setWordWrap(true);
     auto* toolbar = new QHBoxLayout;
     toolbar->addWidget(open);
     toolbar->addWidget(rescan_button);
+    toolbar->addWidget(remove_);
+    toolbar->addWidget(tokenizer_);
     toolbar->addWidget(hub_label_, 1);
 
     list_ = new QTreeWidget;
@@ -80,6 +94,8 @@ ModelsPage::ModelsPage(AppContext& context, QWidget* parent) : QWidget(parent), 
 
     connect(open, &QPushButton::clicked, this, &ModelsPage::open_folder);
     connect(rescan_button, &QPushButton::clicked, this, &ModelsPage::rescan);
+    connect(remove_, &QPushButton::clicked, this, &ModelsPage::remove_selected);
+    connect(tokenizer_, &QPushButton::clicked, this, &ModelsPage::choose_tokenizer_folder);
     connect(list_, &QTreeWidget::currentItemChanged, this, &ModelsPage::describe_selected);
     connect(device_, &QComboBox::currentIndexChanged, this, &ModelsPage::update_estimate);
     connect(context_length_, &QSpinBox::valueChanged, this, &ModelsPage::update_estimate);
@@ -94,23 +110,87 @@ ModelsPage::ModelsPage(AppContext& context, QWidget* parent) : QWidget(parent), 
     });
     connect(load_, &QPushButton::clicked, this, [this] {
         if (!card_) return;
-        context_.settings.set_context_length(context_length_->value());
+        context_.settings.set_context_length(card_->path, context_length_->value());
         context_.settings.set_default_device(device_->currentIndex() == 1 ? app::Device::Cuda : app::Device::Cpu);
         emit loadRequested(card_->path, context_length_->value(), device_->currentIndex() == 1);
     });
 }
 
 void ModelsPage::rescan() {
-    const QString hub = context_.settings.huggingface_hub_directory();
-    hub_label_->setText(tr("Hugging Face cache: %1").arg(hub));
-    const QStringList folders = context_.settings.model_folders();
-    const QString demo = context_.settings.demo_model_directory();
-    scan_watcher_.setFuture(QtConcurrent::run([hub, folders, demo] { return app::scan_models(hub, folders, demo); }));
+    app::LibraryLocations locations;
+    locations.hub_directory = context_.settings.huggingface_hub_directory();
+    locations.folders = context_.settings.model_folders();
+    locations.demo_directory = context_.settings.demo_model_directory();
+    locations.hidden = context_.settings.hidden_models();
+    locations.tokenizer_folders = context_.settings.tokenizer_folders();
+    hub_label_->setText(tr("Hugging Face cache: %1").arg(locations.hub_directory));
+    scan_watcher_.setFuture(QtConcurrent::run([locations] { return app::scan_models(locations); }));
 }
 
 void ModelsPage::open_folder() {
-    const QString directory = QFileDialog::getExistingDirectory(this, tr("Open a model folder"));
+    const QString directory = QFileDialog::getExistingDirectory(this, tr("Open a model folder"), QDir::homePath());
     if (!directory.isEmpty()) add_folder(directory);
+}
+
+QString ModelsPage::selected_path() const {
+    return list_->currentItem() ? list_->currentItem()->data(kName, Qt::UserRole).toString() : QString();
+}
+
+const app::ModelEntry* ModelsPage::entry_of(const QString& path) const {
+    for (const app::ModelEntry& entry : entries_)
+        if (entry.path == path) return &entry;
+    return nullptr;
+}
+
+void ModelsPage::remove_selected() {
+    const QString path = selected_path();
+    if (path.isEmpty()) return;
+    QStringList folders = context_.settings.model_folders();
+    if (folders.removeAll(path) > 0 || folders.removeAll(QDir::cleanPath(path)) > 0) {
+        context_.settings.set_model_folders(folders);
+    } else {
+        QStringList hidden = context_.settings.hidden_models();
+        hidden << path;
+        context_.settings.set_hidden_models(hidden);
+    }
+    load_failures_.remove(path);
+    emit statusMessage(tr("Removed %1 from the list; its files are untouched (Open folder adds it back)").arg(QDir::toNativeSeparators(path)));
+    rescan();
+}
+
+void ModelsPage::choose_tokenizer_folder() {
+    const QString model = selected_path();
+    if (model.isEmpty()) return;
+    const QString folder = QFileDialog::getExistingDirectory(this, tr("Folder with tokenizer.json for %1").arg(QFileInfo(model).fileName()),
+                                                             QDir::homePath());
+    if (!folder.isEmpty()) set_tokenizer_folder(model, folder);
+}
+
+void ModelsPage::set_tokenizer_folder(const QString& model, const QString& folder) {
+    if (!QFileInfo(QDir(folder).filePath("tokenizer.json")).isFile()) {
+        emit statusMessage(tr("%1 has no tokenizer.json: choose the folder of a Hugging Face tokenizer").arg(QDir::toNativeSeparators(folder)));
+        return;
+    }
+    context_.settings.set_tokenizer_folder(model, QDir::cleanPath(QFileInfo(folder).absoluteFilePath()));
+    load_failures_.remove(model);
+    pending_selection_ = model;
+    emit statusMessage(tr("%1 now reads its tokenizer from %2").arg(QFileInfo(model).fileName(), QDir::toNativeSeparators(folder)));
+    rescan();
+}
+
+void ModelsPage::set_load_failure(const QString& path, const QString& message) {
+    if (message.isEmpty()) load_failures_.remove(path);
+    else load_failures_.insert(path, message);
+    for (int i = 0; i < list_->topLevelItemCount(); ++i) {
+        QTreeWidgetItem* item = list_->topLevelItem(i);
+        if (item->data(kName, Qt::UserRole).toString() != path) continue;
+        const app::ModelEntry* entry = entry_of(path);
+        const QString status = !message.isEmpty() ? tr("failed to load: %1").arg(message) : entry && entry->supported ? tr("ready") : entry ? entry->problem : QString();
+        item->setText(kStatus, status);
+        item->setToolTip(kStatus, status);
+        item->setForeground(kStatus, message.isEmpty() ? palette().brush(QPalette::Text) : QBrush(QColor(0xc0, 0x39, 0x2b)));
+    }
+    if (selected_path() == path) describe_selected();
 }
 
 void ModelsPage::add_folder(const QString& directory) {
@@ -156,6 +236,7 @@ void ModelsPage::show_entries(const QList<app::ModelEntry>& entries) {
         card_label_->setText(tr("No models found. Open a Hugging Face model folder (config.json, *.safetensors, tokenizer.json), or "
                                 "download one with <code>huggingface-cli download</code> into the cache above."));
     set_loaded_model(loaded_path_);
+    for (auto failure = load_failures_.cbegin(); failure != load_failures_.cend(); ++failure) set_load_failure(failure.key(), failure.value());
     select_model(!pending_selection_.isEmpty() ? pending_selection_ : !previous.isEmpty() ? previous : loaded_path_);
     pending_selection_.clear();
     emit scanFinished();
@@ -164,13 +245,17 @@ void ModelsPage::show_entries(const QList<app::ModelEntry>& entries) {
 void ModelsPage::describe_selected() {
     card_.reset();
     load_->setEnabled(false);
-    QTreeWidgetItem* item = list_->currentItem();
-    if (!item) return;
-    const QString path = item->data(kName, Qt::UserRole).toString();
-    for (const app::ModelEntry& entry : entries_) {
-        if (entry.path != path || entry.supported) continue;
-        card_label_->setText(tr("<b>%1</b><br>%2<br><br>This folder cannot be loaded: %3").arg(entry.name.toHtmlEscaped(), path.toHtmlEscaped(),
-                                                                                          entry.problem.toHtmlEscaped()));
+    const QString path = selected_path();
+    const app::ModelEntry* entry = entry_of(path);
+    remove_->setEnabled(entry != nullptr);
+    tokenizer_->setEnabled(entry != nullptr);
+    if (!entry) return;
+    if (!entry->supported) {
+        card_label_->setText(tr("<b>%1</b><br>%2<br><br>This folder cannot be loaded: %3%4")
+                                 .arg(entry->name.toHtmlEscaped(), path.toHtmlEscaped(), entry->problem.toHtmlEscaped(),
+                                      entry->missing_tokenizer ? tr("<br><br>If its tokenizer is in another folder (the original model's), "
+                                                                    "choose it with <b>Tokenizer folder…</b>.")
+                                                               : QString()));
         estimate_->clear();
         emit cardShown();
         return;
@@ -196,17 +281,22 @@ void ModelsPage::show_card() {
     row(tr("Layers"), tr("%1 (%2 MoE)").arg(c.layers).arg(c.moe_layers));
     if (c.routed_experts > 0)
         row(tr("Experts"), tr("%1 routed, top-%2 per token, %3 shared").arg(c.routed_experts).arg(c.experts_per_token).arg(c.shared_experts));
-    row(tr("Context"), tr("%1 tokens").arg(c.context_length));
+    row(tr("Context"), tr("%1 tokens (config.json)").arg(QLocale().toString(c.context_length)));
     row(tr("Weights"), tr("%1, %2").arg(c.weights_dtype, app::format_bytes(c.weight_bytes)));
     row(tr("Size on disk"), app::format_bytes(c.size_on_disk));
     const QString demo = c.is_demo ? tr("<p><i>The built-in demo: DeepSeek-V3 architecture with random weights, so every page works offline. "
                                         "Its replies are gibberish.</i></p>")
                                    : QString();
-    card_label_->setText(QStringLiteral("<h3>%1</h3>%2<table>%3</table><p style='color:gray'>%4</p>")
-                             .arg(c.name.toHtmlEscaped(), demo, rows, c.path.toHtmlEscaped()));
+    const app::ModelEntry* entry = entry_of(c.path);
+    if (entry && entry->tokenizer_directory != c.path) row(tr("Tokenizer"), QDir::toNativeSeparators(entry->tokenizer_directory));
+    const QString failure = load_failures_.contains(c.path)
+                                ? tr("<p style='color:#c0392b'>The last load failed: %1</p>").arg(load_failures_.value(c.path).toHtmlEscaped())
+                                : QString();
+    card_label_->setText(QStringLiteral("<h3>%1</h3>%2%5<table>%3</table><p style='color:gray'>%4</p>")
+                             .arg(c.name.toHtmlEscaped(), demo, rows, c.path.toHtmlEscaped(), failure));
     const int max_context = int(std::min<qint64>(c.context_length > 0 ? c.context_length : 4096, 1 << 20));
     context_length_->setRange(std::min(256, max_context), max_context);
-    const int chosen = context_.settings.context_length();
+    const int chosen = context_.settings.context_length(c.path);
     context_length_->setValue(chosen > 0 ? std::min(chosen, max_context) : int(std::min<qint64>(max_context, app::LoadOptions::kDefaultContextCap)));
     load_->setEnabled(true);
     load_->setText(c.path == loaded_path_ ? tr("Reload model") : tr("Load model"));

@@ -1,9 +1,11 @@
 // The Models page: the model library (Hugging Face cache, added folders, the demo model) with the reason
-// for every folder that cannot be loaded, a model card with a memory estimate for the chosen device and
-// context, and loading.
+// for every folder that cannot be loaded (or failed to load), a model card with a memory estimate for the
+// chosen device and context, loading, removing an entry from the list, and choosing a tokenizer folder for a
+// model that has none.
 #pragma once
 
 #include <QFutureWatcher>
+#include <QHash>
 #include <QWidget>
 #include <optional>
 
@@ -29,6 +31,13 @@ public:
     void add_folder(const QString& directory);
     void select_model(const QString& path);
     void set_loaded_model(const QString& path);
+    // A load of `path` failed with `message` (empty: it loaded): shown in the list and on its card.
+    void set_load_failure(const QString& path, const QString& message);
+    // Takes the selected entry off the list; its files stay where they are.
+    void remove_selected();
+    // Reads the tokenizer of `model` from `folder` (which must hold tokenizer.json) from now on.
+    void set_tokenizer_folder(const QString& model, const QString& folder);
+    QString selected_path() const;
 
 signals:
     void loadRequested(QString directory, qint64 context_length, bool cuda);
@@ -41,6 +50,8 @@ private:
     void describe_selected();
     void show_card();
     void update_estimate();
+    void choose_tokenizer_folder();
+    const app::ModelEntry* entry_of(const QString& path) const;
 
     AppContext& context_;
     QString loaded_path_;
@@ -48,6 +59,7 @@ private:
     QList<app::ModelEntry> entries_;
     std::optional<app::ModelCard> card_;
     QString card_error_;
+    QHash<QString, QString> load_failures_;
     QFutureWatcher<QList<app::ModelEntry>> scan_watcher_;
     QFutureWatcher<Result<app::ModelCard>> card_watcher_;
 
@@ -58,6 +70,8 @@ private:
     QSpinBox* context_length_;
     QLabel* estimate_;
     QPushButton* load_;
+    QPushButton* remove_;
+    QPushButton* tokenizer_;
 };
 
 }  // namespace mwb::ui

@@ -54,9 +54,9 @@ void EngineWorker::guarded(Body body, OnError on_error) {
     }
 }
 
-void EngineWorker::loadModel(const QString& directory, qint64 context_length, int threads, bool cuda) {
+void EngineWorker::loadModel(const QString& directory, qint64 context_length, int threads, bool cuda, const QString& tokenizer_directory) {
     emit loadStarted(directory);
-    guarded([&] { finish_load(directory, context_length, threads, cuda, 0.0); },
+    guarded([&] { finish_load(directory, tokenizer_directory, context_length, threads, cuda, 0.0); },
             [&](const QString& message) { emit loadFailed(directory, message); });
 }
 
@@ -78,10 +78,11 @@ void EngineWorker::load_demo_model(const QString& directory, const QJsonObject& 
         emit loadFailed(directory, tr("Could not create the demo model: %1").arg(text_of(created.error())));
         return;
     }
-    finish_load(directory, context_length, threads, false, 0.5);
+    finish_load(directory, {}, context_length, threads, false, 0.5);
 }
 
-void EngineWorker::finish_load(const QString& directory, qint64 context_length, int threads, bool cuda, double progress_start) {
+void EngineWorker::finish_load(const QString& directory, const QString& tokenizer_directory, qint64 context_length, int threads, bool cuda,
+                               double progress_start) {
     auto progress = [&](double f, const QString& stage) { emit loadProgress(progress_start + (1.0 - progress_start) * f, stage); };
     auto fail = [&](const QString& message) { emit loadFailed(directory, message); };
 
@@ -109,9 +110,13 @@ void EngineWorker::finish_load(const QString& directory, qint64 context_length, 
     auto shared_graph = std::make_shared<const ModelGraph>(std::move(graph.value()));
 
     progress(0.55, tr("Loading the tokenizer"));
-    auto tokenizer = tok::Tokenizer::load(directory.toStdString());
+    const QString tokenizer_source = tokenizer_directory.isEmpty() ? directory : tokenizer_directory;
+    auto tokenizer = tok::Tokenizer::load(tokenizer_source.toStdString());
     if (!tokenizer) {
-        fail(tr("Cannot load the tokenizer of %1: %2").arg(directory, text_of(tokenizer.error())));
+        fail(tokenizer_directory.isEmpty()
+                 ? tr("Cannot load the tokenizer of %1: %2. If the tokenizer is elsewhere, choose its folder on the Models page.")
+                       .arg(directory, text_of(tokenizer.error()))
+                 : tr("Cannot load the tokenizer chosen for %1 from %2: %3").arg(directory, tokenizer_directory, text_of(tokenizer.error())));
         return;
     }
     if (tokenizer->vocab_size() > size_t(shared_graph->config.vocab_size)) {
@@ -286,7 +291,8 @@ EngineHost::~EngineHost() {
 void EngineHost::load(const QString& directory, const LoadOptions& options) {
     worker_->clearCancelLoad();
     QMetaObject::invokeMethod(worker_, "loadModel", Qt::QueuedConnection, Q_ARG(QString, directory),
-                              Q_ARG(qint64, options.context_length), Q_ARG(int, options.threads), Q_ARG(bool, options.cuda));
+                              Q_ARG(qint64, options.context_length), Q_ARG(int, options.threads), Q_ARG(bool, options.cuda),
+                              Q_ARG(QString, options.tokenizer_directory));
 }
 
 void EngineHost::loadDemo(const QString& directory, const QJsonObject& config, quint64 seed, const LoadOptions& options) {

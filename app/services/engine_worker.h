@@ -26,6 +26,7 @@ struct LoadOptions {
     qint64 context_length = 0;  // 0: the model's own, capped at kDefaultContextCap
     int threads = 0;            // 0: all cores
     bool cuda = false;
+    QString tokenizer_directory;  // empty: the model folder's own tokenizer
     static constexpr qint64 kDefaultContextCap = 8192;
 };
 
@@ -44,7 +45,7 @@ public:
     void clearCancelLoad();
 
 public slots:
-    void loadModel(const QString& directory, qint64 context_length, int threads, bool cuda);
+    void loadModel(const QString& directory, qint64 context_length, int threads, bool cuda, const QString& tokenizer_directory);
     // Creates the demo model from the recipe when it is not there yet, then loads it.
     void loadDemoModel(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads);
     void unloadModel();
@@ -75,7 +76,8 @@ private:
     void guarded(Body body, OnError on_error);
     void load_demo_model(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads);
     void generate_reply(const ChatRequest& request);
-    void finish_load(const QString& directory, qint64 context_length, int threads, bool cuda, double progress_start);
+    void finish_load(const QString& directory, const QString& tokenizer_directory, qint64 context_length, int threads, bool cuda,
+                     double progress_start);
 
     std::shared_ptr<const ModelGraph> graph_;
     std::unique_ptr<Backend> backend_;

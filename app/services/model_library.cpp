@@ -16,12 +16,13 @@ namespace mwb::app {
 
 bool is_demo_model(const QString& directory) { return QFileInfo::exists(QDir(directory).filePath("demo_model.json")); }
 
-ModelEntry inspect_model_folder(const QString& directory, const QString& source) {
+ModelEntry inspect_model_folder(const QString& directory, const QString& source, const QString& tokenizer_directory) {
     ModelEntry entry;
     entry.path = QDir::cleanPath(QFileInfo(directory).absoluteFilePath());
     entry.name = QFileInfo(entry.path).fileName();
     entry.source = source;
     entry.is_demo = is_demo_model(directory);
+    entry.tokenizer_directory = entry.path;
     const QDir dir(directory);
 
     QFile config_file(dir.filePath("config.json"));
@@ -44,8 +45,16 @@ ModelEntry inspect_model_folder(const QString& directory, const QString& source)
                                  : QStringLiteral("no *.safetensors weights in the folder (GGUF and .bin checkpoints are not supported yet)");
         return entry;
     }
-    if (!QFileInfo::exists(dir.filePath("tokenizer.json"))) {
-        entry.problem = QStringLiteral("no tokenizer.json in the folder");
+    if (!tokenizer_directory.isEmpty()) {
+        if (!QFileInfo(QDir(tokenizer_directory).filePath("tokenizer.json")).isFile()) {
+            entry.problem = QStringLiteral("the tokenizer folder chosen for it (%1) has no tokenizer.json").arg(tokenizer_directory);
+            entry.missing_tokenizer = true;
+            return entry;
+        }
+        entry.tokenizer_directory = tokenizer_directory;
+    } else if (!QFileInfo::exists(dir.filePath("tokenizer.json"))) {
+        entry.problem = QStringLiteral("no tokenizer.json in the folder: choose a tokenizer folder for it");
+        entry.missing_tokenizer = true;
         return entry;
     }
     entry.supported = true;
@@ -66,42 +75,49 @@ ModelEntry unusable_folder(const QString& folder, const QString& problem) {
 
 }  // namespace
 
-QList<ModelEntry> scan_models(const QString& hub_directory, const QStringList& folders, const QString& demo_directory) {
+QList<ModelEntry> scan_models(const LibraryLocations& locations) {
     QList<ModelEntry> entries;
-    if (!demo_directory.isEmpty() && is_demo_model(demo_directory)) {
-        ModelEntry demo = inspect_model_folder(demo_directory, QStringLiteral("built-in demo"));
+    auto inspect = [&](const QString& directory, const QString& source) {
+        const QString path = QDir::cleanPath(QFileInfo(directory).absoluteFilePath());
+        return inspect_model_folder(directory, source, locations.tokenizer_folders.value(path));
+    };
+    auto add = [&](const ModelEntry& entry) {
+        if (!locations.hidden.contains(entry.path)) entries << entry;
+    };
+    if (!locations.demo_directory.isEmpty() && is_demo_model(locations.demo_directory)) {
+        ModelEntry demo = inspect(locations.demo_directory, QStringLiteral("built-in demo"));
         demo.name = QStringLiteral("Demo model (random weights)");
-        entries << demo;
+        add(demo);
     }
-    const QDir hub(hub_directory);
+    const QDir hub(locations.hub_directory);
     for (const QString& repo : hub.entryList({"models--*"}, QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name)) {
         const QString repo_name = repo.mid(QStringLiteral("models--").size()).replace("--", "/");
         const QDir snapshots(hub.filePath(repo + "/snapshots"));
         const QStringList revisions = snapshots.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time);
         for (const QString& revision : revisions) {
             if (!QFileInfo::exists(snapshots.filePath(revision + "/config.json"))) continue;  // not a model (a dataset, a tokenizer-only repo)
-            ModelEntry entry = inspect_model_folder(snapshots.filePath(revision), QStringLiteral("Hugging Face cache"));
+            ModelEntry entry = inspect(snapshots.filePath(revision), QStringLiteral("Hugging Face cache"));
             entry.name = revisions.size() > 1 ? repo_name + " @" + revision.left(8) : repo_name;
-            entries << entry;
+            add(entry);
         }
     }
-    for (const QString& folder : folders) {
+    for (const QString& folder : locations.folders) {
         const QDir dir(folder);
         if (!dir.exists()) {
-            entries << unusable_folder(folder, QStringLiteral("the folder no longer exists"));
+            add(unusable_folder(folder, QStringLiteral("the folder no longer exists")));
             continue;
         }
         if (QFileInfo::exists(dir.filePath("config.json"))) {
-            entries << inspect_model_folder(folder, QStringLiteral("added folder"));
+            add(inspect(folder, QStringLiteral("added folder")));
             continue;
         }
         bool found = false;
         for (const QString& child : dir.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name)) {
             if (!QFileInfo::exists(dir.filePath(child + "/config.json"))) continue;
-            entries << inspect_model_folder(dir.filePath(child), QStringLiteral("added folder"));
+            add(inspect(dir.filePath(child), QStringLiteral("added folder")));
             found = true;
         }
-        if (!found) entries << unusable_folder(folder, QStringLiteral("no config.json in the folder or its subfolders"));
+        if (!found) add(unusable_folder(folder, QStringLiteral("no config.json in the folder or its subfolders")));
     }
     return entries;
 }

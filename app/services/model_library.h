@@ -2,6 +2,7 @@
 // Every folder with a config.json is listed; the ones the engine cannot run say why.
 #pragma once
 
+#include <QHash>
 #include <QList>
 #include <QString>
 #include <QStringList>
@@ -20,17 +21,28 @@ struct ModelEntry {
     bool supported = false;
     QString problem;  // why it cannot be loaded, when !supported
     bool is_demo = false;
+    bool missing_tokenizer = false;  // the folder has no tokenizer.json and none was chosen for it
+    QString tokenizer_directory;     // where its tokenizer is read from: the folder itself or the one chosen
+};
+
+// Where the library looks, and what the user changed about its list.
+struct LibraryLocations {
+    QString hub_directory;   // models--org--name/snapshots/<revision>/ folders
+    QStringList folders;     // each a model folder itself, or holding model folders one level down
+    QString demo_directory;  // listed when it holds the demo model
+    QStringList hidden;      // model folders removed from the list
+    QHash<QString, QString> tokenizer_folders;  // model folder → the folder its tokenizer comes from
 };
 
 // A folder that holds `demo_model.json` was written by DemoModel.
 bool is_demo_model(const QString& directory);
 
-// Checks one folder without reading weights: config.json (parsed by the engine), weights and tokenizer present.
-ModelEntry inspect_model_folder(const QString& directory, const QString& source);
+// Checks one folder without reading weights: config.json (parsed by the engine), weights and a tokenizer
+// present (its own, or tokenizer.json in `tokenizer_directory` when one was chosen).
+ModelEntry inspect_model_folder(const QString& directory, const QString& source, const QString& tokenizer_directory = {});
 
-// `hub_directory`: models--org--name/snapshots/<revision>/ folders. `folders`: each is a model folder itself or
-// holds model folders one level down. `demo_directory` is listed when it holds the demo model.
-QList<ModelEntry> scan_models(const QString& hub_directory, const QStringList& folders, const QString& demo_directory);
+// Every model folder of the locations but the hidden ones.
+QList<ModelEntry> scan_models(const LibraryLocations& locations);
 
 struct ModelCard {
     QString path;

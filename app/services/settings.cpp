@@ -52,8 +52,15 @@ void Settings::set_default_sampling(const SamplingSettings& s) {
 
 QString Settings::system_prompt() const { return settings_->value("chat/system_prompt").toString(); }
 void Settings::set_system_prompt(const QString& prompt) { settings_->setValue("chat/system_prompt", prompt); }
-int Settings::context_length() const { return settings_->value("engine/context_length", 0).toInt(); }
-void Settings::set_context_length(int tokens) { settings_->setValue("engine/context_length", tokens); }
+// Per-model values live in one map each: a folder path is not a valid QSettings key.
+int Settings::context_length(const QString& model) const {
+    return settings_->value("models/context_lengths").toMap().value(model, 0).toInt();
+}
+void Settings::set_context_length(const QString& model, int tokens) {
+    QVariantMap lengths = settings_->value("models/context_lengths").toMap();
+    lengths.insert(model, tokens);
+    settings_->setValue("models/context_lengths", lengths);
+}
 
 ContextOverflow Settings::context_overflow() const {
     const QString policy = settings_->value("chat/context_overflow").toString();
@@ -73,6 +80,21 @@ QString Settings::last_model() const { return settings_->value("models/last").to
 void Settings::set_last_model(const QString& path) { settings_->setValue("models/last", path); }
 QStringList Settings::model_folders() const { return settings_->value("models/folders").toStringList(); }
 void Settings::set_model_folders(const QStringList& folders) { settings_->setValue("models/folders", folders); }
+QStringList Settings::hidden_models() const { return settings_->value("models/hidden").toStringList(); }
+void Settings::set_hidden_models(const QStringList& paths) { settings_->setValue("models/hidden", paths); }
+QString Settings::tokenizer_folder(const QString& model) const { return tokenizer_folders().value(model); }
+void Settings::set_tokenizer_folder(const QString& model, const QString& folder) {
+    QVariantMap folders = settings_->value("models/tokenizer_folders").toMap();
+    if (folder.isEmpty()) folders.remove(model);
+    else folders.insert(model, folder);
+    settings_->setValue("models/tokenizer_folders", folders);
+}
+QHash<QString, QString> Settings::tokenizer_folders() const {
+    QHash<QString, QString> folders;
+    const QVariantMap stored = settings_->value("models/tokenizer_folders").toMap();
+    for (auto it = stored.begin(); it != stored.end(); ++it) folders.insert(it.key(), it.value().toString());
+    return folders;
+}
 
 QString Settings::huggingface_hub_directory() const {
     const QString chosen = settings_->value("models/hub_directory").toString();

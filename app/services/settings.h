@@ -2,6 +2,7 @@
 #pragma once
 
 #include <QByteArray>
+#include <QHash>
 #include <QSettings>
 #include <QString>
 #include <QStringList>
@@ -36,8 +37,9 @@ public:
     void set_default_sampling(const SamplingSettings& sampling);
     QString system_prompt() const;
     void set_system_prompt(const QString& prompt);
-    int context_length() const;  // 0: the model's own, capped by the app
-    void set_context_length(int tokens);
+    // The context chosen for a model folder; 0: none chosen (the model's own, capped by the app).
+    int context_length(const QString& model) const;
+    void set_context_length(const QString& model, int tokens);
     ContextOverflow context_overflow() const;
     void set_context_overflow(ContextOverflow policy);
     qint64 last_chat() const;  // the run id of the chat shown last, reopened at launch; 0: none
@@ -47,6 +49,12 @@ public:
     void set_last_model(const QString& path);
     QStringList model_folders() const;  // folders the user added to the library
     void set_model_folders(const QStringList& folders);
+    QStringList hidden_models() const;  // model folders removed from the library's list (their files stay)
+    void set_hidden_models(const QStringList& paths);
+    // A folder holding tokenizer.json (+ tokenizer_config.json) for a model folder that has none; empty: none.
+    QString tokenizer_folder(const QString& model) const;
+    void set_tokenizer_folder(const QString& model, const QString& folder);
+    QHash<QString, QString> tokenizer_folders() const;
     // The Hugging Face hub cache: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
     QString huggingface_hub_directory() const;
     void set_huggingface_hub_directory(const QString& directory);

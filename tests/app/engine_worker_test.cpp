@@ -120,7 +120,7 @@ private slots:
 
         EngineHost host;
         testing::QueuedSpy loaded(host.worker(), &EngineWorker::modelLoaded);
-        host.load(model_, {512, 0, false});
+        host.load(model_, {512, 0, false, {}});
         QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 60000);
         testing::QueuedSpy started(host.worker(), &EngineWorker::generationStarted);
         testing::QueuedSpy finished(host.worker(), &EngineWorker::generationFinished);
@@ -169,7 +169,7 @@ private slots:
     void stopEndsTheReplyAtTheCurrentToken() {
         EngineHost host;
         testing::QueuedSpy loaded(host.worker(), &EngineWorker::modelLoaded);
-        host.load(model_, {512, 0, false});
+        host.load(model_, {512, 0, false, {}});
         QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 60000);
         const SamplingSettings sampling = test_sampling(400);
         const Reference reference = reference_reply(model_, kConversation, sampling, 512);
@@ -257,7 +257,7 @@ private slots:
     void conversationLongerThanTheContextFollowsThePolicy() {
         EngineHost host;
         testing::QueuedSpy loaded(host.worker(), &EngineWorker::modelLoaded);
-        host.load(model_, {64, 0, false});
+        host.load(model_, {64, 0, false, {}});
         QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 60000);
         auto tokenizer = mwb::tok::Tokenizer::load(model_.toStdString());
         QVERIFY(tokenizer.ok());
@@ -316,7 +316,7 @@ private slots:
     void continuationGoesOnFromTheInterruptedText() {
         EngineHost host;
         testing::QueuedSpy loaded(host.worker(), &EngineWorker::modelLoaded);
-        host.load(model_, {512, 0, false});
+        host.load(model_, {512, 0, false, {}});
         QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 60000);
         const QString partial = "Two, three and";
         const SamplingSettings sampling = test_sampling(12);
@@ -331,6 +331,26 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(finished.size() >= 1, 60000);
         QCOMPARE(started.first().at(1).toInt(), reference.prompt_tokens);
         QCOMPARE(finished.first().at(1).toString(), reference.text);
+    }
+
+    // A model folder without a tokenizer loads with the tokenizer of a folder the user chose.
+    void tokenizerFromAnotherFolder() {
+        QTemporaryDir bare;
+        for (const QString& name : QDir(model_).entryList(QDir::Files))
+            if (!name.startsWith("tokenizer")) QVERIFY(QFile::copy(QDir(model_).filePath(name), bare.filePath(name)));
+        EngineHost host;
+        testing::QueuedSpy failed(host.worker(), &EngineWorker::loadFailed);
+        testing::QueuedSpy loaded(host.worker(), &EngineWorker::modelLoaded);
+        host.load(bare.path(), {512, 0, false, {}});
+        QTRY_VERIFY_WITH_TIMEOUT(failed.size() >= 1, 30000);
+        QVERIFY2(failed.first().at(1).toString().contains("choose its folder on the Models page"), qPrintable(failed.first().at(1).toString()));
+        host.load(bare.path(), {512, 0, false, model_});
+        QTRY_VERIFY_WITH_TIMEOUT(loaded.size() >= 1, 30000);
+        QCOMPARE(loaded.first().first().value<LoadedModelInfo>().path, bare.path());
+        testing::QueuedSpy finished(host.worker(), &EngineWorker::generationFinished);
+        host.generate(kConversation, test_sampling(4));
+        QTRY_VERIFY_WITH_TIMEOUT(finished.size() >= 1, 30000);
+        QCOMPARE(finished.first().at(2).value<GenerationStats>().prompt_tokens, reference_reply(model_, kConversation, test_sampling(4), 512).prompt_tokens);
     }
 
     void cancelledLoadKeepsNothingHalfLoaded() {

@@ -22,6 +22,7 @@
 #include <QTreeWidget>
 #include <QRegularExpression>
 #include <QScrollArea>
+#include <QSpinBox>
 #include <QSqlDatabase>
 #include <QSqlQuery>
 
@@ -37,6 +38,7 @@
 #include "ui/models_page.h"
 #include "ui/runs_page.h"
 #include "ui/sampling_panel.h"
+#include "ui/settings_page.h"
 #include "ui/theme.h"
 
 using namespace mwb;
@@ -413,7 +415,6 @@ private slots:
 
         TestApp app(settings, {1024, 700});
         Storage& storage = app.storage;
-        EngineHost& engine = app.engine;
         ui::MainWindow& window = app.window;
         const testing::QueuedSpy& loaded = app.loaded;
         window.start();
@@ -480,6 +481,100 @@ private slots:
         QCOMPARE(count_rows(database, "messages"), rows + 4);  // left out of the prompt, not of the history
         check_fits_width(window, chat);
         save_screenshot(window, "chat-overflow-1024x700");
+    }
+
+    // `moe-workbench DIR` with a folder that fails to load: the error is shown, the usual model is loaded instead,
+    // and the entry says it failed (not "ready") and can be removed. A folder without a tokenizer gets one from
+    // another folder and loads. The card's context comes from the model's config.json, not from another model.
+    void modelsPageHandlesFailuresTokenizersAndContext() {
+        Settings settings(settings_file("models"));
+        settings.set_data_directory(root_.filePath("models-data"));
+        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        // Two copies of a demo model: one whose config.json lies about the hidden size (listed as ready, fails to
+        // load), one without tokenizer files and a context of 1024 in its config.json.
+        const QString source = root_.filePath("models-source");
+        QVERIFY(ensure_demo_model(source, testing::small_demo_recipe()).ok());
+        auto copy_model = [&](const QString& name, const std::function<void(QJsonObject&)>& edit, bool with_tokenizer) {
+            const QString target = root_.filePath(name);
+            QDir().mkpath(target);
+            for (const QString& file : QDir(source).entryList(QDir::Files)) {
+                if (file == "demo_model.json" || file == "config.json" || (!with_tokenizer && file.startsWith("tokenizer"))) continue;
+                if (!QFile::copy(QDir(source).filePath(file), QDir(target).filePath(file))) qFatal("copy");
+            }
+            QFile in(QDir(source).filePath("config.json"));
+            in.open(QIODevice::ReadOnly);
+            QJsonObject config = QJsonDocument::fromJson(in.readAll()).object();
+            edit(config);
+            QFile out(QDir(target).filePath("config.json"));
+            out.open(QIODevice::WriteOnly);
+            out.write(QJsonDocument(config).toJson());
+            return target;
+        };
+        const QString lying = copy_model("lying-model", [](QJsonObject& c) { c["hidden_size"] = 96; }, true);
+        const QString bare = copy_model("bare-model", [](QJsonObject& c) { c["max_position_embeddings"] = 1024; }, false);
+
+        TestApp app(settings, {1024, 700});
+        ui::MainWindow& window = app.window;
+        testing::QueuedSpy failed(app.engine.worker(), &EngineWorker::loadFailed);
+        window.start(lying);
+        QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
+        QCOMPARE(failed.size(), 1);
+        QVERIFY(app.loaded.first().first().value<LoadedModelInfo>().is_demo);
+        auto* notice = window.chat_page()->findChild<QLabel*>("notice");
+        QVERIFY(notice->isVisible());
+        QVERIFY2(notice->text().contains("lying-model") && notice->text().contains("hidden_size"), qPrintable(notice->text()));
+        QVERIFY(window.chat_page()->findChild<QPushButton*>("sendButton")->isEnabled());
+
+        ui::ModelsPage* models = window.models_page();
+        window.show_page(ui::MainWindow::Page::Models);
+        auto* list = models->findChild<QTreeWidget*>("modelList");
+        auto item_of = [list](const QString& path) -> QTreeWidgetItem* {
+            for (int i = 0; i < list->topLevelItemCount(); ++i)
+                if (list->topLevelItem(i)->data(0, Qt::UserRole).toString() == path) return list->topLevelItem(i);
+            return nullptr;
+        };
+        QTRY_VERIFY(item_of(lying));
+        QVERIFY2(item_of(lying)->text(3).startsWith("failed to load"), qPrintable(item_of(lying)->text(3)));
+        save_screenshot(window, "models-failed-1024x700");
+        models->select_model(lying);
+        QVERIFY(models->findChild<QPushButton*>("removeModel")->isEnabled());
+        QSignalSpy scanned(models, &ui::ModelsPage::scanFinished);
+        QTest::mouseClick(models->findChild<QPushButton*>("removeModel"), Qt::LeftButton);
+        QTRY_VERIFY(scanned.size() >= 1);
+        QVERIFY(!item_of(lying));
+        QVERIFY(!settings.model_folders().contains(lying));
+        QVERIFY(QFileInfo::exists(QDir(lying).filePath("config.json")));  // only the list changed
+
+        // A folder without a tokenizer says so, takes one from another folder, and loads with it.
+        models->add_folder(bare);
+        QTRY_VERIFY(item_of(bare));
+        QVERIFY(item_of(bare)->text(3).contains("tokenizer"));
+        QVERIFY(models->findChild<QPushButton*>("chooseTokenizer")->isEnabled());
+        models->set_tokenizer_folder(bare, source);
+        QTRY_VERIFY(item_of(bare) && item_of(bare)->text(3) == "ready");
+        QCOMPARE(models->selected_path(), bare);
+        // The card: the context of its own config.json, although the demo was last loaded with 512.
+        settings.set_context_length(settings.demo_model_directory(), 512);
+        QSignalSpy card_shown(models, &ui::ModelsPage::cardShown);
+        list->setCurrentItem(nullptr);
+        models->select_model(bare);
+        QTRY_VERIFY_WITH_TIMEOUT(card_shown.size() >= 1, 30000);
+        QVERIFY2(models->findChild<QTextBrowser*>("modelCard")->toPlainText().contains(QLocale().toString(1024) + " tokens"),
+                 qPrintable(models->findChild<QTextBrowser*>("modelCard")->toPlainText()));
+        QCOMPARE(models->findChild<QSpinBox*>()->value(), 1024);
+        save_screenshot(window, "models-tokenizer-1024x700");
+        QTest::mouseClick(models->findChild<QPushButton*>("loadModelButton"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 2, 60000);
+        const auto info = app.loaded.at(1).first().value<LoadedModelInfo>();
+        QCOMPARE(info.path, bare);
+        QCOMPARE(info.context_length, 1024);
+
+        // Settings at 1024 px: number fields keep their natural width instead of stretching across the page.
+        window.show_page(ui::MainWindow::Page::Settings);
+        const QList<QAbstractSpinBox*> fields = window.findChild<ui::SettingsPage*>()->findChildren<QAbstractSpinBox*>();
+        QVERIFY(!fields.isEmpty());
+        for (QAbstractSpinBox* field : fields) QVERIFY2(field->width() < 200, qPrintable(QString::number(field->width())));
+        save_screenshot(window, "settings-1024x700");
     }
 
     // DeepSeek's special tokens (full-width bars, lower blocks) and Chinese text are drawn with real glyphs from

@@ -108,7 +108,7 @@ private slots:
         copy_fixture_model(MWB_TEST_DATA "/models/dsv2-tiny", single);
         QFile::remove(single + "/tokenizer.json");
 
-        const QList<ModelEntry> entries = scan_models(hub, {collection, single, root.filePath("gone")}, root.filePath("no-demo"));
+        const QList<ModelEntry> entries = scan_models({hub, {collection, single, root.filePath("gone")}, root.filePath("no-demo"), {}, {}});
         QMap<QString, ModelEntry> by_name;
         for (const ModelEntry& e : entries) by_name[e.name] = e;
         QCOMPARE(entries.size(), 8);
@@ -123,6 +123,20 @@ private slots:
         QVERIFY(by_name["no-weights"].problem.contains("safetensors"));
         QVERIFY(by_name["single-model"].problem.contains("tokenizer.json"));
         QVERIFY(by_name["gone"].problem.contains("no longer exists"));
+        QVERIFY(by_name["single-model"].missing_tokenizer);
+
+        // Removed from the list: hidden, files untouched. A model without a tokenizer is given a tokenizer folder.
+        LibraryLocations changed{hub, {collection, single}, root.filePath("no-demo"), {by_name["qwen2-tiny"].path}, {}};
+        changed.tokenizer_folders.insert(by_name["single-model"].path, MWB_TEST_DATA "/tokenizer/deepseek-v3");
+        QMap<QString, ModelEntry> rescanned;
+        for (const ModelEntry& e : scan_models(changed)) rescanned[e.name] = e;
+        QVERIFY(!rescanned.contains("qwen2-tiny"));
+        QVERIFY(QFileInfo::exists(collection + "/qwen2-tiny/config.json"));
+        QVERIFY2(rescanned["single-model"].supported, qPrintable(rescanned["single-model"].problem));
+        QCOMPARE(rescanned["single-model"].tokenizer_directory, QStringLiteral(MWB_TEST_DATA "/tokenizer/deepseek-v3"));
+        changed.tokenizer_folders.insert(by_name["single-model"].path, collection);
+        for (const ModelEntry& e : scan_models(changed))
+            if (e.name == "single-model") QVERIFY(!e.supported && e.problem.contains("has no tokenizer.json"));
     }
 
     void modelCardAndMemoryEstimate() {
@@ -304,7 +318,7 @@ private slots:
         QVERIFY(file_sha256(QDir(first).filePath("model.safetensors")) != file_sha256(QDir(second).filePath("model.safetensors")));
         QVERIFY(!QFileInfo::exists(first + ".partial"));
 
-        const QList<ModelEntry> entries = scan_models(dir.filePath("no-hub"), {}, first);
+        const QList<ModelEntry> entries = scan_models({dir.filePath("no-hub"), {}, first, {}, {}});
         QCOMPARE(entries.size(), 1);
         QVERIFY(entries.first().is_demo && entries.first().supported);
         QVERIFY(entries.first().name.contains("random weights"));
