@@ -19,6 +19,7 @@
 #include <QScrollBar>
 #include <QSplitter>
 #include <QTimer>
+#include <QToolButton>
 #include <QVBoxLayout>
 
 #include "ui/message_widget.h"
@@ -85,6 +86,29 @@ ChatPage::ChatPage(AppContext& context, QWidget* parent)
 
 ChatPage::~ChatPage() { interrupt_generation(); }
 
+void ChatPage::resizeEvent(QResizeEvent* event) {
+    QWidget::resizeEvent(event);
+    // In a narrow window the side panel would squeeze the conversation: it starts hidden there.
+    if (side_panel_chosen_) return;
+    const bool wide = width() >= kSidePanelMinimumPageWidth;
+    show_side_panel(wide);
+    side_toggle_->setChecked(wide);
+}
+
+void ChatPage::show_side_panel(bool shown) {
+    if (side_panel_->isVisibleTo(this) == shown) return;
+    side_panel_->setVisible(shown);
+    if (!shown) return;
+    // A panel shown again gets its natural width back from the conversation, not the sliver the splitter left.
+    QList<int> sizes = splitter_->sizes();
+    const int wanted = side_panel_->sizeHint().width();
+    if (sizes.size() == 3 && sizes[2] < wanted) {
+        sizes[1] = std::max(0, sizes[1] - (wanted - sizes[2]));
+        sizes[2] = wanted;
+        splitter_->setSizes(sizes);
+    }
+}
+
 void ChatPage::build_ui() {
     // Conversations.
     search_ = new QLineEdit;
@@ -118,6 +142,15 @@ void ChatPage::build_ui() {
     model_label_ = new QLabel;
     model_label_->setObjectName("chatModel");
     model_label_->setWordWrap(true);  // a long model name or notice must not widen the window
+    side_toggle_ = new QToolButton;
+    side_toggle_->setObjectName("sidePanelToggle");
+    side_toggle_->setText(tr("System prompt && sampling"));
+    side_toggle_->setCheckable(true);
+    side_toggle_->setChecked(true);
+    side_toggle_->setToolTip(tr("Show or hide the system prompt and sampling settings (hidden by itself in a narrow window)"));
+    auto* header_row = new QHBoxLayout;
+    header_row->addWidget(model_label_, 1);
+    header_row->addWidget(side_toggle_, 0, Qt::AlignTop);
     messages_host_ = new QWidget;
     messages_layout_ = new QVBoxLayout(messages_host_);
     messages_layout_->addStretch();
@@ -166,7 +199,7 @@ void ChatPage::build_ui() {
     auto* center = new QWidget;
     auto* center_layout = new QVBoxLayout(center);
     center_layout->addWidget(notice_);
-    center_layout->addWidget(model_label_);
+    center_layout->addLayout(header_row);
     center_layout->addWidget(scroll_, 1);
     center_layout->addWidget(error_);
     center_layout->addWidget(context_label_);
@@ -189,13 +222,15 @@ void ChatPage::build_ui() {
     auto* sampling_layout = new QVBoxLayout(sampling_box);
     sampling_layout->addWidget(sampling_);
     sampling_layout->addWidget(reset);
-    auto* right = new QWidget;
+    side_panel_ = new QWidget;
+    side_panel_->setObjectName("chatSidePanel");
+    auto* right = side_panel_;
     auto* right_layout = new QVBoxLayout(right);
     right_layout->addWidget(system_box);
     right_layout->addWidget(sampling_box);
     right_layout->addStretch();
 
-    auto* splitter = new QSplitter;
+    auto* splitter = splitter_ = new QSplitter;
     splitter->setObjectName("chatSplitter");
     splitter->addWidget(left);
     splitter->addWidget(center);
@@ -239,6 +274,10 @@ void ChatPage::build_ui() {
         count_timer_->start();
     });
     connect(reset, &QPushButton::clicked, this, [this] { sampling_->set_settings(model_.default_sampling); });
+    connect(side_toggle_, &QToolButton::clicked, this, [this](bool shown) {
+        side_panel_chosen_ = true;  // from now on the user decides, whatever the width
+        show_side_panel(shown);
+    });
 }
 
 QList<MessageWidget*> ChatPage::message_widgets() const {
@@ -301,6 +340,7 @@ MessageWidget* ChatPage::add_turn_widget(const QString& role, const QString& tex
     connect(widget, &MessageWidget::regenerateRequested, this, &ChatPage::regenerate_last);
     connect(widget, &MessageWidget::continueRequested, this, &ChatPage::continue_last);
     connect(widget, &MessageWidget::alternativeRequested, this, [this, widget](int step) { switch_alternative(widget, step); });
+    connect(widget, &MessageWidget::inspectRequested, this, [this, widget] { inspect_turn(widget); });
     messages_layout_->insertWidget(messages_layout_->count() - 1, widget);
     return widget;
 }
@@ -518,6 +558,15 @@ void ChatPage::switch_alternative(MessageWidget* widget, int step) {
         show_conversation(messages);
         refresh_conversations();
     });
+}
+
+void ChatPage::inspect_turn(MessageWidget* widget) {
+    const int turn = turn_of(widget);
+    if (turn < 0) return;
+    const bool reply = turns_[turn].role == "assistant";
+    // A reply is inspected as the model wrote it: the conversation before it, then its text.
+    emit inspectRequested(prompt_messages(reply ? turn : turn + 1, {}), reply ? turns_[turn].content : QString(),
+                          tr("Message %1 (%2)").arg(turn + 1).arg(reply ? tr("reply") : tr("your message")));
 }
 
 void ChatPage::remove_turns_from(int turn_index) {

@@ -16,7 +16,9 @@ class QListWidget;
 class QPlainTextEdit;
 class QPushButton;
 class QScrollArea;
+class QSplitter;
 class QTimer;
+class QToolButton;
 class QVBoxLayout;
 
 namespace mwb::ui {
@@ -45,10 +47,15 @@ public:
 
     QList<MessageWidget*> message_widgets() const;
 
+protected:
+    void resizeEvent(QResizeEvent* event) override;
+
 signals:
     void statusMessage(QString text);
     void replyFinished(qint64 run_id);  // stored or queued for storage
     void conversationShown(qint64 run_id);  // a conversation was read from the history and shown
+    // Inspect a message: `messages` lead up to it and `reply` is its text when it is a reply (else empty).
+    void inspectRequested(QList<app::ChatMessage> messages, QString reply, QString origin);
 
 private:
     struct Turn {
@@ -83,11 +90,13 @@ private:
     void edit_turn(MessageWidget* widget);
     void set_editing(int turn_index);
     void switch_alternative(MessageWidget* widget, int step);
+    void inspect_turn(MessageWidget* widget);
     void remove_turns_from(int turn_index);  // from the view only
     void show_conversation(const QList<app::MessageRecord>& messages);
     void refresh_alternatives();
     int turn_of(const MessageWidget* widget) const;
     void update_controls();
+    void show_side_panel(bool shown);
     void scroll_to_bottom();
     QList<app::ChatMessage> prompt_messages(int turns, const QString& draft) const;
     QString current_params() const;
@@ -130,6 +139,11 @@ private:
     SamplingPanel* sampling_;
     QTimer* count_timer_;
     QTimer* refresh_timer_;
+    QSplitter* splitter_;
+    QWidget* side_panel_;  // system prompt and sampling
+    QToolButton* side_toggle_;
+    bool side_panel_chosen_ = false;  // the user showed or hid it: the width no longer decides
+    static constexpr int kSidePanelMinimumPageWidth = 1050;
 };
 
 }  // namespace mwb::ui

@@ -49,7 +49,8 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     add_page(tr("Documents"), new PlaceholderPage(tr("Documents"),
                                                   tr("Ask questions about PDFs, text files and images: ingest them into a local index, "
                                                      "and get answers that cite page-numbered sources.")));
-    add_page(tr("Inspector"), new InspectorPage(context_.engine.inspector()));
+    inspector_ = new InspectorPage(context_.engine.inspector());
+    add_page(tr("Inspector"), inspector_);
     add_page(tr("Fine-tune"), new PlaceholderPage(tr("Fine-tune"),
                                                   tr("A step-by-step LoRA wizard: model, dataset, chat template, LoRA and training "
                                                      "settings with a memory estimate, a live loss chart, and export as a PEFT adapter "
@@ -86,9 +87,19 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     connect(cancel_load_, &QPushButton::clicked, this, [this] { context_.engine.cancelLoad(); });
 
     for (QObject* page : {static_cast<QObject*>(chat_), static_cast<QObject*>(models_), static_cast<QObject*>(runs_),
-                          static_cast<QObject*>(settings_page_)})
+                          static_cast<QObject*>(settings_page_), static_cast<QObject*>(inspector_)})
         connect(page, SIGNAL(statusMessage(QString)), this, SLOT(showStatusMessage(QString)));
     connect(models_, &ModelsPage::loadRequested, this, &MainWindow::load_model);
+    connect(chat_, &ChatPage::inspectRequested, this, [this](const QList<app::ChatMessage>& messages, const QString& reply, const QString& origin) {
+        last_inspection_ = Inspection{messages, reply, origin};
+        show_page(Page::Inspector);
+        inspector_->show_view(InspectorPage::View::Attention);
+        context_.engine.inspect(messages, reply, inspector_->attention_layer(), origin);
+        statusBar()->showMessage(tr("Inspecting %1…").arg(origin));
+    });
+    connect(inspector_, &InspectorPage::captureRequested, this, [this](qint64 layer) {
+        if (last_inspection_) context_.engine.inspect(last_inspection_->messages, last_inspection_->reply, layer, last_inspection_->origin);
+    });
     connect(runs_, &RunsPage::openChatRequested, this, [this](qint64 id) {
         chat_->open_run(id);
         show_page(Page::Chat);
@@ -111,6 +122,9 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     connect(worker, &app::EngineWorker::loadProgress, this, &MainWindow::on_load_progress);
     connect(worker, &app::EngineWorker::modelLoaded, this, &MainWindow::on_model_loaded);
     connect(worker, &app::EngineWorker::loadFailed, this, &MainWindow::on_load_failed);
+    connect(worker, &app::EngineWorker::inspectionFinished, this,
+            [this](quint64, int tokens) { statusBar()->showMessage(tr("Inspected %1 tokens").arg(tokens), 5000); });
+    connect(worker, &app::EngineWorker::inspectionFailed, this, [this](quint64, const QString& message) { showStatusMessage(message); });
     connect(worker, &app::EngineWorker::loadCancelled, this, [this] { on_load_ended(tr("Loading was cancelled")); });
 
     build_menus();

@@ -16,6 +16,7 @@ namespace mwb::ui {
 
 class ChatPage;
 class ElidedLabel;
+class InspectorPage;
 class ModelsPage;
 class RunsPage;
 class SettingsPage;
@@ -63,6 +64,14 @@ private:
     QListWidget* navigation_;
     QStackedWidget* pages_;
     ChatPage* chat_;
+    InspectorPage* inspector_;
+    // The message last inspected, re-run when the Inspector asks for another attention layer.
+    struct Inspection {
+        QList<app::ChatMessage> messages;
+        QString reply;
+        QString origin;
+    };
+    std::optional<Inspection> last_inspection_;
     ModelsPage* models_;
     RunsPage* runs_;
     SettingsPage* settings_page_;

@@ -64,6 +64,8 @@ MessageWidget::MessageWidget(const QString& role, QWidget* parent) : QFrame(pare
     auto* edit = action_button(tr("Edit"), tr("Edit this message and send it again (this version and its replies stay as an alternative)"), this);
     regenerate_ = action_button(tr("Regenerate"), tr("Write a new reply (this one stays as an alternative)"), this);
     continue_ = action_button(tr("Continue"), tr("Let the model go on from where this reply stopped"), this);
+    auto* inspect = action_button(tr("Inspect"), tr("Show this message's expert routing and attention in the Inspector (re-runs its forward pass)"),
+                                  this);
     previous_ = action_button(QStringLiteral("‹"), tr("The previous version"), this);
     previous_->setObjectName("previousAlternative");
     next_ = action_button(QStringLiteral("›"), tr("The next version"), this);
@@ -78,19 +80,22 @@ MessageWidget::MessageWidget(const QString& role, QWidget* parent) : QFrame(pare
     connect(edit, &QToolButton::clicked, this, &MessageWidget::editRequested);
     connect(regenerate_, &QToolButton::clicked, this, &MessageWidget::regenerateRequested);
     connect(continue_, &QToolButton::clicked, this, &MessageWidget::continueRequested);
+    connect(inspect, &QToolButton::clicked, this, &MessageWidget::inspectRequested);
     connect(previous_, &QToolButton::clicked, this, [this] { emit alternativeRequested(-1); });
     connect(next_, &QToolButton::clicked, this, [this] { emit alternativeRequested(+1); });
 
-    auto* header_row = new QHBoxLayout;
-    header_row->addWidget(header_);
-    header_row->addWidget(previous_);
-    header_row->addWidget(alternatives_);
-    header_row->addWidget(next_);
-    header_row->addStretch();
-    header_row->addWidget(copy);
-    header_row->addWidget(edit);
-    header_row->addWidget(continue_);
-    header_row->addWidget(regenerate_);
+    header_row_ = new QHBoxLayout;
+    header_row_->addWidget(header_);
+    header_row_->addWidget(previous_);
+    header_row_->addWidget(alternatives_);
+    header_row_->addWidget(next_);
+    header_row_->addStretch();
+    actions_ = new QWidget(this);
+    auto* actions_layout = new QHBoxLayout(actions_);
+    actions_layout->setContentsMargins(0, 0, 0, 0);
+    actions_layout->setSpacing(0);
+    for (QToolButton* action : {copy, inspect, edit, continue_, regenerate_}) actions_layout->addWidget(action);
+    header_row_->addWidget(actions_);
 
     thinking_toggle_ = new QToolButton(this);
     thinking_toggle_->setObjectName("thinkingToggle");
@@ -130,16 +135,45 @@ MessageWidget::MessageWidget(const QString& role, QWidget* parent) : QFrame(pare
     interrupted_label_->setVisible(false);
     interrupted_label_->setStyleSheet("QLabel { color: #b35c00; }");
 
-    auto* layout = new QVBoxLayout(this);
+    layout_ = new QVBoxLayout(this);
+    auto* layout = layout_;
+    // The actions move under the header when the column is narrow (resizeEvent), so the width a message needs
+    // is its longest single piece, not the header row: minimumSizeHint says so, not the layout.
+    layout->setSizeConstraint(QLayout::SetNoConstraint);
     layout->setContentsMargins(10, 6, 10, 6);
     layout->setSpacing(2);
-    layout->addLayout(header_row);
+    layout->addLayout(header_row_);
     layout->addWidget(thinking_toggle_);
     layout->addWidget(thinking_);
     layout->addWidget(body_);
     layout->addWidget(interrupted_label_);
     layout->addWidget(note_);
     layout->addWidget(stats_);
+}
+
+QSize MessageWidget::minimumSizeHint() const {
+    const QMargins m = layout_->contentsMargins();
+    const int header = header_->sizeHint().width() + (alternatives_->isVisibleTo(this) ? 3 * alternatives_->sizeHint().width() : 0);
+    return {std::max(header, actions_->sizeHint().width()) + m.left() + m.right(), QFrame::minimumSizeHint().height()};
+}
+
+void MessageWidget::resizeEvent(QResizeEvent* event) {
+    QFrame::resizeEvent(event);
+    const QMargins m = layout_->contentsMargins();
+    int header = m.left() + m.right() + actions_->sizeHint().width() + 4 * header_row_->spacing();
+    for (QWidget* w : {static_cast<QWidget*>(header_), static_cast<QWidget*>(previous_), static_cast<QWidget*>(alternatives_),
+                       static_cast<QWidget*>(next_)})
+        if (w->isVisibleTo(this)) header += w->sizeHint().width();
+    const bool below = width() < header;
+    if (below == actions_below_) return;
+    actions_below_ = below;
+    if (below) {
+        header_row_->removeWidget(actions_);
+        layout_->insertWidget(1, actions_, 0, Qt::AlignRight);
+    } else {
+        layout_->removeWidget(actions_);
+        header_row_->addWidget(actions_);
+    }
 }
 
 void MessageWidget::set_text(const QString& text) {

@@ -7,7 +7,9 @@
 
 #include "app/services/chat_types.h"
 
+class QHBoxLayout;
 class QLabel;
+class QVBoxLayout;
 class QTextBrowser;
 class QToolButton;
 
@@ -40,12 +42,18 @@ public:
     QString thinking_text() const;  // the reasoning as shown
     bool thinking_visible() const;
 
+    QSize minimumSizeHint() const override;
+
 signals:
     void copyRequested(QString text);
     void editRequested();
     void regenerateRequested();
     void continueRequested();
+    void inspectRequested();
     void alternativeRequested(int step);  // -1: the previous version, +1: the next
+
+protected:
+    void resizeEvent(QResizeEvent* event) override;
 
 private:
     void render();
@@ -54,6 +62,10 @@ private:
     QString text_;
     bool streaming_ = false;
     bool interrupted_ = false;
+    QVBoxLayout* layout_;
+    QHBoxLayout* header_row_;
+    QWidget* actions_;  // in the header row, or on a row of their own under it when the message is narrow
+    bool actions_below_ = false;
     QLabel* header_;
     QToolButton* thinking_toggle_;
     QTextBrowser* thinking_;

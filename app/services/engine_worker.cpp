@@ -189,6 +189,63 @@ void EngineWorker::countTokens(quint64 request_id, const QList<ChatMessage>& mes
         [](const QString&) {});  // a count is advisory: the reply itself reports the problem
 }
 
+void EngineWorker::inspect(quint64 request_id, const QList<ChatMessage>& messages, const QString& reply, qint64 attention_layer,
+                           const QString& origin) {
+    guarded([&] { inspect_message(request_id, messages, reply, attention_layer, origin); },
+            [&](const QString& message) {
+                if (inspector_) inspector_->capture_attention({});
+                emit inspectionFailed(request_id, message);
+            });
+}
+
+void EngineWorker::inspect_message(quint64 request_id, const QList<ChatMessage>& messages, const QString& reply, qint64 attention_layer,
+                                   const QString& origin) {
+    if (!backend_ || !tokenizer_ || !inspector_) {
+        emit inspectionFailed(request_id, tr("No model is loaded: open one on the Models page."));
+        return;
+    }
+    auto prompt = conversation_ids(*tokenizer_, messages);
+    if (!prompt) {
+        emit inspectionFailed(request_id, tr("Cannot build the prompt: %1").arg(text_of(prompt.error())));
+        return;
+    }
+    std::vector<int32_t> reply_ids;
+    if (!reply.isEmpty()) {
+        auto encoded = tokenizer_->encode(reply.toStdString(), /*add_special_tokens=*/false);
+        if (!encoded) {
+            emit inspectionFailed(request_id, tr("Cannot encode the reply: %1").arg(text_of(encoded.error())));
+            return;
+        }
+        reply_ids = std::move(encoded.value());
+    }
+    const qint64 tokens = qint64(prompt->size() + reply_ids.size());
+    if (tokens > backend_->cache_capacity()) {
+        emit inspectionFailed(request_id, tr("This message and the conversation before it take %1 tokens but the context holds %2: load "
+                                             "the model with a longer context on the Models page to inspect it.")
+                                              .arg(tokens)
+                                              .arg(backend_->cache_capacity()));
+        return;
+    }
+    auto token_text = [&](int32_t token) { return QString::fromStdString(tokenizer_->decode({&token, 1}, false)); };
+    std::vector<QString> texts;
+    for (int32_t token : *prompt) texts.push_back(token_text(token));
+    inspector_->begin(*prompt, texts, origin);
+    for (int32_t token : reply_ids) inspector_->append_token(token, token_text(token));
+
+    ForwardBatch batch;
+    batch.tokens = std::move(prompt.value());
+    batch.tokens.insert(batch.tokens.end(), reply_ids.begin(), reply_ids.end());
+    batch.chunks = {{0, 0, tokens}};
+    inspector_->capture_attention({attention_layer});
+    auto logits = backend_->forward(batch, inspector_);
+    inspector_->capture_attention({});
+    if (!logits) {
+        emit inspectionFailed(request_id, tr("The forward pass failed: %1").arg(text_of(logits.error())));
+        return;
+    }
+    emit inspectionFinished(request_id, int(tokens));
+}
+
 void EngineWorker::generate(const ChatRequest& chat) {
     guarded([&] { generate_reply(chat); },
             [&](const QString& message) {
@@ -259,6 +316,13 @@ void EngineWorker::generate_reply(const ChatRequest& chat) {
     const RoutingSummary summary =
         graph_->config.moe ? routing_summary_of(load_matrix(routing.records(), graph_->config.moe->n_routed_experts)) : RoutingSummary{};
     emit generationFinished(chat.id, QString::fromStdString(text), stats, summary);
+}
+
+quint64 EngineHost::inspect(const QList<ChatMessage>& messages, const QString& reply, qint64 attention_layer, const QString& origin) {
+    const quint64 id = next_request_id_++;
+    QMetaObject::invokeMethod(worker_, "inspect", Qt::QueuedConnection, Q_ARG(quint64, id), Q_ARG(QList<mwb::app::ChatMessage>, messages),
+                              Q_ARG(QString, reply), Q_ARG(qint64, attention_layer), Q_ARG(QString, origin));
+    return id;
 }
 
 void register_service_metatypes() {

@@ -52,6 +52,11 @@ public slots:
     void generate(const mwb::app::ChatRequest& request);
     // Prompt tokens the messages take with the chat template and the generation prompt.
     void countTokens(quint64 request_id, const QList<mwb::app::ChatMessage>& messages);
+    // Re-runs the forward pass of a conversation message for the Inspector: the prompt of `messages` (then
+    // `reply`, the text of the reply being inspected), with routing and the attention of `attention_layer`
+    // captured. `origin` names the message for the Inspector.
+    void inspect(quint64 request_id, const QList<mwb::app::ChatMessage>& messages, const QString& reply, qint64 attention_layer,
+                 const QString& origin);
 
 signals:
     void loadStarted(QString directory);
@@ -67,6 +72,8 @@ signals:
     void generationFinished(quint64 request_id, QString text, mwb::app::GenerationStats stats, mwb::app::RoutingSummary routing);
     void generationFailed(quint64 request_id, QString message);
     void tokensCounted(quint64 request_id, int tokens, qint64 context_length);
+    void inspectionFinished(quint64 request_id, int tokens);
+    void inspectionFailed(quint64 request_id, QString message);
 
 private:
     bool load_cancelled() const { return cancel_load_.load(); }
@@ -76,6 +83,8 @@ private:
     void guarded(Body body, OnError on_error);
     void load_demo_model(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads);
     void generate_reply(const ChatRequest& request);
+    void inspect_message(quint64 request_id, const QList<ChatMessage>& messages, const QString& reply, qint64 attention_layer,
+                         const QString& origin);
     void finish_load(const QString& directory, const QString& tokenizer_directory, qint64 context_length, int threads, bool cuda,
                      double progress_start);
 
@@ -110,6 +119,7 @@ public:
                      ContextOverflow overflow = ContextOverflow::Refuse, const QString& continuation = {});
     void stop(quint64 request_id);
     quint64 countTokens(const QList<ChatMessage>& messages);
+    quint64 inspect(const QList<ChatMessage>& messages, const QString& reply, qint64 attention_layer, const QString& origin);
 
 private:
     InspectorFeed inspector_;

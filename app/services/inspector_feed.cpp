@@ -45,8 +45,9 @@ void InspectorFeed::set_model(const ModelGraph& graph) {
     data_.version = ++version_;
 }
 
-void InspectorFeed::begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts) {
+void InspectorFeed::begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts, const QString& origin) {
     std::lock_guard lock(mutex_);
+    data_.origin = origin;
     data_.token_ids = prompt;
     data_.token_texts = prompt_texts;
     data_.token_texts.resize(prompt.size());
@@ -68,6 +69,7 @@ void InspectorFeed::show_stored_load(LoadMatrix load, const QString& label) {
     data_.attention.clear();
     data_.stored_load = std::move(load);
     data_.stored_label = label;
+    data_.origin.clear();
     data_.generation = ++generation_;
     data_.version = ++version_;
 }
@@ -82,6 +84,11 @@ void InspectorFeed::append_token(int32_t id, const QString& text) {
 void InspectorFeed::watch_attention(std::set<int64_t> layers) {
     std::lock_guard lock(mutex_);
     attention_layers_ = std::move(layers);
+}
+
+void InspectorFeed::capture_attention(std::set<int64_t> layers) {
+    std::lock_guard lock(mutex_);
+    capture_layers_ = std::move(layers);
 }
 
 InspectorSnapshot InspectorFeed::snapshot() const {
@@ -120,7 +127,7 @@ void InspectorFeed::on_routing(int64_t sequence, int64_t position, int64_t layer
 
 bool InspectorFeed::wants_attention(int64_t layer) const {
     std::lock_guard lock(mutex_);
-    return attention_layers_.count(layer) > 0;
+    return attention_layers_.count(layer) > 0 || capture_layers_.count(layer) > 0;
 }
 
 void InspectorFeed::on_attention(int64_t, int64_t position, int64_t layer, int64_t heads, int64_t keys,

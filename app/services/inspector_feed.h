@@ -43,6 +43,8 @@ struct InspectorSnapshot {
     // A reply reopened from the history: its stored expert-load counts, shown until a new generation starts.
     std::optional<LoadMatrix> stored_load;
     QString stored_label;
+    // What the data is: empty for the generation in progress, else e.g. the conversation message re-run for it.
+    QString origin;
     uint64_t version = 0;     // grows with every change, so views redraw only when needed
     uint64_t generation = 0;  // grows when the data starts over (a new model, generation or stored reply)
 };
@@ -58,14 +60,16 @@ public:
 
     // A new model: its MoE shape and router biases. Clears everything.
     void set_model(const ModelGraph& graph);
-    // A new generation of one sequence, with its prompt.
-    void begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts);
+    // A new generation of one sequence, with its prompt; `origin` says what it is when not a live reply.
+    void begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts, const QString& origin = {});
     void append_token(int32_t id, const QString& text);
     // Shows a stored reply's expert load (counts per MoE layer) in place of a live generation.
     void show_stored_load(LoadMatrix load, const QString& label);
 
-    // Attention is captured only for the layers a view asks for (the capture costs time).
+    // Attention is captured only for the layers a view asks for (the capture costs time), and for the layers of
+    // a message being inspected while its forward pass runs.
     void watch_attention(std::set<int64_t> layers);
+    void capture_attention(std::set<int64_t> layers);
 
     InspectorSnapshot snapshot() const;
     // Brings `view` up to date, copying only what was added since it was last updated (the engine thread waits
@@ -84,6 +88,7 @@ private:
     mutable std::mutex mutex_;
     InspectorSnapshot data_;
     std::set<int64_t> attention_layers_;
+    std::set<int64_t> capture_layers_;
     std::atomic<uint64_t> version_{0};
     uint64_t generation_ = 0;
 };

@@ -21,6 +21,12 @@
 #include <QToolButton>
 #include <QTreeWidget>
 #include <QRegularExpression>
+#include <QAction>
+#include <QHeaderView>
+#include <QComboBox>
+#include <QFileDialog>
+#include <QTimer>
+#include <cmath>
 #include <QScrollArea>
 #include <QSpinBox>
 #include <QSqlDatabase>
@@ -32,6 +38,7 @@
 #include "test_support.h"
 #include "ui/chat_page.h"
 #include "ui/elided_label.h"
+#include "ui/inspector/heatmap_widget.h"
 #include "ui/inspector/inspector_page.h"
 #include "ui/main_window.h"
 #include "ui/message_widget.h"
@@ -94,6 +101,19 @@ QList<MessageRecord> stored_messages(const QString& database, qint64* run_id = n
     if (run_id) *run_id = runs->first().id;
     auto messages = db.messages(runs->first().id);
     return messages ? *messages : QList<MessageRecord>();
+}
+
+// Moves the Inspector's attention view to `layer`.
+void inspected_layer(ui::InspectorPage* inspector, qint64 layer) {
+    auto* layers = inspector->findChild<QComboBox*>("attentionLayer");
+    layers->setCurrentIndex(layers->findData(layer));
+}
+
+// The id of the one chat in the history of `settings`.
+qint64 chat_run(const Settings& settings) {
+    qint64 id = 0;
+    stored_messages(settings.database_path(), &id);
+    return id;
 }
 
 }  // namespace
@@ -429,6 +449,8 @@ private slots:
         QCOMPARE(sampling->settings().max_new_tokens, 1500);  // the chat's own sampling, not the model's defaults
         QCOMPARE(sampling->settings().seed, quint64(11));
         check_fits_width(window, chat);
+        if (QTest::currentTestFailed()) return;
+        QVERIFY(!chat->findChild<QWidget*>("chatSidePanel")->isVisible());  // a narrow window leaves it to the conversation
         save_screenshot(window, "chat-interrupted-1024x700");
 
         // Continue goes on from the interrupted text, in the same message.
@@ -480,7 +502,15 @@ private slots:
         wait_for_storage(storage);
         QCOMPARE(count_rows(database, "messages"), rows + 4);  // left out of the prompt, not of the history
         check_fits_width(window, chat);
+        if (QTest::currentTestFailed()) return;
         save_screenshot(window, "chat-overflow-1024x700");
+        // Shown on demand, the side panel still leaves every message whole.
+        chat->findChild<QToolButton*>("sidePanelToggle")->click();
+        QVERIFY(chat->findChild<QWidget*>("chatSidePanel")->isVisible());
+        QTRY_VERIFY(chat->findChild<QWidget*>("chatSidePanel")->width() >= chat->findChild<ui::SamplingPanel*>()->sizeHint().width());
+        check_fits_width(window, chat);
+        if (QTest::currentTestFailed()) return;
+        save_screenshot(window, "chat-side-panel-1024x700");
     }
 
     // `moe-workbench DIR` with a folder that fails to load: the error is shown, the usual model is loaded instead,
@@ -575,6 +605,112 @@ private slots:
         QVERIFY(!fields.isEmpty());
         for (QAbstractSpinBox* field : fields) QVERIFY2(field->width() < 200, qPrintable(QString::number(field->width())));
         save_screenshot(window, "settings-1024x700");
+    }
+
+    // Inspect re-runs any message of a conversation, reopened ones included: its attention equals what a live
+    // capture saw for the same prompt, another layer is captured on demand, the grid holds the captured rows and
+    // zooms, and the Inspector's labels, legend and exports say what they show.
+    void inspectorReRunsAnyMessage() {
+        Settings settings(settings_file("inspect"));
+        settings.set_data_directory(root_.filePath("inspect-data"));
+        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        TestApp app(settings, {1280, 800});
+        ui::MainWindow& window = app.window;
+        window.start();
+        QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
+        ui::ChatPage* chat = window.chat_page();
+        auto* inspector = window.findChild<ui::InspectorPage*>();
+        SamplingSettings sampling;
+        sampling.seed = 5;
+        sampling.max_new_tokens = 12;
+        chat->findChild<ui::SamplingPanel*>()->set_settings(sampling);
+
+        // A reply generated with the attention view open: layer 0 is captured live.
+        window.show_page(ui::MainWindow::Page::Inspector);
+        inspector->show_view(ui::InspectorPage::View::Attention);
+        QCOMPARE(inspector->attention_layer(), 0);
+        chat->findChild<QPlainTextEdit*>("chatInput")->setPlainText("Which expert handles this?");
+        QSignalSpy replied(chat, &ui::ChatPage::replyFinished);
+        chat->send();
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 1, 60000);
+        const InspectorSnapshot live = app.engine.inspector()->snapshot();
+        QVERIFY(live.attention.count(0));
+        const int64_t prompt_tokens = live.prompt_tokens;
+
+        // Inspect the question: the same prompt, re-run, gives the same attention rows.
+        testing::QueuedSpy inspected(app.engine.worker(), &EngineWorker::inspectionFinished);
+        window.show_page(ui::MainWindow::Page::Chat);
+        QTest::mouseClick(button(chat->message_widgets()[0], "Inspect"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(inspected.size() >= 1, 30000);
+        QCOMPARE(inspected.at(0).at(1).toInt(), int(prompt_tokens));
+        const InspectorSnapshot question = app.engine.inspector()->snapshot();
+        QCOMPARE(question.token_ids, std::vector<int32_t>(live.token_ids.begin(), live.token_ids.begin() + prompt_tokens));
+        QCOMPARE(int64_t(question.attention.at(0).rows.size()), prompt_tokens);
+        for (int64_t position = 0; position < prompt_tokens; ++position) {
+            const std::vector<float>& a = question.attention.at(0).rows.at(position);
+            const std::vector<float>& b = live.attention.at(0).rows.at(position);
+            QCOMPARE(a.size(), b.size());
+            for (size_t i = 0; i < a.size(); ++i) QVERIFY(std::fabs(a[i] - b[i]) <= 1e-5f);
+        }
+        QVERIFY(window.findChild<ui::InspectorPage*>()->isVisible());
+        inspector->refresh();
+        auto* detail = inspector->findChild<ui::HeatmapWidget*>("attentionDetail");
+        QCOMPARE(detail->rows(), int(prompt_tokens));
+        QCOMPARE(detail->columns(), int(prompt_tokens));
+        QVERIFY(detail->row_labels().first().startsWith("0 "));
+        QVERIFY(inspector->status_text().contains("Message 1"));
+
+        // Another layer is captured when the view moves to it.
+        inspected_layer(inspector, 1);
+        QTRY_VERIFY_WITH_TIMEOUT(inspected.size() >= 2, 30000);
+        QVERIFY(app.engine.inspector()->snapshot().attention.count(1));
+
+        // The reply of a reopened chat: the conversation before it, then its text.
+        window.show_page(ui::MainWindow::Page::Chat);
+        chat->new_chat();
+        chat->open_run(chat_run(settings));
+        QTRY_VERIFY(chat->message_widgets().size() == 2 && button(chat->message_widgets()[1], "Inspect"));
+        QTest::mouseClick(button(chat->message_widgets()[1], "Inspect"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(inspected.size() >= 3, 30000);
+        const InspectorSnapshot reply = app.engine.inspector()->snapshot();
+        QCOMPARE(reply.prompt_tokens, prompt_tokens);
+        QVERIFY(int64_t(reply.token_ids.size()) > prompt_tokens);
+        QCOMPARE(int64_t(reply.attention.at(1).rows.size()), int64_t(reply.token_ids.size()));
+        inspector->refresh();
+        QVERIFY2(inspector->status_text().contains("Message 2 (reply)"), qPrintable(inspector->status_text()));
+        QVERIFY(inspector->status_text().contains(QStringLiteral("%1 prompt").arg(prompt_tokens)));
+
+        // Zoom: a fixed size per token makes the grid scroll instead of squeezing it.
+        inspector->findChild<QComboBox*>("attentionZoom")->setCurrentIndex(4);  // 24 px per token
+        QTRY_VERIFY(detail->height() >= detail->rows() * 24);
+        save_screenshot(window, "inspector-inspected");
+
+        // The per-token list explains its marker; the flow table's headers are whole.
+        QVERIFY(inspector->findChild<QLabel*>("tokenLegend")->text().contains("◂"));
+        inspector->show_view(ui::InspectorPage::View::CoActivation);
+        inspector->refresh();
+        auto* flow = inspector->findChild<QTableWidget*>("flowTable");
+        for (int c = 0; c < flow->columnCount(); ++c) {
+            const QString header = flow->horizontalHeaderItem(c)->text();
+            QVERIFY2(flow->horizontalHeader()->sectionSize(c) >= flow->horizontalHeader()->fontMetrics().horizontalAdvance(header), qPrintable(header));
+        }
+        QTRY_VERIFY(flow->viewport()->width() >= flow->horizontalHeader()->length());  // nothing hidden to the right
+        save_screenshot(window, "inspector-flow");
+
+        // Exports start in the home folder and say where the file went.
+        const QString exported = root_.filePath("exported-load.csv");
+        QTimer::singleShot(0, [&] {
+            auto* dialog = qobject_cast<QFileDialog*>(QApplication::activeModalWidget());
+            if (!dialog) return;
+            QCOMPARE(dialog->directory().absolutePath(), QDir::homePath());
+            dialog->selectFile(exported);
+            static_cast<QDialog*>(dialog)->accept();
+        });
+        for (QAction* action : inspector->findChildren<QAction*>())
+            if (action->text().startsWith("Expert load as CSV")) action->trigger();
+        QVERIFY(QFileInfo::exists(exported));
+        QVERIFY2(inspector->status_text().contains("Saved") && inspector->status_text().contains("exported-load.csv"),
+                 qPrintable(inspector->status_text()));
     }
 
     // DeepSeek's special tokens (full-width bars, lower blocks) and Chinese text are drawn with real glyphs from

@@ -17,6 +17,7 @@
 #include "engine/model/model_graph.h"
 #include "engine/runtime/generation.h"
 #include "tests/support/fixture.h"
+#include "ui/inspector/heatmap_widget.h"
 #include "ui/inspector/inspector_page.h"
 
 using namespace mwb;
@@ -157,6 +158,45 @@ private slots:
         feed.update(view);
         same_as_full();
         QCOMPARE(view.token_ids, std::vector<int32_t>{1});
+    }
+
+    // A long conversation whose attention view opened late: the grid has the captured query rows only (not a
+    // mostly empty square), every key up to the last of them, rows labelled by position and token, and a zoom.
+    void attention_grid_holds_the_captured_rows_only() {
+        app::InspectorFeed feed;
+        feed.set_model(*graph_);
+        std::vector<int32_t> ids(300);
+        std::vector<QString> texts;
+        for (int i = 0; i < 300; ++i) {
+            ids[size_t(i)] = i;
+            texts.push_back(QStringLiteral("t%1").arg(i));
+        }
+        feed.begin(ids, texts);
+        const int64_t heads = 2;
+        for (int64_t position = 280; position < 300; ++position) {
+            std::vector<float> probabilities(size_t(heads * (position + 1)), 0.0f);
+            probabilities[size_t(position)] = 1.0f;  // head 0 looks at itself
+            feed.on_attention(0, position, 0, heads, position + 1, probabilities.data());
+        }
+        ui::InspectorPage page(&feed);
+        page.resize(1024, 700);
+        page.show();
+        page.show_view(ui::InspectorPage::View::Attention);
+        page.refresh();
+        auto* detail = page.findChild<ui::HeatmapWidget*>("attentionDetail");
+        QVERIFY(detail);
+        QCOMPARE(detail->rows(), 20);
+        QCOMPARE(detail->columns(), 300);
+        QCOMPARE(detail->row_labels().first(), QStringLiteral("280 t280"));
+        QCOMPARE(detail->row_labels().last(), QStringLiteral("299 t299"));
+        QVERIFY(detail->title().contains("20 query rows captured, 300 keys"));
+        auto* zoom = page.findChild<QComboBox*>("attentionZoom");
+        zoom->setCurrentIndex(zoom->findData(8));
+        QTRY_VERIFY(detail->width() >= 300 * 8);  // wider than the page: it scrolls
+        QVERIFY(page.grab().save(kOutput + "/inspector_attention_long.png"));
+        // Nothing captured for another layer: the view says how to get it.
+        page.findChild<QComboBox*>("attentionLayer")->setCurrentIndex(1);
+        QCOMPARE(detail->rows(), 0);
     }
 
     void each_layer_load_sums_to_tokens_times_top_k() {

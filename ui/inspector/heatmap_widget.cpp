@@ -38,11 +38,17 @@ void HeatmapWidget::set_data(int rows, int columns, std::vector<double> values, 
     row_labels_ = std::move(row_labels);
     column_labels_ = std::move(column_labels);
     max_value_ = values_.empty() ? 0.0 : *std::max_element(values_.begin(), values_.end());
+    updateGeometry();
     update();
 }
 
 void HeatmapWidget::set_title(const QString& title) {
     title_ = title;
+    update();
+}
+
+void HeatmapWidget::set_empty_text(const QString& text) {
+    empty_text_ = text;
     update();
 }
 
@@ -57,13 +63,33 @@ void HeatmapWidget::set_compact(bool compact) {
     update();
 }
 
-QSize HeatmapWidget::sizeHint() const { return compact_ ? QSize(120, 120) : QSize(640, 360); }
-QSize HeatmapWidget::minimumSizeHint() const { return compact_ ? QSize(60, 60) : QSize(200, 120); }
+namespace {
+constexpr double kLeft = 90, kRight = 70, kBottom = 40;
+double top_margin(bool has_title) { return has_title ? 26 : 8; }
+}  // namespace
+
+void HeatmapWidget::set_cell_size(int pixels) {
+    cell_size_ = pixels;
+    updateGeometry();
+    update();
+}
+
+QSize HeatmapWidget::sizeHint() const {
+    if (compact_) return QSize(120, 120);
+    if (cell_size_ > 0 && rows_ > 0)
+        return QSize(int(kLeft + kRight) + columns_ * cell_size_, int(top_margin(!title_.isEmpty()) + kBottom) + rows_ * cell_size_);
+    return QSize(640, 360);
+}
+
+QSize HeatmapWidget::minimumSizeHint() const {
+    if (compact_) return QSize(60, 60);
+    return cell_size_ > 0 && rows_ > 0 ? sizeHint() : QSize(200, 120);
+}
 
 QRectF HeatmapWidget::plot_area() const {
     if (compact_) return QRectF(rect()).adjusted(2, title_.isEmpty() ? 2 : 16, -2, -2);
-    const double left = 70, top = title_.isEmpty() ? 8 : 26, right = 70, bottom = 40;
-    return QRectF(left, top, std::max(10.0, width() - left - right), std::max(10.0, height() - top - bottom));
+    const double top = top_margin(!title_.isEmpty());
+    return QRectF(kLeft, top, std::max(10.0, width() - kLeft - kRight), std::max(10.0, height() - top - kBottom));
 }
 
 bool HeatmapWidget::cell_at(QPointF point, int& row, int& column) const {
@@ -87,7 +113,7 @@ void HeatmapWidget::paintEvent(QPaintEvent*) {
         painter.setFont(font());
     }
     if (rows_ == 0 || columns_ == 0) {
-        painter.drawText(area, Qt::AlignCenter, tr("No data yet"));
+        painter.drawText(area, Qt::AlignCenter | Qt::TextWordWrap, empty_text_.isEmpty() ? tr("No data yet") : empty_text_);
         return;
     }
     const double cell_w = area.width() / columns_, cell_h = area.height() / rows_;
@@ -104,16 +130,22 @@ void HeatmapWidget::paintEvent(QPaintEvent*) {
     }
     if (compact_) return;
 
+    // Labels only where a line of text fits: every n-th row, each shortened to the margin, centred on its row.
     painter.setPen(palette().text().color());
     const QFontMetrics metrics(font());
     const int row_step = std::max(1, int(std::ceil(metrics.height() / cell_h)));
-    for (int r = 0; r < rows_ && r < row_labels_.size(); r += row_step)
-        painter.drawText(QRectF(0, area.top() + r * cell_h, area.left() - 6, cell_h), Qt::AlignRight | Qt::AlignVCenter,
-                         row_labels_[r]);
-    const int column_step = std::max(1, int(std::ceil((metrics.horizontalAdvance(QStringLiteral("0000")) + 4) / cell_w)));
-    for (int c = 0; c < columns_ && c < column_labels_.size(); c += column_step)
-        painter.drawText(QRectF(area.left() + c * cell_w - 20, area.bottom() + 2, cell_w + 40, metrics.height()), Qt::AlignHCenter,
-                         column_labels_[c]);
+    for (int r = 0; r < rows_ && r < row_labels_.size(); r += row_step) {
+        const double middle = area.top() + (r + 0.5) * cell_h;
+        painter.drawText(QRectF(0, middle - metrics.height() / 2.0, area.left() - 6, metrics.height()), Qt::AlignRight | Qt::AlignVCenter,
+                         metrics.elidedText(row_labels_[r], Qt::ElideRight, int(area.left()) - 8));
+    }
+    const int label_width = metrics.horizontalAdvance(QStringLiteral("00000"));
+    const int column_step = std::max(1, int(std::ceil((label_width + 6) / cell_w)));
+    for (int c = 0; c < columns_ && c < column_labels_.size(); c += column_step) {
+        const double middle = area.left() + (c + 0.5) * cell_w;
+        painter.drawText(QRectF(middle - label_width, area.bottom() + 2, 2.0 * label_width, metrics.height()), Qt::AlignHCenter,
+                         metrics.elidedText(column_labels_[c], Qt::ElideRight, label_width + 4));
+    }
     // Colour scale.
     const QRectF legend(area.right() + 16, area.top(), 12, area.height());
     for (int y = 0; y < int(legend.height()); ++y)

@@ -6,6 +6,7 @@
 #include <QChart>
 #include <QChartView>
 #include <QComboBox>
+#include <QDir>
 #include <QFile>
 #include <QFileDialog>
 #include <QGridLayout>
@@ -16,6 +17,8 @@
 #include <QLineSeries>
 #include <QListWidget>
 #include <QMenu>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTabWidget>
@@ -82,6 +85,8 @@ InspectorPage::InspectorPage(app::InspectorFeed* feed, QWidget* parent) : QWidge
     QAction* export_load = export_menu->addAction(tr("Expert load as CSV…"));
     export_button->setMenu(export_menu);
     status_ = new QLabel(this);
+    status_->setObjectName("inspectorStatus");
+    status_->setWordWrap(true);
     bar->addWidget(new QLabel(tr("Tokens:"), this));
     bar->addWidget(scope_);
     bar->addWidget(range_first_);
@@ -117,16 +122,13 @@ InspectorPage::InspectorPage(app::InspectorFeed* feed, QWidget* parent) : QWidge
         redraw();
     });
     connect(export_png, &QAction::triggered, this, [this] {
-        const QString path = QFileDialog::getSaveFileName(this, tr("Export chart"), "inspector.png", tr("PNG images (*.png)"));
-        if (!path.isEmpty() && !this->export_png(path)) status_->setText(tr("Could not write %1").arg(path));
+        export_with_dialog(tr("Export chart"), "inspector.png", tr("PNG images (*.png)"), [this](const QString& path) { return this->export_png(path); });
     });
     connect(export_trace, &QAction::triggered, this, [this] {
-        const QString path = QFileDialog::getSaveFileName(this, tr("Export routing trace"), "routing.csv", tr("CSV (*.csv)"));
-        if (!path.isEmpty() && !export_trace_csv(path)) status_->setText(tr("Could not write %1").arg(path));
+        export_with_dialog(tr("Export routing trace"), "routing.csv", tr("CSV (*.csv)"), [this](const QString& path) { return export_trace_csv(path); });
     });
     connect(export_load, &QAction::triggered, this, [this] {
-        const QString path = QFileDialog::getSaveFileName(this, tr("Export expert load"), "expert_load.csv", tr("CSV (*.csv)"));
-        if (!path.isEmpty() && !export_load_csv(path)) status_->setText(tr("Could not write %1").arg(path));
+        export_with_dialog(tr("Export expert load"), "expert_load.csv", tr("CSV (*.csv)"), [this](const QString& path) { return export_load_csv(path); });
     });
 
     auto* timer = new QTimer(this);
@@ -157,7 +159,15 @@ QWidget* InspectorPage::build_load_view() {
 
 QWidget* InspectorPage::build_token_view() {
     auto* view = new QSplitter(Qt::Horizontal, this);
-    token_list_ = new QListWidget(view);
+    auto* left = new QWidget(view);
+    auto* left_layout = new QVBoxLayout(left);
+    left_layout->setContentsMargins(0, 0, 0, 0);
+    auto* legend = new QLabel(tr("Position, token; ◂ marks tokens the model generated"), left);
+    legend->setObjectName("tokenLegend");
+    legend->setWordWrap(true);
+    token_list_ = new QListWidget(left);
+    left_layout->addWidget(legend);
+    left_layout->addWidget(token_list_, 1);
     auto* right = new QWidget(view);
     auto* layout = new QVBoxLayout(right);
     token_grid_ = new QTableWidget(0, 0, right);
@@ -191,9 +201,12 @@ QWidget* InspectorPage::build_coactivation_view() {
     auto* split = new QSplitter(Qt::Horizontal, view);
     coactivation_map_ = new HeatmapWidget(split);
     flow_table_ = new QTableWidget(0, 3, split);
-    flow_table_->setHorizontalHeaderLabels({tr("Expert here"), tr("Expert in next MoE layer"), tr("Tokens")});
-    flow_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+    flow_table_->setObjectName("flowTable");
+    flow_table_->setHorizontalHeaderLabels({tr("From"), tr("To (next MoE layer)"), tr("Tokens")});
+    // Columns as wide as their header and cells, the last one taking the rest: no header is ever cut.
+    flow_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     flow_table_->verticalHeader()->hide();
+    fit_flow_table();
     split->setStretchFactor(0, 3);
     split->setStretchFactor(1, 2);
     layout->addWidget(split, 1);
@@ -208,24 +221,40 @@ QWidget* InspectorPage::build_attention_view() {
     attention_layer_ = new QComboBox(view);
     attention_head_ = new QSpinBox(view);
     attention_head_->setPrefix(tr("head "));
+    attention_layer_->setObjectName("attentionLayer");
+    attention_zoom_ = new QComboBox(view);
+    attention_zoom_->setObjectName("attentionZoom");
+    attention_zoom_->addItem(tr("Fit"), 0);
+    for (int pixels : {4, 8, 16, 24}) attention_zoom_->addItem(tr("%1 px per token").arg(pixels), pixels);
+    attention_zoom_->setToolTip(tr("Zoom: a fixed size per token, scrolled, for long conversations"));
     bar->addWidget(new QLabel(tr("Layer"), view));
     bar->addWidget(attention_layer_);
     bar->addWidget(attention_head_);
+    bar->addWidget(new QLabel(tr("Zoom"), view));
+    bar->addWidget(attention_zoom_);
     bar->addStretch();
     layout->addLayout(bar);
     auto* split = new QSplitter(Qt::Horizontal, view);
     auto* grid_holder = new QWidget(split);
     head_grid_ = new QGridLayout(grid_holder);
     head_grid_->setSpacing(4);
-    head_detail_ = new HeatmapWidget(split);
+    auto* detail_scroll = new QScrollArea(split);
+    detail_scroll->setWidgetResizable(true);
+    detail_scroll->setFrameShape(QFrame::NoFrame);
+    head_detail_ = new HeatmapWidget;
+    head_detail_->setObjectName("attentionDetail");
+    detail_scroll->setWidget(head_detail_);
     split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 2);
     layout->addWidget(split, 1);
     connect(attention_layer_, &QComboBox::currentIndexChanged, this, [this] {
         update_attention_watch();
         refresh_attention();
+        const qint64 layer = attention_layer();
+        if (!snapshot_.origin.isEmpty() && !snapshot_.attention.count(layer)) emit captureRequested(layer);
     });
     connect(attention_head_, &QSpinBox::valueChanged, this, [this] { refresh_attention(); });
+    connect(attention_zoom_, &QComboBox::currentIndexChanged, this, [this] { head_detail_->set_cell_size(attention_zoom_->currentData().toInt()); });
     return view;
 }
 
@@ -249,6 +278,20 @@ void InspectorPage::update_attention_watch() {
 }
 
 void InspectorPage::show_view(View view) { tabs_->setCurrentIndex(int(view)); }
+
+qint64 InspectorPage::attention_layer() const { return attention_layer_->currentIndex() >= 0 ? attention_layer_->currentData().toLongLong() : 0; }
+
+QString InspectorPage::status_text() const { return status_->text(); }
+
+void InspectorPage::export_with_dialog(const QString& caption, const QString& file_name, const QString& filter,
+                                       const std::function<bool(const QString&)>& write) {
+    const QString path = QFileDialog::getSaveFileName(this, caption, QDir::home().filePath(file_name), filter);
+    if (path.isEmpty()) return;
+    const QString message = write(path) ? tr("Saved %1").arg(QDir::toNativeSeparators(path))
+                                        : tr("Could not write %1 (check the folder exists and is writable)").arg(QDir::toNativeSeparators(path));
+    status_->setText(message);
+    emit statusMessage(message);
+}
 
 void InspectorPage::select_token(int position) {
     show_view(View::PerToken);
@@ -286,10 +329,22 @@ void InspectorPage::refresh() {
     fill_layers(coactivation_layer_, moe_layers);
     fill_layers(attention_layer_, all_layers);
 
-    status_->setText(tr("%1 tokens (%2 prompt) · %3 routing records")
-                         .arg(snapshot_.token_ids.size())
-                         .arg(snapshot_.prompt_tokens)
-                         .arg(snapshot_.routing.size()));
+    const int64_t tokens = int64_t(snapshot_.token_ids.size());
+    const int64_t routed = snapshot_.moe ? load_matrix(snapshot_.routing, snapshot_.moe->n_routed_experts).tokens : 0;
+    if (snapshot_.token_ids.empty() && snapshot_.stored_load)
+        status_->setText(tr("From the history: the expert load stored with the reply (the history keeps counts only; Inspect a message in "
+                            "Chat for its tokens, routing and attention)."));
+    else if (snapshot_.token_ids.empty())
+        status_->setText(tr("Nothing to show yet: chat with the model, or use Inspect on a message in Chat."));
+    else
+        status_->setText(tr("%1%2 tokens: %3 prompt, %4 reply · %5 routed through the experts%6")
+                             .arg(snapshot_.origin.isEmpty() ? QString() : snapshot_.origin + " · ")
+                             .arg(tokens)
+                             .arg(snapshot_.prompt_tokens)
+                             .arg(tokens - snapshot_.prompt_tokens)
+                             .arg(routed)
+                             .arg(routed + 1 == tokens && tokens > snapshot_.prompt_tokens ? tr(" (the last generated token is not fed back)")
+                                                                                           : QString()));
     switch (View(tabs_->currentIndex())) {
         case View::ExpertLoad: refresh_load(); break;
         case View::PerToken: refresh_token(); break;
@@ -319,7 +374,7 @@ void InspectorPage::refresh_load() {
     QStringList rows;
     for (int64_t layer : load.layers) rows << tr("layer %1").arg(layer);
     load_map_->set_title(stored ? snapshot_.stored_label
-                                : tr("Routed experts — %1 over %2 tokens").arg(mass ? tr("weight mass") : tr("tokens")).arg(load.tokens));
+                                : tr("Routed experts — %1 over %2 routed tokens").arg(mass ? tr("weight mass") : tr("tokens")).arg(load.tokens));
     load_map_->set_column_group_size(moe.topk_method != TopkMethod::Greedy && moe.n_group > 1 ? int(moe.n_routed_experts / moe.n_group) : 0);
     load_map_->set_data(int(load.layers.size()), int(moe.n_routed_experts), std::move(values), rows, numbered("", int(moe.n_routed_experts)));
 
@@ -445,23 +500,34 @@ void InspectorPage::refresh_coactivation() {
         flow_table_->setItem(int(i), 1, cell(tr("layer %1 · E%2").arg(next).arg(flows[i].to_expert)));
         flow_table_->setItem(int(i), 2, cell(QString::number(flows[i].tokens)));
     }
+    fit_flow_table();
+}
+
+void InspectorPage::fit_flow_table() {
+    // As wide as its columns, so that neither a header nor a cell is cut and it never scrolls sideways.
+    QHeaderView* header = flow_table_->horizontalHeader();
+    header->resizeSections(QHeaderView::ResizeToContents);
+    flow_table_->setMinimumWidth(header->length() + 2 * flow_table_->frameWidth() + flow_table_->verticalScrollBar()->sizeHint().width());
 }
 
 void InspectorPage::refresh_attention() {
     if (attention_layer_->currentIndex() < 0) return;
     const int64_t layer = attention_layer_->currentData().toLongLong();
     auto found = snapshot_.attention.find(layer);
-    const int64_t tokens = int64_t(snapshot_.token_ids.size());
     const int64_t heads = found == snapshot_.attention.end() ? 0 : found->second.heads;
     attention_head_->setMaximum(std::max<int64_t>(0, heads - 1));
-    // Rows are queries, columns keys; rows not yet seen (before the view opened) stay empty.
+    // Rows are the captured queries only (a view opened mid-reply captures from then on), columns every key up
+    // to the last of them.
+    std::vector<int64_t> positions;
+    if (found != snapshot_.attention.end())
+        for (const auto& [position, row] : found->second.rows) positions.push_back(position);
+    const int64_t keys = positions.empty() ? 0 : positions.back() + 1;
     auto matrix = [&](int64_t head) {
-        std::vector<double> values(size_t(tokens * tokens), 0.0);
-        if (found == snapshot_.attention.end()) return values;
-        for (const auto& [position, row] : found->second.rows) {
-            const int64_t keys = position + 1;
-            if (position >= tokens) continue;
-            for (int64_t k = 0; k < keys && k < tokens; ++k) values[size_t(position * tokens + k)] = row[size_t(head * keys + k)];
+        std::vector<double> values(positions.size() * size_t(keys), 0.0);
+        for (size_t r = 0; r < positions.size(); ++r) {
+            const std::vector<float>& row = found->second.rows.at(positions[r]);
+            const int64_t row_keys = positions[r] + 1;
+            for (int64_t k = 0; k < row_keys; ++k) values[r * size_t(keys) + size_t(k)] = row[size_t(head * row_keys + k)];
         }
         return values;
     };
@@ -478,17 +544,27 @@ void InspectorPage::refresh_attention() {
         head_maps_[h]->setVisible(int64_t(h) < heads);
         if (int64_t(h) >= heads) continue;
         head_maps_[h]->set_title(tr("head %1").arg(h));
-        head_maps_[h]->set_data(int(tokens), int(tokens), matrix(int64_t(h)), {}, {});
+        head_maps_[h]->set_data(int(positions.size()), int(keys), matrix(int64_t(h)), {}, {});
     }
-    QStringList labels;
-    for (const QString& text : snapshot_.token_texts) labels << QString(text).replace('\n', QStringLiteral("⏎")).left(10);
+    auto label = [&](int64_t position) {
+        QString text = position < int64_t(snapshot_.token_texts.size()) ? snapshot_.token_texts[size_t(position)] : QString();
+        text.replace('\n', QStringLiteral("⏎")).replace(' ', QStringLiteral("·"));
+        return QStringLiteral("%1 %2").arg(position).arg(text);
+    };
+    QStringList row_labels, column_labels;
+    for (int64_t position : positions) row_labels << label(position);
+    for (int64_t k = 0; k < keys; ++k) column_labels << label(k);
     const int64_t head = attention_head_->value();
-    head_detail_->set_title(heads ? tr("Layer %1, head %2 — query rows, key columns").arg(layer).arg(head)
-                                  : tr("Layer %1: attention is captured from now on while this view is open").arg(layer));
-    if (heads)
-        head_detail_->set_data(int(tokens), int(tokens), matrix(head), labels, labels);
-    else
+    if (heads) {
+        head_detail_->set_title(tr("Layer %1, head %2 — %3 query rows captured, %4 keys").arg(layer).arg(head).arg(positions.size()).arg(keys));
+        head_detail_->set_data(int(positions.size()), int(keys), matrix(head), row_labels, column_labels);
+    } else {
+        head_detail_->set_title(tr("Layer %1").arg(layer));
+        head_detail_->set_empty_text(tr("No attention captured for layer %1.\nUse Inspect on a message in Chat (it re-runs that message's "
+                                        "forward pass), or keep this view open while a reply is generated.")
+                                         .arg(layer));
         head_detail_->set_data(0, 0, {}, {}, {});
+    }
 }
 
 bool InspectorPage::export_png(const QString& path) { return tabs_->currentWidget()->grab().save(path, "PNG"); }

@@ -1,10 +1,12 @@
-// The Inspector: live expert routing and attention of the generation in progress — expert-load heat map with
-// per-layer imbalance, per-token routing with the router's scores, co-activation and expert flow, attention heads.
+// The Inspector: live expert routing and attention of the generation in progress, or of a conversation message
+// re-run for it — expert-load heat map with per-layer imbalance, per-token routing with the router's scores,
+// co-activation and expert flow, attention heads (captured rows only, zoomable).
 #pragma once
 
 #include <QWidget>
 
 #include <cstdint>
+#include <functional>
 
 #include "app/services/inspector_feed.h"
 
@@ -37,6 +39,15 @@ public:
     bool export_trace_csv(const QString& path) const;
     bool export_load_csv(const QString& path) const;
 
+    // The layer the attention view shows: the one an inspection of a message captures.
+    qint64 attention_layer() const;
+    QString status_text() const;
+
+signals:
+    // The attention view moved to a layer the inspected message has no capture of: re-run it for that layer.
+    void captureRequested(qint64 layer);
+    void statusMessage(QString text);
+
 protected:
     void showEvent(QShowEvent* event) override;
     void hideEvent(QHideEvent* event) override;
@@ -51,7 +62,11 @@ private:
     void refresh_token();
     void refresh_coactivation();
     void refresh_attention();
+    void fit_flow_table();
     TokenRange selection() const;
+    // Asks for a file name (in the home folder by default), writes it and says where it went, or why not.
+    void export_with_dialog(const QString& caption, const QString& file_name, const QString& filter,
+                            const std::function<bool(const QString&)>& write);
 
     app::InspectorFeed* feed_;
     app::InspectorSnapshot snapshot_;
@@ -82,6 +97,7 @@ private:
     QGridLayout* head_grid_;
     std::vector<HeatmapWidget*> head_maps_;
     HeatmapWidget* head_detail_;
+    QComboBox* attention_zoom_;
 };
 
 }  // namespace mwb::ui
