@@ -378,6 +378,9 @@ private slots:
             for (int e = 0; e < last_reply.routing.experts; ++e)
                 QCOMPARE(reopened.count(size_t(row), e), int64_t(last_reply.routing.counts[row][e]));
         window.show_page(ui::MainWindow::Page::Inspector);
+        auto* inspector = window.findChild<ui::InspectorPage*>();
+        inspector->refresh();
+        QVERIFY2(inspector->status_text().startsWith("From the history"), qPrintable(inspector->status_text()));
         save_screenshot(window, "inspector-reopened");
     }
 
