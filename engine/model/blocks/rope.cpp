@@ -85,11 +85,19 @@ RopeTable make_rope_table(const RopeConfig& config, int64_t rotary_dim, RopeLayo
 }
 
 void RopeTable::apply(float* data, int64_t heads, int64_t head_stride, int64_t position) const {
+    rotate(data, heads, head_stride, position, 1.0f);
+}
+
+void RopeTable::apply_transposed(float* data, int64_t heads, int64_t head_stride, int64_t position) const {
+    rotate(data, heads, head_stride, position, -1.0f);
+}
+
+void RopeTable::rotate(float* data, int64_t heads, int64_t head_stride, int64_t position, float direction) const {
     const int64_t half = rotary_dim / 2;
     for (int64_t i = 0; i < half; ++i) {
         const float angle = float(position) * inverse_frequency[size_t(i)];
         const float c = std::cos(angle) * attention_factor;
-        const float s = std::sin(angle) * attention_factor;
+        const float s = direction * std::sin(angle) * attention_factor;
         for (int64_t h = 0; h < heads; ++h) {
             float* head = data + h * head_stride;
             // Interleaved pairs (x[2i], x[2i+1]) — the layout DeepSeek's complex-number rope uses.

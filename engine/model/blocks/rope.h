@@ -21,6 +21,11 @@ struct RopeTable {
 
     // Rotates `heads` vectors of rotary_dim values (stride `head_stride`) in place for position `position`.
     void apply(float* data, int64_t heads, int64_t head_stride, int64_t position) const;
+    // The transpose of apply() (the rotation backwards, same scale): how a gradient flows back through it.
+    void apply_transposed(float* data, int64_t heads, int64_t head_stride, int64_t position) const;
+
+private:
+    void rotate(float* data, int64_t heads, int64_t head_stride, int64_t position, float direction) const;
 };
 
 RopeTable make_rope_table(const RopeConfig& config, int64_t rotary_dim, RopeLayout layout,

@@ -1,0 +1,61 @@
+// A model with a LoRA adapter on the CPU in float32: the loss of a token row, and the gradient of every adapter
+// matrix by a hand-written backward pass through each op (embedding, RMSNorm, MLA with and without q_lora,
+// RoPE, the MoE router's weights, experts and shared experts, the dense MLP, lm_head, cross-entropy). The
+// frozen weights are kept as float32 copies: CPU training is meant for small models and as the reference of
+// the GPU trainer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/core/result.h"
+#include "engine/model/model_graph.h"
+#include "engine/runtime/cpu/thread_pool.h"
+#include "engine/train/lora_adapter.h"
+
+namespace mwb::train {
+
+// The gradient of each adapter matrix, in the order of the adapter's modules.
+struct LoraGradients {
+    std::vector<std::vector<float>> a, b;
+
+    static LoraGradients zeros_like(const LoraAdapter& adapter);
+    void zero();
+    double squared_norm() const;
+    void scale(float factor);
+};
+
+// transformers' label convention: position t predicts labels[t + 1]; -100 is ignored.
+constexpr int64_t kIgnoredLabel = -100;
+int64_t counted_labels(std::span<const int64_t> labels);
+
+class LoraModel {
+public:
+    // GQA models are not trained yet: MLA (DeepSeek V2/V3) only.
+    static Result<LoraModel> create(std::shared_ptr<const ModelGraph> graph, int threads = 0);
+
+    // The summed cross-entropy of a row's counted labels. With `gradients`, adds the gradient of
+    // `gradient_scale` × that sum (1 / the batch's counted labels gives transformers' mean loss).
+    // `logits`, when given, receives the row's logits [tokens, vocab].
+    Result<double> row_loss(const LoraAdapter& adapter, std::span<const int32_t> ids, std::span<const int64_t> labels,
+                            float gradient_scale, LoraGradients* gradients, std::vector<float>* logits = nullptr);
+
+    const ModelGraph& graph() const { return *graph_; }
+
+private:
+    LoraModel(std::shared_ptr<const ModelGraph> graph, int threads);
+    struct Tape;
+    struct LayerTape;
+    class Context;
+
+    std::shared_ptr<const ModelGraph> graph_;
+    std::unique_ptr<ThreadPool> pool_;
+    std::unordered_map<const void*, std::vector<float>> frozen_;  // float32 copies by weight
+    const std::vector<float>& frozen(const LinearWeight& weight);
+    const std::vector<float>& frozen(const VectorWeight& weight);
+};
+
+}  // namespace mwb::train

@@ -1,0 +1,5 @@
+set(MWB_TRAIN_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/backward_ops.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lora_adapter.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lora_model.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/optimizer.cpp)

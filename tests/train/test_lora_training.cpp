@@ -1,0 +1,145 @@
+// LoRA training on the CPU against the two peft traces (tests/data/lora): the gradient of every adapter matrix
+// at step 0, the loss of each of the 12 AdamW steps, the final adapter and the final logits of row 0; an adapter
+// written and read back in PEFT's format.
+#include <QtTest>
+
+#include <cmath>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+
+#include "engine/core/text_file.h"
+#include "engine/io/safetensors.h"
+#include "engine/train/lora_model.h"
+#include "engine/train/optimizer.h"
+#include "tests/support/fixture.h"
+
+using namespace mwb;
+using namespace mwb::train;
+
+namespace {
+
+const std::string kTraces = MWB_TEST_DATA "/lora/";
+
+double relative_error(const std::vector<float>& actual, const std::vector<float>& expected) {
+    double difference = 0, reference = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+        difference += double(actual[i] - expected[i]) * double(actual[i] - expected[i]);
+        reference += double(expected[i]) * expected[i];
+    }
+    return std::sqrt(difference) / std::max(std::sqrt(reference), 1e-30);
+}
+
+struct Trace {
+    std::vector<int64_t> data, labels;
+    int64_t rows = 0, tokens = 0;
+    nlohmann::json train;
+    TensorStore file;
+
+    std::vector<int32_t> ids(int64_t row) const { return {data.begin() + row * tokens, data.begin() + (row + 1) * tokens}; }
+    std::span<const int64_t> row_labels(int64_t row) const { return {labels.data() + row * tokens, size_t(tokens)}; }
+};
+
+Trace load_trace(const std::string& name) {
+    Trace trace;
+    auto file = TensorStore::open_file(kTraces + name + "/data.safetensors");
+    if (!file) qFatal("%s", file.error().message.c_str());
+    trace.file = std::move(file.value());
+    trace.data = *trace.file.read_int64("data");
+    trace.labels = *trace.file.read_int64("labels");
+    const TensorView view = *trace.file.get("data");
+    trace.rows = view.shape[0];
+    trace.tokens = view.shape[1];
+    trace.train = nlohmann::json::parse(*read_text_file(kTraces + name + "/train.json"));
+    return trace;
+}
+
+}  // namespace
+
+class LoraTrainingTest : public QObject {
+    Q_OBJECT
+
+    std::shared_ptr<const ModelGraph> graph_;
+
+    // One training step on `rows`: the batch's mean loss and its gradient.
+    double batch_gradient(LoraModel& model, const LoraAdapter& adapter, const Trace& trace, int64_t first_row, int64_t rows,
+                          LoraGradients& gradients) {
+        int64_t counted = 0;
+        for (int64_t r = first_row; r < first_row + rows; ++r) counted += counted_labels(trace.row_labels(r));
+        double loss = 0;
+        gradients.zero();
+        for (int64_t r = first_row; r < first_row + rows; ++r) {
+            auto row = model.row_loss(adapter, trace.ids(r), trace.row_labels(r), 1.0f / float(counted), &gradients);
+            if (!row) qFatal("%s", row.error().message.c_str());
+            loss += *row;
+        }
+        return loss / double(counted);
+    }
+
+    void reproduce(const std::string& name) {
+        const Trace trace = load_trace(name);
+        auto model = LoraModel::create(graph_, 2);
+        QVERIFY2(model.ok(), model.ok() ? "" : model.error().message.c_str());
+        auto adapter = LoraAdapter::load(kTraces + name + "/adapter_init", *graph_);
+        QVERIFY2(adapter.ok(), adapter.ok() ? "" : adapter.error().message.c_str());
+        QCOMPARE(adapter->modules().size(), size_t(20));  // 5 MLA projections × 4 layers
+        QCOMPARE(adapter->config().scale(), 2.0);
+
+        // Step 0: the gradient of every matrix, by the norm of its difference.
+        LoraGradients gradients = LoraGradients::zeros_like(*adapter);
+        const auto& h = trace.train["hyperparameters"];
+        const int64_t batch = h["batch_size"].get<int64_t>();
+        batch_gradient(*model, *adapter, trace, 0, batch, gradients);
+        auto reference = TensorStore::open_file(kTraces + name + "/grads_step0.safetensors");
+        QVERIFY(reference.ok());
+        for (size_t i = 0; i < adapter->modules().size(); ++i) {
+            const LoraModule& m = adapter->modules()[i];
+            for (char matrix : {'A', 'B'}) {
+                const std::string key = "base_model.model." + m.name + ".lora_" + std::string(1, matrix) + ".default.weight";
+                const std::vector<float> expected = *reference->read_float(key, {});
+                const double error = relative_error(matrix == 'A' ? gradients.a[i] : gradients.b[i], expected);
+                QVERIFY2(error <= 1e-4, qPrintable(QStringLiteral("%1: relative error %2").arg(QString::fromStdString(key)).arg(error)));
+            }
+        }
+
+        // Twelve AdamW steps over rows 0-3 then 4-7: every loss, then the adapter and row 0's logits.
+        AdamWConfig config;
+        config.lr = h["lr"].get<double>();
+        config.beta1 = h["betas"][0].get<double>();
+        config.beta2 = h["betas"][1].get<double>();
+        config.eps = h["eps"].get<double>();
+        config.weight_decay = h["weight_decay"].get<double>();
+        AdamW optimizer(*adapter, config);
+        const auto losses = trace.train["losses"].get<std::vector<double>>();
+        for (size_t step = 0; step < losses.size(); ++step) {
+            const double loss = batch_gradient(*model, *adapter, trace, int64_t(step % 2) * batch, batch, gradients);
+            QVERIFY2(std::fabs(loss - losses[step]) <= 1e-4 * std::fabs(losses[step]),
+                     qPrintable(QStringLiteral("step %1: loss %2, peft %3").arg(step).arg(loss, 0, 'g', 9).arg(losses[step], 0, 'g', 9)));
+            optimizer.step(*adapter, gradients, config.lr);
+        }
+        auto final_adapter = LoraAdapter::load(kTraces + name + "/adapter_final", *graph_);
+        QVERIFY(final_adapter.ok());
+        for (size_t i = 0; i < adapter->modules().size(); ++i) {
+            const LoraModule& ours = adapter->modules()[i];
+            const LoraModule* theirs = final_adapter->find(ours.name);
+            QVERIFY(theirs);
+            QVERIFY2(relative_error(ours.a, theirs->a) <= 1e-3, ours.name.c_str());
+            QVERIFY2(relative_error(ours.b, theirs->b) <= 1e-3, ours.name.c_str());
+        }
+        std::vector<float> logits;
+        QVERIFY(model->row_loss(*adapter, trace.ids(0), trace.row_labels(0), 0, nullptr, &logits).ok());
+        const std::vector<float> expected = *trace.file.read_float("final_logits_row0", {});
+        QCOMPARE(logits.size(), expected.size());
+        float worst = 0;
+        for (size_t i = 0; i < logits.size(); ++i) worst = std::max(worst, std::fabs(logits[i] - expected[i]));
+        QVERIFY2(worst <= 1e-3, qPrintable(QString::number(worst)));
+    }
+
+private slots:
+    void initTestCase() { graph_ = testing::load_fixture("dsv3-tiny").graph; }
+
+    void reproducesThePeftTrace() { reproduce("dsv3-tiny-lora"); }
+    void reproducesThePeftTraceWithMaskedLabels() { reproduce("dsv3-tiny-lora-masked"); }
+};
+
+QTEST_GUILESS_MAIN(LoraTrainingTest)
+#include "test_lora_training.moc"
