@@ -9,6 +9,9 @@ int run_generate(int argc, char** argv);
 int run_logits(int argc, char** argv);
 int run_bench(int argc, char** argv);
 
+// Training commands (train_commands.cpp).
+int run_train(int argc, char** argv);
+
 // Tokenizer commands (tokenizer_commands.cpp).
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);

@@ -21,6 +21,11 @@ const Command kCommands[] = {
     {"bench", mwb::cli::run_bench,
      "bench --shape v3-16b --layers N --random-weights [--prompt 512 --gen 128 --batch B --bandwidth GBps --seed S "
      "--threads N --device cpu|cuda --int8|--int4 --trace-routing]"},
+    {"train", mwb::cli::run_train,
+     "train MODEL_DIR --data FILE(.jsonl|.safetensors) --out DIR [--init-adapter DIR | --targets a,b --rank R --alpha A --rslora] "
+     "[--lr X --beta1 --beta2 --eps --weight-decay --batch B --grad-accum N (--steps N | --epochs E) --no-shuffle "
+     "--scheduler constant|linear|cosine --warmup N --clip X --cutoff T --train-on-prompt --skip-bad-lines --val-split F --seed S "
+     "--checkpoint-every N --resume DIR --metrics FILE.jsonl --tokenizer DIR --threads N --device cpu]"},
     {"tokenize", mwb::cli::run_tokenize, "tokenize --tokenizer DIR (--text T | --jsonl FILE) [--special]"},
     {"detokenize", mwb::cli::run_detokenize, "detokenize --tokenizer DIR --ids 1,2,3 [--skip-special]"},
     {"template", mwb::cli::run_template, "template --tokenizer DIR --messages FILE.json [--generation-prompt]"},

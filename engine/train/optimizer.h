@@ -38,6 +38,8 @@ public:
     // The moments, for checkpoints.
     LoraGradients& first_moment() { return m_; }
     LoraGradients& second_moment() { return v_; }
+    const LoraGradients& first_moment() const { return m_; }
+    const LoraGradients& second_moment() const { return v_; }
     void set_steps(int64_t steps) { steps_ = steps; }
 
 private:

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <QProcess>
+#include <QTemporaryDir>
 
 #include "engine/core/text_file.h"
 #include "engine/io/safetensors.h"
@@ -134,11 +136,111 @@ class LoraTrainingTest : public QObject {
         QVERIFY2(worst <= 1e-3, qPrintable(QString::number(worst)));
     }
 
+    // `mwb train` with `arguments`; the metrics lines it wrote.
+    std::vector<nlohmann::json> train_cli(const QStringList& arguments, const QString& metrics) {
+        QProcess cli;
+        cli.start(MWB_CLI, QStringList{"train", MWB_TEST_DATA "/models/dsv3-tiny"} + arguments + QStringList{"--metrics", metrics});
+        if (!cli.waitForFinished(120000) || cli.exitCode() != 0) {
+            qWarning("%s", cli.readAllStandardError().constData());
+            return {};
+        }
+        std::vector<nlohmann::json> lines;
+        QFile file(metrics);
+        if (!file.open(QIODevice::ReadOnly)) return {};
+        for (const QByteArray& line : file.readAll().split('\n'))
+            if (!line.isEmpty()) lines.push_back(nlohmann::json::parse(line.toStdString()));
+        return lines;
+    }
+
 private slots:
     void initTestCase() { graph_ = testing::load_fixture("dsv3-tiny").graph; }
 
     void reproducesThePeftTrace() { reproduce("dsv3-tiny-lora"); }
     void reproducesThePeftTraceWithMaskedLabels() { reproduce("dsv3-tiny-lora-masked"); }
+
+    // The command line alone reproduces the trace; stopped at a checkpoint and resumed, it gives the same losses
+    // and the same adapter as the run that was not interrupted.
+    void commandLineTrainsAndResumesExactly() {
+        QTemporaryDir dir;
+        const QString trace = MWB_TEST_DATA "/lora/dsv3-tiny-lora";
+        const QStringList common = {"--data", trace + "/data.safetensors", "--init-adapter", trace + "/adapter_init", "--lr", "0.002",
+                                    "--batch", "4", "--steps", "12", "--no-shuffle"};
+        const auto whole = train_cli(common + QStringList{"--out", dir.filePath("whole"), "--checkpoint-every", "5"}, dir.filePath("whole.jsonl"));
+        QCOMPARE(whole.size(), size_t(12));
+        const auto losses = load_trace("dsv3-tiny-lora").train["losses"].get<std::vector<double>>();
+        for (size_t i = 0; i < whole.size(); ++i) {
+            QCOMPARE(whole[i]["step"].get<int64_t>(), int64_t(i + 1));
+            QVERIFY(std::fabs(whole[i]["loss"].get<double>() - losses[i]) <= 1e-4 * losses[i]);
+            QCOMPARE(whole[i]["tokens"].get<int64_t>(), 96);
+            QVERIFY(whole[i].contains("lr") && whole[i].contains("seconds"));
+        }
+        QVERIFY(QFileInfo::exists(dir.filePath("whole/checkpoint-5/optimizer.safetensors")));
+        QVERIFY(QFileInfo::exists(dir.filePath("whole/checkpoint-10/trainer_state.json")));
+
+        const auto resumed = train_cli(common + QStringList{"--out", dir.filePath("resumed"), "--resume", dir.filePath("whole/checkpoint-5")},
+                                       dir.filePath("resumed.jsonl"));
+        QCOMPARE(resumed.size(), size_t(7));
+        for (size_t i = 0; i < resumed.size(); ++i) {
+            QCOMPARE(resumed[i]["step"].get<int64_t>(), int64_t(i + 6));
+            QCOMPARE(resumed[i]["loss"].get<double>(), whole[i + 5]["loss"].get<double>());  // exactly
+        }
+        auto a = LoraAdapter::load(dir.filePath("whole").toStdString(), *graph_);
+        auto b = LoraAdapter::load(dir.filePath("resumed").toStdString(), *graph_);
+        QVERIFY(a.ok() && b.ok());
+        for (size_t i = 0; i < a->modules().size(); ++i) {
+            QCOMPARE(a->modules()[i].a, b->modules()[i].a);
+            QCOMPARE(a->modules()[i].b, b->modules()[i].b);
+        }
+        // A resume with other settings is refused.
+        QProcess other;
+        other.start(MWB_CLI, QStringList{"train", MWB_TEST_DATA "/models/dsv3-tiny"} + common +
+                                 QStringList{"--out", dir.filePath("x"), "--resume", dir.filePath("whole/checkpoint-5"), "--batch", "2"});
+        QVERIFY(other.waitForFinished(60000));
+        QVERIFY(other.exitCode() != 0);
+        QVERIFY(other.readAllStandardError().contains("batch size"));
+    }
+
+    // Written in PEFT's layout and read back unchanged; a new adapter starts with B = 0 (the model unchanged).
+    void adapterRoundTripsInPeftFormat() {
+        LoraConfig config;
+        config.target_modules = {"q_a_proj", "o_proj", "shared_experts.down_proj"};
+        config.rank = 4;
+        config.alpha = 8;
+        config.rslora = true;
+        auto adapter = LoraAdapter::create(*graph_, config, 3);
+        QVERIFY(adapter.ok());
+        QCOMPARE(adapter->modules().size(), size_t(4 + 4 + 3));  // shared experts in the three MoE layers
+        for (const LoraModule& m : adapter->modules()) {
+            QVERIFY(std::all_of(m.b.begin(), m.b.end(), [](float v) { return v == 0.0f; }));
+            const float bound = 1.0f / std::sqrt(float(m.in_features));
+            QVERIFY(std::all_of(m.a.begin(), m.a.end(), [bound](float v) { return std::fabs(v) <= bound; }));
+        }
+        adapter->modules()[0].b[3] = 0.25f;
+        QTemporaryDir dir;
+        QVERIFY(adapter->save(dir.path().toStdString(), "dsv3-tiny").ok());
+        auto read = LoraAdapter::load(dir.path().toStdString(), *graph_);
+        QVERIFY2(read.ok(), read.ok() ? "" : read.error().message.c_str());
+        QCOMPARE(read->config().rank, 4);
+        QCOMPARE(read->config().scale(), 8.0 / 2.0);  // rsLoRA: alpha / √r
+        QCOMPARE(read->modules().size(), adapter->modules().size());
+        for (const LoraModule& m : adapter->modules()) {
+            QVERIFY(read->find(m.name));
+            QCOMPARE(read->find(m.name)->a, m.a);
+            QCOMPARE(read->find(m.name)->b, m.b);
+        }
+        const auto json = nlohmann::json::parse(*read_text_file(dir.filePath("adapter_config.json").toStdString()));
+        QCOMPARE(json["peft_type"].get<std::string>(), std::string("LORA"));
+        QCOMPARE(json["r"].get<int>(), 4);
+        QCOMPARE(json["lora_alpha"].get<double>(), 8.0);
+        QVERIFY(json["modules_to_save"].is_null());
+        auto tensors = TensorStore::open_file(dir.filePath("adapter_model.safetensors").toStdString());
+        QVERIFY(tensors->contains("base_model.model.model.layers.1.mlp.shared_experts.down_proj.lora_B.weight"));
+        // Targets that match nothing are an error naming what the model has.
+        config.target_modules = {"c_attn"};
+        auto none = LoraAdapter::create(*graph_, config, 3);
+        QVERIFY(!none.ok());
+        QVERIFY(none.error().message.find("kv_b_proj") != std::string::npos);
+    }
 };
 
 QTEST_GUILESS_MAIN(LoraTrainingTest)

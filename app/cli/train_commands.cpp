@@ -1,0 +1,190 @@
+// mwb train: LoRA fine-tuning from the command line, with progress per step, JSONL metrics and checkpoints.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "app/cli/cli_args.h"
+#include "app/cli/commands.h"
+#include "engine/model/model_graph.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/train/trainer.h"
+
+namespace mwb::cli {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> items;
+    std::stringstream stream(text);
+    for (std::string item; std::getline(stream, item, ',');)
+        if (!item.empty()) items.push_back(item);
+    return items;
+}
+
+std::string duration_text(double seconds) {
+    const int64_t s = int64_t(seconds + 0.5);
+    char text[32];
+    std::snprintf(text, sizeof(text), "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
+    return text;
+}
+
+// The training options from the command line; errors name the flag.
+Result<train::TrainOptions> train_options(const CliArgs& args) {
+    train::TrainOptions o;
+    auto number = [&](const char* name, double& target) -> Status {
+        auto value = args.number_or(name, target);
+        if (!value) return value.error();
+        target = *value;
+        return Status::success();
+    };
+    auto integer = [&](const char* name, int64_t& target) -> Status {
+        auto value = args.integer_or(name, target);
+        if (!value) return value.error();
+        target = *value;
+        return Status::success();
+    };
+    MWB_TRY(number("lr", o.optimizer.lr));
+    MWB_TRY(number("beta1", o.optimizer.beta1));
+    MWB_TRY(number("beta2", o.optimizer.beta2));
+    MWB_TRY(number("eps", o.optimizer.eps));
+    MWB_TRY(number("weight-decay", o.optimizer.weight_decay));
+    MWB_TRY(integer("batch", o.batch));
+    MWB_TRY(integer("grad-accum", o.gradient_accumulation));
+    MWB_TRY(integer("steps", o.steps));
+    MWB_TRY(number("epochs", o.epochs));
+    MWB_TRY(integer("warmup", o.warmup_steps));
+    MWB_TRY(number("clip", o.max_grad_norm));
+    MWB_TRY(integer("checkpoint-every", o.checkpoint_every));
+    int64_t seed = 0;
+    MWB_TRY(integer("seed", seed));
+    o.seed = uint64_t(seed);
+    o.shuffle = !args.has("no-shuffle");
+    auto schedule = train::parse_schedule(args.get_or("scheduler", "constant"));
+    if (!schedule) return schedule.error();
+    o.schedule = *schedule;
+    if (!(o.optimizer.lr > 0)) return make_error("--lr must be positive");
+    if (o.batch < 1 || o.gradient_accumulation < 1) return make_error("--batch and --grad-accum must be at least 1");
+    if (args.has("steps") && args.has("epochs")) return make_error("give --steps or --epochs, not both");
+    if (o.steps < 0 || !(o.epochs > 0)) return make_error("--steps and --epochs must be positive");
+    if (o.warmup_steps < 0 || o.max_grad_norm < 0 || o.checkpoint_every < 0) return make_error("--warmup, --clip and --checkpoint-every cannot be negative");
+    return o;
+}
+
+}  // namespace
+
+int run_train(int argc, char** argv) {
+    auto args = CliArgs::parse(argc, argv, {"no-shuffle", "rslora", "train-on-prompt", "skip-bad-lines"},
+                               {"data", "out", "init-adapter", "targets", "rank", "alpha", "dropout", "lr", "beta1", "beta2", "eps",
+                                "weight-decay", "batch", "grad-accum", "steps", "epochs", "scheduler", "warmup", "clip", "cutoff",
+                                "val-split", "seed", "checkpoint-every", "resume", "device", "metrics", "tokenizer", "threads"});
+    if (!args) return fail(args.error().message);
+    if (args->positionals().size() != 1) return fail("give the model directory: mwb train MODEL_DIR --data FILE --out DIR");
+    const std::string model_directory = args->positionals()[0];
+    if (!args->get("data") || !args->get("out")) return fail("--data FILE and --out DIR are required");
+    if (args->get_or("device", "cpu") != "cpu") return fail("training runs on --device cpu so far; the CUDA trainer is not built yet");
+    auto options = train_options(*args);
+    if (!options) return fail(options.error().message);
+    options->output_directory = *args->get("out");
+    options->base_model = model_directory;
+
+    auto graph = load_model_graph(model_directory);
+    if (!graph) return fail(graph.error().message);
+    auto shared_graph = std::make_shared<const ModelGraph>(std::move(graph.value()));
+    auto threads = args->integer_or("threads", 0);
+    if (!threads) return fail(threads.error().message);
+    auto model = train::LoraModel::create(shared_graph, int(*threads));
+    if (!model) return fail(model.error().message);
+
+    // The adapter: continued from one, or new.
+    Result<train::LoraAdapter> adapter = make_error("");
+    if (auto init = args->get("init-adapter")) {
+        if (args->has("targets") || args->has("rank") || args->has("alpha"))
+            return fail("--init-adapter takes the targets, rank and alpha from that adapter: leave out --targets, --rank and --alpha");
+        adapter = train::LoraAdapter::load(*init, *shared_graph);
+    } else {
+        train::LoraConfig config;
+        config.target_modules = split_list(args->get_or("targets", shared_graph->config.mla ? "q_a_proj,q_b_proj,q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj"
+                                                                                           : "q_proj,k_proj,v_proj,o_proj"));
+        auto rank = args->integer_or("rank", 8);
+        auto alpha = args->number_or("alpha", 16);
+        auto dropout = args->number_or("dropout", 0);
+        if (!rank || !alpha || !dropout) return fail((!rank ? rank.error() : !alpha ? alpha.error() : dropout.error()).message);
+        config.rank = *rank;
+        config.alpha = *alpha;
+        config.dropout = *dropout;
+        config.rslora = args->has("rslora");
+        adapter = train::LoraAdapter::create(*shared_graph, config, options->seed);
+    }
+    if (!adapter) return fail(adapter.error().message);
+
+    // The data, and the validation rows held out from it.
+    std::optional<tok::Tokenizer> tokenizer;
+    const std::string data = *args->get("data");
+    const bool tokenized = data.size() > 12 && data.compare(data.size() - 12, 12, ".safetensors") == 0;
+    if (!tokenized) {
+        auto loaded = tok::Tokenizer::load(args->get_or("tokenizer", model_directory));
+        if (!loaded) return fail(loaded.error().message + " (a JSONL dataset is tokenized with the model's tokenizer; pass --tokenizer DIR)");
+        tokenizer = std::move(loaded.value());
+    }
+    train::DatasetOptions data_options;
+    auto cutoff = args->integer_or("cutoff", data_options.cutoff);
+    if (!cutoff) return fail(cutoff.error().message);
+    data_options.cutoff = *cutoff;
+    data_options.train_on_prompt = args->has("train-on-prompt");
+    data_options.skip_bad_lines = args->has("skip-bad-lines");
+    auto dataset = train::load_dataset(data, tokenizer ? &*tokenizer : nullptr, data_options);
+    if (!dataset) return fail(dataset.error().message);
+    auto split = args->number_or("val-split", 0);
+    if (!split) return fail(split.error().message);
+    if (*split < 0 || *split >= 1) return fail("--val-split is the fraction of rows held out, in [0, 1)");
+    train::Dataset validation;
+    const int64_t held_out = int64_t(double(dataset->rows.size()) * *split);
+    if (held_out > 0) {
+        std::shuffle(dataset->rows.begin(), dataset->rows.end(), std::mt19937_64(options->seed + 17));
+        validation.rows.assign(dataset->rows.end() - held_out, dataset->rows.end());
+        dataset->rows.resize(dataset->rows.size() - size_t(held_out));
+    }
+    const train::DatasetStats& stats = dataset->stats;
+    std::fprintf(stderr, "data: %lld rows, %lld tokens, %lld learnt, %lld truncated to %lld tokens, %lld bad lines skipped; %lld held out\n",
+                 (long long)stats.rows, (long long)stats.tokens, (long long)stats.label_tokens, (long long)stats.truncated_rows,
+                 (long long)data_options.cutoff, (long long)stats.skipped_lines, (long long)held_out);
+    std::fprintf(stderr, "adapter: %zu modules, %lld trainable parameters\n", adapter->modules().size(), (long long)adapter->parameter_count());
+
+    std::ofstream metrics;
+    if (auto path = args->get("metrics")) {
+        metrics.open(*path, std::ios::trunc);
+        if (!metrics) return fail("cannot write " + *path);
+    }
+    train::Trainer trainer(*model, *adapter, *options, std::move(dataset.value()), std::move(validation));
+    if (auto resume = args->get("resume")) {
+        if (Status status = trainer.resume(*resume); !status) return fail(status.error().message);
+        std::fprintf(stderr, "resumed at step %lld of %lld\n", (long long)trainer.step(), (long long)trainer.total_steps());
+    }
+    double elapsed = 0;
+    int64_t steps_run = 0;  // in this run, which may have resumed
+    const Status status = trainer.run([&](const train::StepReport& r) {
+        elapsed += r.seconds;
+        const double per_step = elapsed / double(++steps_run);
+        std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad norm %.3g  %.0f tok/s  ETA %s%s\n", (long long)r.step,
+                     (long long)r.total_steps, r.loss, r.learning_rate, r.grad_norm, double(r.tokens) / std::max(r.seconds, 1e-9),
+                     duration_text(per_step * double(r.total_steps - r.step)).c_str(),
+                     r.validation_loss ? ("  val loss " + std::to_string(*r.validation_loss)).c_str() : "");
+        if (metrics.is_open()) {
+            nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.learning_rate}, {"grad_norm", r.grad_norm},
+                                   {"tokens", r.tokens}, {"seconds", r.seconds}};
+            if (r.validation_loss) line["val_loss"] = *r.validation_loss;
+            metrics << line.dump() << "\n" << std::flush;
+        }
+        return true;
+    });
+    if (!status) return fail(status.error().message);
+    std::fprintf(stderr, "adapter written to %s\n", options->output_directory.c_str());
+    return 0;
+}
+
+}  // namespace mwb::cli
