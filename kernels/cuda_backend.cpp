@@ -186,6 +186,8 @@ int64_t CudaBackendImpl::decode_splits(const MicroBatch& batch) const {
 
 Result<std::vector<float>> CudaBackendImpl::forward(const ForwardBatch& batch, ForwardObserver* observer) {
     if (slots_ == 0) return make_error("reserve the KV cache before running the model");
+    if (batch.adapter && !batch.adapter->empty())
+        return make_error("LoRA adapters run on the CPU backend so far: use --device cpu, or merge the adapter (mwb merge)");
     auto plan = plan_batch(batch, slots_, capacity_, config_.vocab_size, ws_.rows);
     if (!plan) return plan.error();
     std::vector<float> logits(size_t(plan->output_rows) * size_t(config_.vocab_size));

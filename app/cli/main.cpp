@@ -16,8 +16,9 @@ const Command kCommands[] = {
     {"info", mwb::cli::run_info, "info DIR [--json]                architecture, parameters, memory of a model"},
     {"generate", mwb::cli::run_generate,
      "generate DIR (--ids 1,2,3 | --prompt TEXT [--chat --system TEXT --tokenizer DIR]) [--max-new N --temperature T "
-     "--top-p P --top-k K --min-p P --repetition-penalty R --seed S --device cpu|cuda --int8|--int4]"},
-    {"logits", mwb::cli::run_logits, "logits DIR --ids 1,2,3 --out FILE.safetensors [--attention --device cpu|cuda --int8|--int4]"},
+     "--top-p P --top-k K --min-p P --repetition-penalty R --seed S --adapter DIR --device cpu|cuda --int8|--int4]"},
+    {"logits", mwb::cli::run_logits,
+     "logits DIR --ids 1,2,3 --out FILE.safetensors [--attention --adapter DIR --device cpu|cuda --int8|--int4]"},
     {"bench", mwb::cli::run_bench,
      "bench --shape v3-16b --layers N --random-weights [--prompt 512 --gen 128 --batch B --bandwidth GBps --seed S "
      "--threads N --device cpu|cuda --int8|--int4 --trace-routing]"},
@@ -26,6 +27,7 @@ const Command kCommands[] = {
      "[--lr X --beta1 --beta2 --eps --weight-decay --batch B --grad-accum N (--steps N | --epochs E) --no-shuffle "
      "--scheduler constant|linear|cosine --warmup N --clip X --cutoff T --train-on-prompt --skip-bad-lines --val-split F --seed S "
      "--checkpoint-every N --resume DIR --metrics FILE.jsonl --tokenizer DIR --threads N --device cpu]"},
+    {"merge", mwb::cli::run_merge, "merge MODEL_DIR --adapter DIR --out DIR [--dtype float32|bfloat16|float16 --shard-size GB]"},
     {"tokenize", mwb::cli::run_tokenize, "tokenize --tokenizer DIR (--text T | --jsonl FILE) [--special]"},
     {"detokenize", mwb::cli::run_detokenize, "detokenize --tokenizer DIR --ids 1,2,3 [--skip-special]"},
     {"template", mwb::cli::run_template, "template --tokenizer DIR --messages FILE.json [--generation-prompt]"},

@@ -16,6 +16,7 @@
 #include "engine/runtime/chat_prompt.h"
 #include "engine/runtime/generation.h"
 #include "engine/tokenizer/streaming_detokenizer.h"
+#include "engine/train/lora_adapter.h"
 #ifdef MWB_HAVE_CUDA
 #include "kernels/cuda_backend.h"
 #endif
@@ -50,6 +51,15 @@ Result<std::unique_ptr<Backend>> make_backend(std::shared_ptr<const ModelGraph> 
 #else
     return make_error("this build has no CUDA backend (nvcc was not found when it was configured)");
 #endif
+}
+
+// The adapter `--adapter DIR` names, as the backend applies it unmerged; empty without the option.
+Result<LowRankDeltas> adapter_deltas(const CliArgs& args, const ModelGraph& graph) {
+    auto directory = args.get("adapter");
+    if (!directory) return LowRankDeltas{};
+    auto adapter = train::LoraAdapter::load(*directory, graph);
+    if (!adapter) return adapter.error();
+    return adapter->deltas(graph);
 }
 
 Result<std::vector<int32_t>> token_ids(const CliArgs& args, int64_t vocab) {
@@ -101,7 +111,7 @@ int run_info(int argc, char** argv) {
 }
 
 int run_logits(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"attention", "int8", "int4"}, {"ids", "out", "device"});
+    auto args = CliArgs::parse(argc, argv, {"attention", "int8", "int4"}, {"ids", "out", "device", "adapter"});
     if (!args) return fail(args.error().message);
     auto out = args->get("out");
     if (!out) return fail("give the output file with --out FILE.safetensors");
@@ -119,7 +129,9 @@ int run_logits(int argc, char** argv) {
     if (args->has("attention"))
         for (int64_t l = 0; l < (*graph)->config.num_layers; ++l) attention_layers.insert(l);
     ForwardCapture capture(count, attention_layers);
-    ForwardBatch batch{*tokens, {{0, 0, count}}, true};
+    auto adapter = adapter_deltas(*args, **graph);
+    if (!adapter) return fail(adapter.error().message);
+    ForwardBatch batch{*tokens, {{0, 0, count}}, true, adapter->empty() ? nullptr : &*adapter};
     auto logits = backend->forward(batch, &capture);
     if (!logits) return fail(logits.error().message);
     auto tensors = capture.tensors();
@@ -134,7 +146,7 @@ int run_logits(int argc, char** argv) {
 int run_generate(int argc, char** argv) {
     auto args = CliArgs::parse(argc, argv, {"chat", "int8", "int4"},
                                {"ids", "prompt", "system", "tokenizer", "max-new", "temperature", "top-p", "top-k", "min-p",
-                                "repetition-penalty", "seed", "device"});
+                                "repetition-penalty", "seed", "device", "adapter"});
     if (!args) return fail(args.error().message);
     auto graph = open_model(*args);
     if (!graph) return fail(graph.error().message);
@@ -181,6 +193,9 @@ int run_generate(int argc, char** argv) {
     if (!made) return fail(made.error().message);
     auto& backend = made.value();
     if (auto status = backend->reserve_cache(1, int64_t(request.prompt.size()) + *max_new); !status) return fail(status.error().message);
+    auto adapter = adapter_deltas(*args, **graph);
+    if (!adapter) return fail(adapter.error().message);
+    if (!adapter->empty()) request.adapter = &*adapter;
     auto stream = [&](int32_t token) {
         if (detokenizer) {
             const std::string piece = detokenizer->push(token);

@@ -12,6 +12,7 @@
 #include "app/cli/commands.h"
 #include "engine/model/model_graph.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/train/merge.h"
 #include "engine/train/trainer.h"
 
 namespace mwb::cli {
@@ -184,6 +185,31 @@ int run_train(int argc, char** argv) {
     });
     if (!status) return fail(status.error().message);
     std::fprintf(stderr, "adapter written to %s\n", options->output_directory.c_str());
+    return 0;
+}
+
+int run_merge(int argc, char** argv) {
+    auto args = CliArgs::parse(argc, argv, {}, {"adapter", "out", "dtype", "shard-size"});
+    if (!args) return fail(args.error().message);
+    if (args->positionals().size() != 1 || !args->get("adapter") || !args->get("out"))
+        return fail("usage: mwb merge MODEL_DIR --adapter DIR --out DIR [--dtype float32|bfloat16|float16] [--shard-size GB]");
+    train::MergeOptions options;
+    if (auto dtype = args->get("dtype")) {
+        if (*dtype == "float32") options.dtype = DType::F32;
+        else if (*dtype == "bfloat16") options.dtype = DType::BF16;
+        else if (*dtype == "float16") options.dtype = DType::F16;
+        else return fail("--dtype must be float32, bfloat16 or float16, got '" + *dtype + "'");
+    }
+    auto shard = args->number_or("shard-size", 5);
+    if (!shard || !(*shard > 0)) return fail("--shard-size is the largest shard in GB, a positive number");
+    options.max_shard_bytes = int64_t(*shard * double(int64_t(1) << 30));
+    auto graph = load_model_graph(args->positionals()[0]);
+    if (!graph) return fail(graph.error().message);
+    auto adapter = train::LoraAdapter::load(*args->get("adapter"), *graph);
+    if (!adapter) return fail(adapter.error().message);
+    if (Status status = train::merge_adapter(args->positionals()[0], *graph, *adapter, *args->get("out"), options); !status)
+        return fail(status.error().message);
+    std::fprintf(stderr, "merged %zu adapted layers into %s\n", adapter->modules().size(), args->get("out")->c_str());
     return 0;
 }
 

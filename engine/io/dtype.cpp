@@ -52,6 +52,23 @@ float f16_to_float(uint16_t bits) {
     return sign ? -magnitude : magnitude;
 }
 
+uint16_t float_to_f16(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    const uint16_t sign = uint16_t((bits >> 16) & 0x8000u);
+    const uint32_t magnitude = bits & 0x7fffffffu;
+    if (magnitude >= 0x7f800000u) return sign | (magnitude > 0x7f800000u ? 0x7e00u : 0x7c00u);  // NaN, infinity
+    if (magnitude >= 0x477ff000u) return sign | 0x7c00u;  // rounds past 65504
+    if (magnitude < 0x38800000u) {                           // below 2^-14: a float16 subnormal (or zero)
+        float absolute;
+        std::memcpy(&absolute, &magnitude, sizeof absolute);
+        return sign | uint16_t(std::nearbyint(absolute * 16777216.0f));  // in units of 2^-24, nearest even
+    }
+    // Rebias the exponent (127 → 15) and round the mantissa from 23 to 10 bits, nearest even.
+    const uint32_t rounded = magnitude + 0xfffu + ((magnitude >> 13) & 1u);
+    return sign | uint16_t((rounded - 0x38000000u) >> 13);
+}
+
 // float8 e4m3fn: 1 sign, 4 exponent (bias 7), 3 mantissa bits; no infinities, S.1111.111 is NaN.
 float f8_e4m3_to_float(uint8_t bits) {
     uint32_t sign = bits >> 7, exponent = (bits >> 3) & 0xfu, mantissa = bits & 0x7u;

@@ -33,6 +33,8 @@ inline uint16_t float_to_bf16(float value) {
 }
 
 float f16_to_float(uint16_t bits);
+// Round to nearest even, overflow to infinity, as torch casts float32 to float16.
+uint16_t float_to_f16(float value);
 float f8_e4m3_to_float(uint8_t bits);
 
 // Converts `count` elements of a float dtype starting at `source` into float32.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/core/result.h"
+#include "engine/model/blocks/low_rank.h"
 #include "engine/model/model_graph.h"
 #include "engine/observe/observer.h"
 
@@ -24,6 +25,7 @@ struct ForwardBatch {
     std::vector<int32_t> tokens;  // the chunks' tokens, concatenated in chunk order
     std::vector<SequenceChunk> chunks;
     bool logits_for_all_tokens = false;  // else only for each chunk's last token
+    const LowRankDeltas* adapter = nullptr;  // a LoRA adapter applied unmerged to the whole batch, or none
 };
 
 struct MemoryReport {

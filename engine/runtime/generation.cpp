@@ -30,6 +30,7 @@ Result<GenerationResult> generate_with(const Backend& backend, const GenerationR
     ForwardBatch batch;
     batch.tokens = request.prompt;
     batch.chunks = {{request.slot, 0, int64_t(request.prompt.size())}};
+    batch.adapter = request.adapter;
     auto next = step(batch, context);
     if (!next) return next.error();
     result.timings.prefill_s = clock.seconds();

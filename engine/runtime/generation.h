@@ -21,6 +21,7 @@ struct GenerationRequest {
     int64_t max_new_tokens = 128;
     std::vector<int32_t> stop_tokens;  // usually the EOS ids
     int64_t slot = 0;                  // KV-cache slot to use
+    const LowRankDeltas* adapter = nullptr;  // a LoRA adapter applied unmerged, or none
 };
 
 enum class FinishReason { Stop, Length, ContextFull, Cancelled };

@@ -205,6 +205,17 @@ int64_t LoraAdapter::parameter_count() const {
     return count;
 }
 
+LowRankDeltas LoraAdapter::deltas(const ModelGraph& graph) const {
+    LowRankDeltas deltas;
+    const auto modules = linear_modules(graph);
+    for (const LoraModule& m : modules_) {
+        auto weight = modules.find(m.name);
+        if (weight == modules.end()) continue;
+        deltas[weight->second] = LowRankDelta{config_.rank, float(config_.scale()), m.a, m.b};
+    }
+    return deltas;
+}
+
 void LoraAdapter::reindex() {
     index_.clear();
     for (size_t i = 0; i < modules_.size(); ++i) index_[modules_[i].name] = i;

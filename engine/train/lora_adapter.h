@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/core/result.h"
+#include "engine/model/blocks/low_rank.h"
 #include "engine/model/model_graph.h"
 
 namespace mwb::train {
@@ -49,6 +50,8 @@ public:
     // The module of a linear layer, or null when the adapter does not target it.
     const LoraModule* find(const std::string& name) const;
     int64_t parameter_count() const;
+    // The adapter as the backends apply it unmerged, keyed by the weights of `graph`.
+    LowRankDeltas deltas(const ModelGraph& graph) const;
 
 private:
     LoraConfig config_;

@@ -273,6 +273,19 @@ private slots:
         QVERIFY(std::isnan(f8_e4m3_to_float(0x7f)));
         QCOMPARE(float_to_bf16(1.0f), uint16_t(0x3f80));
         QCOMPARE(float_to_bf16(1.00390625f), uint16_t(0x3f80));    // halfway rounds to even
+        QCOMPARE(float_to_f16(1.0f), uint16_t(0x3c00));
+        QCOMPARE(float_to_f16(-2.0f), uint16_t(0xc000));
+        QCOMPARE(float_to_f16(65504.0f), uint16_t(0x7bff));           // largest finite
+        QCOMPARE(float_to_f16(65520.0f), uint16_t(0x7c00));           // rounds to infinity
+        QCOMPARE(float_to_f16(1.0f + 1.0f / 2048), uint16_t(0x3c00)); // halfway between 1 and 1 + 2^-10: even
+        QCOMPARE(float_to_f16(1.0f + 3.0f / 2048), uint16_t(0x3c02)); // halfway up to the even neighbour
+        QCOMPARE(float_to_f16(5.9604644775390625e-08f), uint16_t(0x0001));  // smallest subnormal
+        QCOMPARE(float_to_f16(6.103515625e-05f), uint16_t(0x0400));         // smallest normal, 2^-14
+        QCOMPARE(float_to_f16(2.0e-8f), uint16_t(0x0000));                  // under half the smallest subnormal
+        QVERIFY(std::isnan(f16_to_float(float_to_f16(NAN))));
+        // Every finite float16 survives the round trip.
+        for (uint32_t bits = 0; bits < 0x10000; ++bits)
+            if ((bits & 0x7c00u) != 0x7c00u) QCOMPARE(float_to_f16(f16_to_float(uint16_t(bits))), uint16_t(bits));
     }
 
     void unknown_model_type() {

@@ -4,6 +4,7 @@
 #include <QtTest>
 
 #include <cmath>
+#include <set>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <QProcess>
@@ -12,6 +13,8 @@
 #include "engine/core/text_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/train/lora_model.h"
+#include "engine/runtime/generation.h"
+#include "engine/train/merge.h"
 #include "engine/train/optimizer.h"
 #include "tests/support/fixture.h"
 
@@ -198,6 +201,79 @@ private slots:
         QVERIFY(other.waitForFinished(60000));
         QVERIFY(other.exitCode() != 0);
         QVERIFY(other.readAllStandardError().contains("batch size"));
+    }
+
+    // peft's final adapter applied unmerged gives peft's final logits; merged in float32 (one file, or shards with
+    // an index) the model gives the same logits and the same greedy tokens through the KV cache, where the adapter
+    // on kv_b_proj acts inside the absorbed decode.
+    void adapterAtInferenceEqualsTheMergedModel() {
+        const Trace trace = load_trace("dsv3-tiny-lora");
+        auto adapter = LoraAdapter::load(kTraces + "dsv3-tiny-lora/adapter_final", *graph_);
+        QVERIFY(adapter.ok());
+        const LowRankDeltas deltas = adapter->deltas(*graph_);
+        QCOMPARE(deltas.size(), adapter->modules().size());
+        auto logits_of = [&](const std::shared_ptr<const ModelGraph>& graph, const LowRankDeltas* adapter_deltas) {
+            auto backend = make_cpu_backend(graph, 2);
+            if (!backend->reserve_cache(1, trace.tokens).ok()) qFatal("cache");
+            const std::vector<int32_t> ids = trace.ids(0);
+            auto logits = backend->forward({ids, {{0, 0, int64_t(ids.size())}}, true, adapter_deltas}, nullptr);
+            if (!logits) qFatal("%s", logits.error().message.c_str());
+            return *logits;
+        };
+        const std::vector<float> unmerged = logits_of(graph_, &deltas);
+        const std::vector<float> peft = *trace.file.read_float("final_logits_row0", {});
+        float worst = 0;
+        for (size_t i = 0; i < peft.size(); ++i) worst = std::max(worst, std::fabs(unmerged[i] - peft[i]));
+        QVERIFY2(worst <= 1e-3, qPrintable(QString::number(worst)));
+
+        QTemporaryDir dir;
+        const std::string model = MWB_TEST_DATA "/models/dsv3-tiny";
+        const std::string merged_dir = dir.filePath("merged").toStdString();
+        MergeOptions options;
+        options.dtype = DType::F32;
+        QVERIFY(merge_adapter(model, *graph_, *adapter, merged_dir, options).ok());
+        auto merged = load_model_graph(merged_dir);
+        QVERIFY2(merged.ok(), merged.ok() ? "" : merged.error().message.c_str());
+        const auto merged_graph = std::make_shared<const ModelGraph>(std::move(merged.value()));
+        const std::vector<float> merged_logits = logits_of(merged_graph, nullptr);
+        worst = 0;
+        for (size_t i = 0; i < merged_logits.size(); ++i) worst = std::max(worst, std::fabs(merged_logits[i] - unmerged[i]));
+        QVERIFY2(worst <= 1e-4, qPrintable(QString::number(worst)));
+        QVERIFY(QFileInfo::exists(QString::fromStdString(merged_dir + "/config.json")));
+
+        // Greedy decoding through the cache: one token at a time takes the absorbed MLA path.
+        auto greedy = [&](const std::shared_ptr<const ModelGraph>& graph, const LowRankDeltas* adapter_deltas) {
+            auto backend = make_cpu_backend(graph, 2);
+            if (!backend->reserve_cache(1, 32).ok()) qFatal("cache");
+            GenerationRequest request;
+            const std::vector<int32_t> ids = trace.ids(0);
+            request.prompt.assign(ids.begin(), ids.begin() + 10);
+            request.sampling.temperature = 0;
+            request.max_new_tokens = 10;
+            request.adapter = adapter_deltas;
+            auto result = generate(*backend, request);
+            if (!result) qFatal("%s", result.error().message.c_str());
+            return result->tokens;
+        };
+        const auto with_adapter = greedy(graph_, &deltas);
+        QCOMPARE(with_adapter, greedy(merged_graph, nullptr));
+        QVERIFY(with_adapter != greedy(graph_, nullptr));  // the adapter changes what is generated
+
+        // Shards and their index: the same model.
+        options.max_shard_bytes = 100 * 1024;
+        const std::string sharded_dir = dir.filePath("sharded").toStdString();
+        QVERIFY(merge_adapter(model, *graph_, *adapter, sharded_dir, options).ok());
+        const auto index = nlohmann::json::parse(*read_text_file(sharded_dir + "/model.safetensors.index.json"));
+        std::set<std::string> shards;
+        for (const auto& [name, file] : index["weight_map"].items()) shards.insert(file.get<std::string>());
+        QVERIFY(shards.size() >= 2);
+        QCOMPARE(index["weight_map"].size(), graph_->store->tensors().size());
+        for (const std::string& file : shards) QVERIFY(QFileInfo::exists(QString::fromStdString(sharded_dir + "/" + file)));
+        auto sharded = load_model_graph(sharded_dir);
+        QVERIFY2(sharded.ok(), sharded.ok() ? "" : sharded.error().message.c_str());
+        QCOMPARE(logits_of(std::make_shared<const ModelGraph>(std::move(sharded.value())), nullptr), merged_logits);
+        // A folder that is not empty is not written into.
+        QVERIFY(!merge_adapter(model, *graph_, *adapter, merged_dir, options).ok());
     }
 
     // Written in PEFT's layout and read back unchanged; a new adapter starts with B = 0 (the model unchanged).

@@ -57,15 +57,15 @@ void CpuBackend::mla_attention(int64_t layer, const MlaWeights& w, const float* 
 
     std::vector<float> q(size_t(total * heads * qk));
     if (w.q_proj) {
-        linear(pool_, *w.q_proj, nullptr, h, total, q.data());
+        project(*w.q_proj, nullptr, h, total, q.data());
     } else {
         std::vector<float> compressed(size_t(total * w.q_a_proj->out_features));
-        linear(pool_, *w.q_a_proj, nullptr, h, total, compressed.data());
+        project(*w.q_a_proj, nullptr, h, total, compressed.data());
         rms_norm(compressed.data(), small(w.q_a_norm->weight).data(), total, w.q_a_proj->out_features, eps, compressed.data());
-        linear(pool_, *w.q_b_proj, nullptr, compressed.data(), total, q.data());
+        project(*w.q_b_proj, nullptr, compressed.data(), total, q.data());
     }
     std::vector<float> kv(size_t(total * (lora + rope)));
-    linear(pool_, w.kv_a_proj, nullptr, h, total, kv.data());
+    project(w.kv_a_proj, nullptr, h, total, kv.data());
     for (int64_t r = 0; r < total; ++r) {
         const int64_t position = rows.position[size_t(r)];
         float* cached = cache_row(layer, rows.slot[size_t(r)], position);
@@ -87,6 +87,16 @@ void CpuBackend::mla_attention(int64_t layer, const MlaWeights& w, const float* 
             // directly over the latent cache.
             std::vector<float> kv_b(size_t(heads * kv_head * lora));
             decode_rows(w.kv_b_proj, 0, heads * kv_head, kv_b.data());
+            // An adapter on kv_b_proj acts here as part of the absorbed matrices: W + s·B·A.
+            if (adapter_)
+                if (auto delta = adapter_->find(&w.kv_b_proj); delta != adapter_->end()) {
+                    const LowRankDelta& d = delta->second;
+                    for (int64_t row = 0; row < heads * kv_head; ++row)
+                        for (int64_t k = 0; k < d.rank; ++k) {
+                            const float b = d.scale * d.b[size_t(row * d.rank + k)];
+                            for (int64_t j = 0; j < lora; ++j) kv_b[size_t(row * lora + j)] += b * d.a[size_t(k * lora + j)];
+                        }
+                }
             pool_.parallel_for(heads, [&](int64_t h0, int64_t h1) {
                 std::vector<float> q_latent(static_cast<size_t>(lora)), scores(static_cast<size_t>(end)), o_latent(static_cast<size_t>(lora));
                 for (int64_t hd = h0; hd < h1; ++hd) {
@@ -113,7 +123,7 @@ void CpuBackend::mla_attention(int64_t layer, const MlaWeights& w, const float* 
             // Prompt chunk: expand per-head keys and values from the latents of every cached position.
             std::vector<float> latents(size_t(end * lora)), expanded(size_t(end * heads * kv_head));
             for (int64_t t = 0; t < end; ++t) std::memcpy(latents.data() + t * lora, latent(t), size_t(lora) * sizeof(float));
-            linear(pool_, w.kv_b_proj, nullptr, latents.data(), end, expanded.data());
+            project(w.kv_b_proj, nullptr, latents.data(), end, expanded.data());
             pool_.parallel_for(heads * chunk.token_count, [&](int64_t begin, int64_t finish) {
                 std::vector<float> scores(static_cast<size_t>(end));
                 for (int64_t task = begin; task < finish; ++task) {
@@ -136,7 +146,7 @@ void CpuBackend::mla_attention(int64_t layer, const MlaWeights& w, const float* 
         }
         capture.deliver();
     }
-    linear(pool_, w.o_proj, nullptr, attended.data(), total, out);
+    project(w.o_proj, nullptr, attended.data(), total, out);
 }
 
 void CpuBackend::gqa_attention(int64_t layer, const GqaWeights& w, const float* h, const ForwardBatch& batch,
@@ -147,9 +157,9 @@ void CpuBackend::gqa_attention(int64_t layer, const GqaWeights& w, const float* 
     auto bias = [&](const LinearWeight& linear) { return linear.bias ? small(*linear.bias).data() : nullptr; };
 
     std::vector<float> q(size_t(total * heads * dim)), k(size_t(total * kv_heads * dim)), v(k.size());
-    linear(pool_, w.q_proj, bias(w.q_proj), h, total, q.data());
-    linear(pool_, w.k_proj, bias(w.k_proj), h, total, k.data());
-    linear(pool_, w.v_proj, bias(w.v_proj), h, total, v.data());
+    project(w.q_proj, bias(w.q_proj), h, total, q.data());
+    project(w.k_proj, bias(w.k_proj), h, total, k.data());
+    project(w.v_proj, bias(w.v_proj), h, total, v.data());
     for (int64_t r = 0; r < total; ++r) {
         const int64_t position = rows.position[size_t(r)];
         graph_->rope.apply(q.data() + r * heads * dim, heads, dim, position);
@@ -184,7 +194,7 @@ void CpuBackend::gqa_attention(int64_t layer, const GqaWeights& w, const float* 
         });
         capture.deliver();
     }
-    linear(pool_, w.o_proj, nullptr, attended.data(), total, out);
+    project(w.o_proj, nullptr, attended.data(), total, out);
 }
 
 }  // namespace mwb::cpu

@@ -69,8 +69,16 @@ MemoryReport CpuBackend::memory() const {
     return report;
 }
 
+void CpuBackend::project(const LinearWeight& weight, const float* bias, const float* x, int64_t rows, float* y) {
+    linear(pool_, weight, bias, x, rows, y);
+    if (!adapter_) return;
+    auto delta = adapter_->find(&weight);
+    if (delta != adapter_->end()) add_low_rank(pool_, delta->second, x, rows, weight.in_features, weight.out_features, y);
+}
+
 Result<std::vector<float>> CpuBackend::forward(const ForwardBatch& batch, ForwardObserver* observer) {
     const int64_t hidden = config_.hidden_size, vocab = config_.vocab_size;
+    adapter_ = batch.adapter;
     const int64_t total = int64_t(batch.tokens.size());
     RowLayout rows;
     int64_t counted = 0;
@@ -145,10 +153,10 @@ Result<std::vector<float>> CpuBackend::forward(const ForwardBatch& batch, Forwar
 void CpuBackend::mlp(const MlpWeights& w, const float* h, int64_t rows, float* out) {
     const int64_t inner = w.gate_proj.out_features;
     std::vector<float> gate(size_t(rows * inner)), up(gate.size());
-    linear(pool_, w.gate_proj, nullptr, h, rows, gate.data());
-    linear(pool_, w.up_proj, nullptr, h, rows, up.data());
+    project(w.gate_proj, nullptr, h, rows, gate.data());
+    project(w.up_proj, nullptr, h, rows, up.data());
     silu_mul(gate.data(), up.data(), rows * inner);
-    linear(pool_, w.down_proj, nullptr, gate.data(), rows, out);
+    project(w.down_proj, nullptr, gate.data(), rows, out);
 }
 
 void CpuBackend::moe(int64_t layer, const MoeWeights& w, const float* h, const RowLayout& rows, float* out,

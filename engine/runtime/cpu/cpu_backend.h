@@ -29,6 +29,8 @@ public:
 
 private:
     const std::vector<float>& small(const TensorView& tensor) const;  // pre-decoded norms, biases
+    // linear() plus the part of the request's adapter for this weight, when it has one.
+    void project(const LinearWeight& weight, const float* bias, const float* x, int64_t rows, float* y);
     float* cache_row(int64_t layer, int64_t slot, int64_t position);
 
     void mla_attention(int64_t layer, const MlaWeights& w, const float* h, const ForwardBatch& batch, const RowLayout& rows,
@@ -45,6 +47,7 @@ private:
     int64_t cache_width_ = 0;  // floats per token per layer
     int64_t slots_ = 0, capacity_ = 0;
     std::vector<std::vector<float>> cache_;  // per layer: [slot][position][cache_width_]
+    const LowRankDeltas* adapter_ = nullptr;  // the batch being run's adapter (forward() is not reentrant)
 };
 
 }  // namespace mwb::cpu

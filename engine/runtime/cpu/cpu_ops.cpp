@@ -135,6 +135,17 @@ std::vector<float> decode_vector(const TensorView& tensor) {
     return values;
 }
 
+void add_low_rank(ThreadPool& pool, const LowRankDelta& delta, const float* x, int64_t rows, int64_t in, int64_t out, float* y) {
+    const int64_t r = delta.rank;
+    std::vector<float> u(size_t(rows * r));
+    for (int64_t t = 0; t < rows; ++t)
+        for (int64_t k = 0; k < r; ++k) u[size_t(t * r + k)] = delta.scale * dot(x + t * in, delta.a.data() + k * in, in);
+    pool.parallel_for(out, [&](int64_t first, int64_t last) {
+        for (int64_t o = first; o < last; ++o)
+            for (int64_t t = 0; t < rows; ++t) y[t * out + o] += dot(u.data() + t * r, delta.b.data() + o * r, r);
+    });
+}
+
 void linear(ThreadPool& pool, const LinearWeight& weight, const float* bias, const float* x, int64_t rows, float* y) {
     const int64_t in = weight.in_features, out = weight.out_features;
     // A few tokens (decode): read bf16 weights once, straight into the dot product. Many tokens (prefill):

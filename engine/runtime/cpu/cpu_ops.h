@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/model/blocks/linear.h"
+#include "engine/model/blocks/low_rank.h"
 #include "engine/runtime/cpu/thread_pool.h"
 
 namespace mwb::cpu {
@@ -18,6 +19,9 @@ std::vector<float> decode_vector(const TensorView& tensor);
 
 // y[rows, out] = x[rows, in] · Wᵀ + bias
 void linear(ThreadPool& pool, const LinearWeight& weight, const float* bias, const float* x, int64_t rows, float* y);
+
+// y[rows, out] += scale · (x[rows, in] · Aᵀ) · Bᵀ: a LoRA adapter's part of a linear layer.
+void add_low_rank(ThreadPool& pool, const LowRankDelta& delta, const float* x, int64_t rows, int64_t in, int64_t out, float* y);
 
 // y = x / sqrt(mean(x²) + eps) · weight, row by row (x and y may alias).
 void rms_norm(const float* x, const float* weight, int64_t rows, int64_t width, float eps, float* y, int64_t x_stride = 0,
