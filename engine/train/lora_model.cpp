@@ -49,7 +49,8 @@ int64_t counted_labels(std::span<const int64_t> labels) {
 struct LoraModel::LayerTape {
     Vec x_in, inv_in, h1;            // residual input, its norm factors, the normed input
     Vec qa, inv_qa, qa_normed, q;    // q_lora path (q is after RoPE)
-    Vec kv_a, inv_latent, latent, k_rope, kv;  // k_rope after RoPE; kv = the expanded keys/values
+    Vec kv_a, inv_latent, latent, k_rope, kv;  // MLA: k_rope after RoPE; kv = the expanded keys/values
+    Vec k, v;                        // GQA: keys after RoPE, values
     Vec probabilities;               // [heads, T, T], causal
     Vec attended;                    // [T, heads·v]
     Vec x_mid, inv_mid, h2;
@@ -73,16 +74,21 @@ struct LoraModel::Tape {
 // One row's forward and backward over the adapter, with the gradients it adds to.
 class LoraModel::Context {
 public:
-    Context(LoraModel& model, const LoraAdapter& adapter, LoraGradients* gradients, int64_t tokens)
+    Context(LoraModel& model, const LoraAdapter& adapter, LoraGradients* gradients, int64_t tokens, std::vector<int32_t>* routing)
         : model_(model), graph_(*model.graph_), config_(graph_.config), adapter_(adapter), gradients_(gradients), t_(tokens),
-          scale_(float(adapter.config().scale())) {
+          scale_(float(adapter.config().scale())), routing_(routing), replay_(routing && !routing->empty()) {
         for (size_t i = 0; i < adapter.modules().size(); ++i) module_index_[adapter.modules()[i].name] = i;
     }
 
-    // y = x·Wᵀ (+ s·(x·Aᵀ)·Bᵀ when the adapter has this module).
+    // y = x·Wᵀ + bias (+ s·(x·Aᵀ)·Bᵀ when the adapter has this module).
     Vec project(const std::string& name, const LinearWeight& weight, const float* x, int64_t rows) {
         Vec y(size_t(rows * weight.out_features));
         matmul_nt(pool(), x, model_.frozen(weight).data(), rows, weight.in_features, weight.out_features, y.data());
+        if (weight.bias) {
+            const Vec& bias = model_.frozen(*weight.bias);
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t o = 0; o < weight.out_features; ++o) y[size_t(r * weight.out_features + o)] += bias[size_t(o)];
+        }
         if (const LoraModule* m = adapter_.find(name)) {
             const int64_t r = adapter_.config().rank;
             Vec u(size_t(rows * r));
@@ -114,6 +120,8 @@ public:
 
     Vec attention_forward(int64_t layer, const MlaWeights& w, LayerTape& tape);
     Vec attention_backward(int64_t layer, const MlaWeights& w, const LayerTape& tape, const float* d_out);
+    Vec attention_forward(int64_t layer, const GqaWeights& w, LayerTape& tape);
+    Vec attention_backward(int64_t layer, const GqaWeights& w, const LayerTape& tape, const float* d_out);
     Vec mlp_forward(const std::string& prefix, const MlpWeights& w, const float* x, int64_t rows, Vec& gate, Vec& up, Vec& act);
     Vec mlp_backward(const std::string& prefix, const MlpWeights& w, const float* x, int64_t rows, const Vec& gate, const Vec& up,
                      const Vec& act, const float* d_out);
@@ -131,6 +139,9 @@ public:
     LoraGradients* gradients_;
     int64_t t_;
     float scale_;
+    std::vector<int32_t>* routing_;  // recorded, or replayed when it came filled
+    bool replay_;
+    size_t routing_position_ = 0;
     std::unordered_map<std::string, size_t> module_index_;
 };
 
@@ -267,6 +278,83 @@ Vec LoraModel::Context::attention_backward(int64_t layer, const MlaWeights& w, c
     return d_h1;
 }
 
+Vec LoraModel::Context::attention_forward(int64_t layer, const GqaWeights& w, LayerTape& tape) {
+    const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads, dim = config_.head_dim, group = heads / kv_heads;
+    const std::string p = layer_prefix(layer) + ".self_attn";
+    const float scale = float(config_.attention_scale());
+    tape.q = project(p + ".q_proj", w.q_proj, tape.h1.data(), t_);
+    tape.k = project(p + ".k_proj", w.k_proj, tape.h1.data(), t_);
+    tape.v = project(p + ".v_proj", w.v_proj, tape.h1.data(), t_);
+    for (int64_t t = 0; t < t_; ++t) {
+        graph_.rope.apply(tape.q.data() + t * heads * dim, heads, dim, t);
+        graph_.rope.apply(tape.k.data() + t * kv_heads * dim, kv_heads, dim, t);
+    }
+    tape.probabilities.assign(size_t(heads * t_ * t_), 0.0f);
+    tape.attended.assign(size_t(t_ * heads * dim), 0.0f);
+    pool().parallel_for(heads * t_, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t hd = task / t_, i = task % t_, kv = hd / group;
+            const float* q = tape.q.data() + (i * heads + hd) * dim;
+            float* p_row = tape.probabilities.data() + (hd * t_ + i) * t_;
+            for (int64_t j = 0; j <= i; ++j) p_row[j] = cpu::dot(q, tape.k.data() + (j * kv_heads + kv) * dim, dim) * scale;
+            cpu::softmax(p_row, i + 1);
+            float* o = tape.attended.data() + (i * heads + hd) * dim;
+            for (int64_t j = 0; j <= i; ++j) {
+                const float* v = tape.v.data() + (j * kv_heads + kv) * dim;
+                for (int64_t d = 0; d < dim; ++d) o[d] += p_row[j] * v[d];
+            }
+        }
+    });
+    return project(p + ".o_proj", w.o_proj, tape.attended.data(), t_);
+}
+
+Vec LoraModel::Context::attention_backward(int64_t layer, const GqaWeights& w, const LayerTape& tape, const float* d_out) {
+    const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads, dim = config_.head_dim, group = heads / kv_heads;
+    const std::string p = layer_prefix(layer) + ".self_attn";
+    const float scale = float(config_.attention_scale());
+    Vec d_attended(tape.attended.size(), 0.0f);
+    project_backward(p + ".o_proj", w.o_proj, tape.attended.data(), d_out, t_, d_attended.data());
+    Vec d_q(tape.q.size(), 0.0f), d_k(tape.k.size(), 0.0f), d_v(tape.v.size(), 0.0f);
+    // One task per key/value head: the heads of its group add into its keys and values, in head order.
+    pool().parallel_for(kv_heads, [&](int64_t k0, int64_t k1) {
+        Vec d_p(static_cast<size_t>(t_));
+        for (int64_t kv = k0; kv < k1; ++kv)
+            for (int64_t hd = kv * group; hd < (kv + 1) * group; ++hd)
+                for (int64_t i = 0; i < t_; ++i) {
+                    const float* p_row = tape.probabilities.data() + (hd * t_ + i) * t_;
+                    const float* d_o = d_attended.data() + (i * heads + hd) * dim;
+                    const float* q = tape.q.data() + (i * heads + hd) * dim;
+                    float* d_qi = d_q.data() + (i * heads + hd) * dim;
+                    float row_sum = 0;
+                    for (int64_t j = 0; j <= i; ++j) {
+                        d_p[size_t(j)] = cpu::dot(d_o, tape.v.data() + (j * kv_heads + kv) * dim, dim);
+                        row_sum += p_row[j] * d_p[size_t(j)];
+                        float* d_vj = d_v.data() + (j * kv_heads + kv) * dim;
+                        for (int64_t d = 0; d < dim; ++d) d_vj[d] += p_row[j] * d_o[d];
+                    }
+                    for (int64_t j = 0; j <= i; ++j) {
+                        const float d_s = p_row[j] * (d_p[size_t(j)] - row_sum) * scale;
+                        if (d_s == 0.0f) continue;
+                        const float* k = tape.k.data() + (j * kv_heads + kv) * dim;
+                        float* d_kj = d_k.data() + (j * kv_heads + kv) * dim;
+                        for (int64_t d = 0; d < dim; ++d) {
+                            d_qi[d] += d_s * k[d];
+                            d_kj[d] += d_s * q[d];
+                        }
+                    }
+                }
+    });
+    for (int64_t t = 0; t < t_; ++t) {
+        graph_.rope.apply_transposed(d_q.data() + t * heads * dim, heads, dim, t);
+        graph_.rope.apply_transposed(d_k.data() + t * kv_heads * dim, kv_heads, dim, t);
+    }
+    Vec d_h1(size_t(t_ * config_.hidden_size), 0.0f);
+    project_backward(p + ".q_proj", w.q_proj, tape.h1.data(), d_q.data(), t_, d_h1.data());
+    project_backward(p + ".k_proj", w.k_proj, tape.h1.data(), d_k.data(), t_, d_h1.data());
+    project_backward(p + ".v_proj", w.v_proj, tape.h1.data(), d_v.data(), t_, d_h1.data());
+    return d_h1;
+}
+
 Vec LoraModel::Context::mlp_forward(const std::string& prefix, const MlpWeights& w, const float* x, int64_t rows, Vec& gate, Vec& up,
                                     Vec& act) {
     gate = project(prefix + ".gate_proj", w.gate_proj, x, rows);
@@ -298,8 +386,23 @@ Vec LoraModel::Context::moe_forward(int64_t layer, const MoeWeights& w, LayerTap
     tape.weights.resize(size_t(t_ * k));
     tape.experts.assign(size_t(experts), {});
     for (int64_t t = 0; t < t_; ++t) {
-        route_token(w.config, logits.data() + t * experts, bias.empty() ? nullptr : bias.data(), tape.chosen.data() + t * k,
-                    tape.weights.data() + t * k, tape.scores.data() + t * experts);
+        int32_t* chosen = tape.chosen.data() + t * k;
+        float* weights = tape.weights.data() + t * k;
+        route_token(w.config, logits.data() + t * experts, bias.empty() ? nullptr : bias.data(), chosen, weights, tape.scores.data() + t * experts);
+        if (replay_) {
+            // The recorded experts, weighted as route_token weights its own choice.
+            std::copy_n(routing_->begin() + long(routing_position_), k, chosen);
+            float total = 0;
+            for (int64_t i = 0; i < k; ++i) total += tape.scores[size_t(t * experts + chosen[i])];
+            for (int64_t i = 0; i < k; ++i) {
+                float weight = tape.scores[size_t(t * experts + chosen[i])];
+                if (w.config.norm_topk_prob && k > 1) weight /= (total + 1e-20f);
+                weights[i] = weight * float(w.config.routed_scaling_factor);
+            }
+        } else if (routing_) {
+            routing_->insert(routing_->end(), chosen, chosen + k);
+        }
+        routing_position_ += size_t(k);
         for (int64_t i = 0; i < k; ++i) {
             LayerTape::Expert& e = tape.experts[size_t(tape.chosen[size_t(t * k + i)])];
             e.tokens.push_back(t);
@@ -368,9 +471,6 @@ LoraModel::LoraModel(std::shared_ptr<const ModelGraph> graph, int threads)
     : graph_(std::move(graph)), pool_(std::make_unique<ThreadPool>(threads)) {}
 
 Result<LoraModel> LoraModel::create(std::shared_ptr<const ModelGraph> graph, int threads) {
-    if (!graph->config.mla)
-        return make_error("training is implemented for DeepSeek (MLA) models so far; " + architecture_name(graph->config.architecture) +
-                          " models cannot be trained yet");
     LoraModel model(std::move(graph), threads);
     // Decode the frozen weights once.
     for (const auto& [name, weight] : linear_modules(*model.graph_)) model.frozen(*weight);
@@ -387,14 +487,17 @@ const Vec& LoraModel::frozen(const LinearWeight& weight) {
     return values;
 }
 
-const Vec& LoraModel::frozen(const VectorWeight& weight) {
-    Vec& values = frozen_[&weight];
-    if (values.empty()) values = cpu::decode_vector(weight.weight);
+const Vec& LoraModel::frozen(const VectorWeight& weight) { return frozen(weight.weight); }
+
+const Vec& LoraModel::frozen(const TensorView& tensor) {
+    Vec& values = frozen_[&tensor];
+    if (values.empty()) values = cpu::decode_vector(tensor);
     return values;
 }
 
 Result<double> LoraModel::row_loss(const LoraAdapter& adapter, std::span<const int32_t> ids, std::span<const int64_t> labels,
-                                   float gradient_scale, LoraGradients* gradients, std::vector<float>* logits_out) {
+                                   float gradient_scale, LoraGradients* gradients, std::vector<float>* logits_out,
+                                   std::vector<int32_t>* routing) {
     const ModelConfig& config = graph_->config;
     const int64_t t_count = int64_t(ids.size()), hidden = config.hidden_size, vocab = config.vocab_size;
     if (labels.size() != ids.size())
@@ -406,7 +509,10 @@ Result<double> LoraModel::row_loss(const LoraAdapter& adapter, std::span<const i
         if (labels[t] != kIgnoredLabel && (labels[t] < 0 || labels[t] >= vocab))
             return make_error("label " + std::to_string(labels[t]) + " is outside the vocabulary of " + std::to_string(vocab));
 
-    Context c(*this, adapter, gradients, t_count);
+    if (routing && !routing->empty() && config.moe &&
+        routing->size() != graph_->moe_layers().size() * size_t(t_count * config.moe->experts_per_token))
+        return make_error("the routing to replay was recorded for another row");
+    Context c(*this, adapter, gradients, t_count, routing);
     Tape tape;
     tape.layers.resize(graph_->layers.size());
     Vec x(size_t(t_count * hidden));
@@ -419,7 +525,7 @@ Result<double> LoraModel::row_loss(const LoraAdapter& adapter, std::span<const i
         lt.h1.resize(x.size());
         lt.inv_in.resize(size_t(t_count));
         rms_norm_forward(x.data(), frozen(layer.input_norm).data(), t_count, hidden, c.eps(), lt.h1.data(), lt.inv_in.data());
-        const Vec attention = c.attention_forward(int64_t(l), std::get<MlaWeights>(layer.attention), lt);
+        const Vec attention = std::visit([&](const auto& w) { return c.attention_forward(int64_t(l), w, lt); }, layer.attention);
         for (size_t i = 0; i < x.size(); ++i) x[i] += attention[i];
         lt.x_mid = x;
         lt.h2.resize(x.size());
@@ -471,7 +577,7 @@ Result<double> LoraModel::row_loss(const LoraAdapter& adapter, std::span<const i
         else
             d_h2 = c.moe_backward(int64_t(l), std::get<MoeWeights>(layer.feed_forward), lt, d_x.data());
         rms_norm_backward_add(lt.x_mid.data(), lt.inv_mid.data(), frozen(layer.post_attention_norm).data(), d_h2.data(), t_count, hidden, d_x.data());
-        const Vec d_h1 = c.attention_backward(int64_t(l), std::get<MlaWeights>(layer.attention), lt, d_x.data());
+        const Vec d_h1 = std::visit([&](const auto& w) { return c.attention_backward(int64_t(l), w, lt, d_x.data()); }, layer.attention);
         rms_norm_backward_add(lt.x_in.data(), lt.inv_in.data(), frozen(layer.input_norm).data(), d_h1.data(), t_count, hidden, d_x.data());
     }
     return loss;

@@ -1,8 +1,8 @@
 // A model with a LoRA adapter on the CPU in float32: the loss of a token row, and the gradient of every adapter
 // matrix by a hand-written backward pass through each op (embedding, RMSNorm, MLA with and without q_lora,
-// RoPE, the MoE router's weights, experts and shared experts, the dense MLP, lm_head, cross-entropy). The
-// frozen weights are kept as float32 copies: CPU training is meant for small models and as the reference of
-// the GPU trainer.
+// RoPE, the MoE router's weights, experts and shared experts, GQA with q/k/v biases, the dense MLP, lm_head,
+// cross-entropy). The frozen weights are kept as float32 copies: CPU training is meant for small models and as
+// the reference of the GPU trainer.
 #pragma once
 
 #include <cstdint>
@@ -34,14 +34,16 @@ int64_t counted_labels(std::span<const int64_t> labels);
 
 class LoraModel {
 public:
-    // GQA models are not trained yet: MLA (DeepSeek V2/V3) only.
     static Result<LoraModel> create(std::shared_ptr<const ModelGraph> graph, int threads = 0);
 
     // The summed cross-entropy of a row's counted labels. With `gradients`, adds the gradient of
     // `gradient_scale` × that sum (1 / the batch's counted labels gives transformers' mean loss).
-    // `logits`, when given, receives the row's logits [tokens, vocab].
+    // `logits`, when given, receives the row's logits [tokens, vocab]. `routing`, when given, records the experts
+    // every token chose in every MoE layer if it is empty, and imposes them if not (the loss is then smooth in
+    // the adapter: no choice flips, which finite-difference checks need).
     Result<double> row_loss(const LoraAdapter& adapter, std::span<const int32_t> ids, std::span<const int64_t> labels,
-                            float gradient_scale, LoraGradients* gradients, std::vector<float>* logits = nullptr);
+                            float gradient_scale, LoraGradients* gradients, std::vector<float>* logits = nullptr,
+                            std::vector<int32_t>* routing = nullptr);
 
     const ModelGraph& graph() const { return *graph_; }
 
@@ -56,6 +58,7 @@ private:
     std::unordered_map<const void*, std::vector<float>> frozen_;  // float32 copies by weight
     const std::vector<float>& frozen(const LinearWeight& weight);
     const std::vector<float>& frozen(const VectorWeight& weight);
+    const std::vector<float>& frozen(const TensorView& tensor);
 };
 
 }  // namespace mwb::train
