@@ -12,6 +12,7 @@ int run_bench(int argc, char** argv);
 // Training commands (train_commands.cpp).
 int run_train(int argc, char** argv);
 int run_merge(int argc, char** argv);
+int run_bench_train(int argc, char** argv);
 
 // Tokenizer commands (tokenizer_commands.cpp).
 int run_tokenize(int argc, char** argv);

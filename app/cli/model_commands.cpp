@@ -241,11 +241,9 @@ int run_bench(int argc, char** argv) {
     if (!config) return fail(config.error().message);
 
     Stopwatch setup;
-    auto store = TensorStore::from_memory(random_weights(*config, uint64_t(*seed)));
-    if (!store) return fail(store.error().message);
-    auto graph = build_model_graph(*config, std::make_shared<const TensorStore>(std::move(store.value())));
-    if (!graph) return fail(graph.error().message);
-    auto shared_graph = std::make_shared<const ModelGraph>(std::move(graph.value()));
+    auto model = random_model(*config, uint64_t(*seed));
+    if (!model) return fail(model.error().message);
+    const std::shared_ptr<const ModelGraph> shared_graph = *model;
     const ModelSummary summary = summarize(*shared_graph);
     const double setup_s = setup.seconds();
 

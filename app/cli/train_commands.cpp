@@ -1,17 +1,21 @@
 // mwb train: LoRA fine-tuning from the command line, with progress per step, JSONL metrics and checkpoints.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <sys/resource.h>
 
 #include <nlohmann/json.hpp>
 
 #include "app/cli/cli_args.h"
 #include "app/cli/commands.h"
 #include "engine/model/model_graph.h"
+#include "engine/model/random_weights.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/train/memory_plan.h"
 #include "engine/train/merge.h"
 #include "engine/train/trainer.h"
 
@@ -79,18 +83,19 @@ Result<train::TrainOptions> train_options(const CliArgs& args) {
 }  // namespace
 
 int run_train(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"no-shuffle", "rslora", "train-on-prompt", "skip-bad-lines"},
+    auto args = CliArgs::parse(argc, argv, {"no-shuffle", "rslora", "train-on-prompt", "skip-bad-lines", "gradient-checkpointing", "estimate"},
                                {"data", "out", "init-adapter", "targets", "rank", "alpha", "dropout", "lr", "beta1", "beta2", "eps",
                                 "weight-decay", "batch", "grad-accum", "steps", "epochs", "scheduler", "warmup", "clip", "cutoff",
                                 "val-split", "seed", "checkpoint-every", "resume", "device", "metrics", "tokenizer", "threads"});
     if (!args) return fail(args.error().message);
     if (args->positionals().size() != 1) return fail("give the model directory: mwb train MODEL_DIR --data FILE --out DIR");
     const std::string model_directory = args->positionals()[0];
-    if (!args->get("data") || !args->get("out")) return fail("--data FILE and --out DIR are required");
+    const bool estimate = args->has("estimate");
+    if (!estimate && (!args->get("data") || !args->get("out"))) return fail("--data FILE and --out DIR are required");
     if (args->get_or("device", "cpu") != "cpu") return fail("training runs on --device cpu so far; the CUDA trainer is not built yet");
     auto options = train_options(*args);
     if (!options) return fail(options.error().message);
-    options->output_directory = *args->get("out");
+    options->output_directory = args->get_or("out", "");
     options->base_model = model_directory;
 
     auto graph = load_model_graph(model_directory);
@@ -98,8 +103,6 @@ int run_train(int argc, char** argv) {
     auto shared_graph = std::make_shared<const ModelGraph>(std::move(graph.value()));
     auto threads = args->integer_or("threads", 0);
     if (!threads) return fail(threads.error().message);
-    auto model = train::LoraModel::create(shared_graph, int(*threads));
-    if (!model) return fail(model.error().message);
 
     // The adapter: continued from one, or new.
     Result<train::LoraAdapter> adapter = make_error("");
@@ -122,6 +125,16 @@ int run_train(int argc, char** argv) {
         adapter = train::LoraAdapter::create(*shared_graph, config, options->seed);
     }
     if (!adapter) return fail(adapter.error().message);
+    if (estimate) {
+        auto cutoff = args->integer_or("cutoff", train::DatasetOptions{}.cutoff);
+        if (!cutoff || *cutoff < 2) return fail("--cutoff expects a number of tokens, at least 2");
+        std::printf("memory plan for rows of %lld tokens (the CPU trainer runs one row at a time, whatever --batch):\n%s",
+                    (long long)*cutoff, train::describe(train::plan_training_memory(*shared_graph, *adapter, *cutoff)).c_str());
+        return 0;
+    }
+    auto model = train::LoraModel::create(shared_graph, int(*threads));
+    if (!model) return fail(model.error().message);
+    model->set_gradient_checkpointing(args->has("gradient-checkpointing"));
 
     // The data, and the validation rows held out from it.
     std::optional<tok::Tokenizer> tokenizer;
@@ -185,6 +198,87 @@ int run_train(int argc, char** argv) {
     });
     if (!status) return fail(status.error().message);
     std::fprintf(stderr, "adapter written to %s\n", options->output_directory.c_str());
+    return 0;
+}
+
+int run_bench_train(int argc, char** argv) {
+    auto args = CliArgs::parse(argc, argv, {"random-weights", "gradient-checkpointing"},
+                               {"shape", "layers", "rank", "seq", "batch", "steps", "targets", "threads", "seed", "device"});
+    if (!args) return fail(args.error().message);
+    if (!args->has("random-weights")) return fail("bench-train runs on random weights: pass --random-weights");
+    if (args->get_or("device", "cpu") != "cpu") return fail("training runs on --device cpu so far; the CUDA trainer is not built yet");
+    auto layers = args->integer_or("layers", 2);
+    auto rank = args->integer_or("rank", 16);
+    auto seq = args->integer_or("seq", 1024);
+    auto batch = args->integer_or("batch", 4);
+    auto steps = args->integer_or("steps", 2);
+    auto threads = args->integer_or("threads", 0);
+    auto seed = args->integer_or("seed", 1);
+    for (const Error* e : {layers ? nullptr : &layers.error(), rank ? nullptr : &rank.error(), seq ? nullptr : &seq.error(),
+                           batch ? nullptr : &batch.error(), steps ? nullptr : &steps.error(), threads ? nullptr : &threads.error(),
+                           seed ? nullptr : &seed.error()})
+        if (e) return fail(e->message);
+    if (*seq < 2 || *batch < 1 || *steps < 1) return fail("--seq must be at least 2, --batch and --steps at least 1");
+    auto config = named_shape(args->get_or("shape", "v3-16b"), *layers);
+    if (!config) return fail(config.error().message);
+
+    const auto started = std::chrono::steady_clock::now();
+    auto random = random_model(*config, uint64_t(*seed));
+    if (!random) return fail(random.error().message);
+    const std::shared_ptr<const ModelGraph> shared_graph = *random;
+    train::LoraConfig lora;
+    lora.target_modules = split_list(args->get_or("targets", "q_a_proj,q_b_proj,q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj"));
+    lora.rank = *rank;
+    lora.alpha = 2.0 * double(*rank);
+    auto adapter = train::LoraAdapter::create(*shared_graph, lora, uint64_t(*seed));
+    if (!adapter) return fail(adapter.error().message);
+    auto model = train::LoraModel::create(shared_graph, int(*threads));
+    if (!model) return fail(model.error().message);
+    model->set_gradient_checkpointing(args->has("gradient-checkpointing"));
+    // Random token rows, every token learnt.
+    train::Dataset data;
+    std::mt19937_64 generator{uint64_t(*seed)};
+    std::uniform_int_distribution<int32_t> token(0, int32_t(config->vocab_size - 1));
+    for (int64_t r = 0; r < *batch; ++r) {
+        train::TokenRow row;
+        for (int64_t t = 0; t < *seq; ++t) row.ids.push_back(token(generator));
+        row.labels.assign(row.ids.begin(), row.ids.end());
+        data.rows.push_back(std::move(row));
+    }
+    const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    train::TrainOptions options;
+    options.batch = *batch;
+    options.steps = *steps;
+    options.shuffle = false;
+    train::Trainer trainer(*model, *adapter, options, std::move(data));
+    std::vector<double> step_seconds, losses;
+    const Status status = trainer.run([&](const train::StepReport& r) {
+        step_seconds.push_back(r.seconds);
+        losses.push_back(r.loss);
+        return true;
+    });
+    if (!status) return fail(status.error().message);
+    std::vector<double> sorted = step_seconds;
+    std::sort(sorted.begin(), sorted.end());
+    const double median = sorted[sorted.size() / 2];
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const nlohmann::json report = {{"backend", "cpu"},
+                                   {"shape", args->get_or("shape", "v3-16b")},
+                                   {"layers", *layers},
+                                   {"rank", *rank},
+                                   {"targets", lora.target_modules},
+                                   {"adapter_parameters", adapter->parameter_count()},
+                                   {"seq", *seq},
+                                   {"batch", *batch},
+                                   {"gradient_checkpointing", args->has("gradient-checkpointing")},
+                                   {"setup_seconds", setup_s},
+                                   {"step_seconds", step_seconds},
+                                   {"median_step_seconds", median},
+                                   {"tokens_per_s", double(*seq * *batch) / median},
+                                   {"peak_memory_bytes", int64_t(usage.ru_maxrss) * 1024},
+                                   {"losses", losses}};
+    std::printf("%s\n", report.dump(2).c_str());
     return 0;
 }
 

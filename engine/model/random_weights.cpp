@@ -138,4 +138,12 @@ std::vector<TensorToWrite> random_weights(const ModelConfig& c, uint64_t seed) {
     return w.take();
 }
 
+Result<std::shared_ptr<const ModelGraph>> random_model(const ModelConfig& config, uint64_t seed) {
+    auto store = TensorStore::from_memory(random_weights(config, seed));
+    if (!store) return store.error();
+    auto graph = build_model_graph(config, std::make_shared<const TensorStore>(std::move(store.value())));
+    if (!graph) return graph.error();
+    return std::make_shared<const ModelGraph>(std::move(graph.value()));
+}
+
 }  // namespace mwb

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "engine/io/safetensors.h"
 #include "engine/model/config.h"
+#include "engine/model/model_graph.h"
 
 namespace mwb {
 
@@ -19,5 +21,8 @@ Result<ModelConfig> named_shape(const std::string& name, int64_t layers);
 // Every tensor the config implies, bf16, values ~ U(-a, a) with a scaled to keep activations O(1);
 // norms are 1, router biases small. Deterministic for a seed.
 std::vector<TensorToWrite> random_weights(const ModelConfig& config, uint64_t seed);
+
+// The model graph over random_weights(), held in memory.
+Result<std::shared_ptr<const ModelGraph>> random_model(const ModelConfig& config, uint64_t seed);
 
 }  // namespace mwb

@@ -4,18 +4,14 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/runtime/cpu/cpu_ops.h"
+
 namespace mwb::train {
 
 void matmul_nt(ThreadPool& pool, const float* x, const float* w, int64_t m, int64_t k, int64_t n, float* y) {
     pool.parallel_for(m, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
-            for (int64_t j = 0; j < n; ++j) {
-                const float* a = x + r * k;
-                const float* b = w + j * k;
-                float sum = 0;
-                for (int64_t i = 0; i < k; ++i) sum += a[i] * b[i];
-                y[r * n + j] = sum;
-            }
+            for (int64_t j = 0; j < n; ++j) y[r * n + j] = cpu::dot(x + r * k, w + j * k, k);
     });
 }
 

@@ -125,7 +125,10 @@ public:
     Vec mlp_forward(const std::string& prefix, const MlpWeights& w, const float* x, int64_t rows, Vec& gate, Vec& up, Vec& act);
     Vec mlp_backward(const std::string& prefix, const MlpWeights& w, const float* x, int64_t rows, const Vec& gate, const Vec& up,
                      const Vec& act, const float* d_out);
-    Vec moe_forward(int64_t layer, const MoeWeights& w, LayerTape& tape);
+    // `imposed`: the experts of every token, as a recomputation must use them (null: the router chooses).
+    Vec moe_forward(int64_t layer, const MoeWeights& w, LayerTape& tape, const std::vector<int32_t>* imposed);
+    // One decoder layer from tape.x_in: fills the tape and returns the layer's output.
+    Vec layer_forward(int64_t layer, LayerTape& tape, const std::vector<int32_t>* imposed_experts);
     Vec moe_backward(int64_t layer, const MoeWeights& w, const LayerTape& tape, const float* d_out);
 
     ThreadPool& pool() { return *model_.pool_; }
@@ -375,7 +378,27 @@ Vec LoraModel::Context::mlp_backward(const std::string& prefix, const MlpWeights
     return d_x;
 }
 
-Vec LoraModel::Context::moe_forward(int64_t layer, const MoeWeights& w, LayerTape& tape) {
+Vec LoraModel::Context::layer_forward(int64_t l, LayerTape& lt, const std::vector<int32_t>* imposed_experts) {
+    const DecoderLayer& layer = graph_.layers[size_t(l)];
+    const int64_t hidden = config_.hidden_size;
+    Vec x = lt.x_in;
+    lt.h1.resize(x.size());
+    lt.inv_in.resize(size_t(t_));
+    rms_norm_forward(x.data(), model_.frozen(layer.input_norm).data(), t_, hidden, eps(), lt.h1.data(), lt.inv_in.data());
+    const Vec attention = std::visit([&](const auto& w) { return attention_forward(l, w, lt); }, layer.attention);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += attention[i];
+    lt.x_mid = x;
+    lt.h2.resize(x.size());
+    lt.inv_mid.resize(size_t(t_));
+    rms_norm_forward(x.data(), model_.frozen(layer.post_attention_norm).data(), t_, hidden, eps(), lt.h2.data(), lt.inv_mid.data());
+    const Vec feed_forward = std::holds_alternative<MlpWeights>(layer.feed_forward)
+                                 ? mlp_forward(layer_prefix(l) + ".mlp", std::get<MlpWeights>(layer.feed_forward), lt.h2.data(), t_, lt.gate, lt.up, lt.act)
+                                 : moe_forward(l, std::get<MoeWeights>(layer.feed_forward), lt, imposed_experts);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += feed_forward[i];
+    return x;
+}
+
+Vec LoraModel::Context::moe_forward(int64_t layer, const MoeWeights& w, LayerTape& tape, const std::vector<int32_t>* imposed) {
     const int64_t hidden = config_.hidden_size, experts = w.config.n_routed_experts, k = w.config.experts_per_token;
     const std::string p = layer_prefix(layer) + ".mlp";
     Vec logits(size_t(t_ * experts));
@@ -389,9 +412,10 @@ Vec LoraModel::Context::moe_forward(int64_t layer, const MoeWeights& w, LayerTap
         int32_t* chosen = tape.chosen.data() + t * k;
         float* weights = tape.weights.data() + t * k;
         route_token(w.config, logits.data() + t * experts, bias.empty() ? nullptr : bias.data(), chosen, weights, tape.scores.data() + t * experts);
-        if (replay_) {
-            // The recorded experts, weighted as route_token weights its own choice.
-            std::copy_n(routing_->begin() + long(routing_position_), k, chosen);
+        const int32_t* given = imposed ? imposed->data() + t * k : replay_ ? routing_->data() + routing_position_ : nullptr;
+        if (given) {
+            // Experts chosen before, weighted as route_token weights its own choice.
+            std::copy_n(given, k, chosen);
             float total = 0;
             for (int64_t i = 0; i < k; ++i) total += tape.scores[size_t(t * experts + chosen[i])];
             for (int64_t i = 0; i < k; ++i) {
@@ -402,7 +426,7 @@ Vec LoraModel::Context::moe_forward(int64_t layer, const MoeWeights& w, LayerTap
         } else if (routing_) {
             routing_->insert(routing_->end(), chosen, chosen + k);
         }
-        routing_position_ += size_t(k);
+        if (!imposed) routing_position_ += size_t(k);
         for (int64_t i = 0; i < k; ++i) {
             LayerTape::Expert& e = tape.experts[size_t(tape.chosen[size_t(t * k + i)])];
             e.tokens.push_back(t);
@@ -519,24 +543,16 @@ Result<double> LoraModel::row_loss(const LoraAdapter& adapter, std::span<const i
     for (int64_t t = 0; t < t_count; ++t) cpu::decode_rows(graph_->embed_tokens, ids[size_t(t)], 1, x.data() + t * hidden);
 
     for (size_t l = 0; l < graph_->layers.size(); ++l) {
-        const DecoderLayer& layer = graph_->layers[l];
         LayerTape& lt = tape.layers[l];
         lt.x_in = x;
-        lt.h1.resize(x.size());
-        lt.inv_in.resize(size_t(t_count));
-        rms_norm_forward(x.data(), frozen(layer.input_norm).data(), t_count, hidden, c.eps(), lt.h1.data(), lt.inv_in.data());
-        const Vec attention = std::visit([&](const auto& w) { return c.attention_forward(int64_t(l), w, lt); }, layer.attention);
-        for (size_t i = 0; i < x.size(); ++i) x[i] += attention[i];
-        lt.x_mid = x;
-        lt.h2.resize(x.size());
-        lt.inv_mid.resize(size_t(t_count));
-        rms_norm_forward(x.data(), frozen(layer.post_attention_norm).data(), t_count, hidden, c.eps(), lt.h2.data(), lt.inv_mid.data());
-        Vec feed_forward;
-        if (const auto* mlp = std::get_if<MlpWeights>(&layer.feed_forward))
-            feed_forward = c.mlp_forward(Context::layer_prefix(int64_t(l)) + ".mlp", *mlp, lt.h2.data(), t_count, lt.gate, lt.up, lt.act);
-        else
-            feed_forward = c.moe_forward(int64_t(l), std::get<MoeWeights>(layer.feed_forward), lt);
-        for (size_t i = 0; i < x.size(); ++i) x[i] += feed_forward[i];
+        x = c.layer_forward(int64_t(l), lt, nullptr);
+        // With checkpointing only the layer's input (and its experts) stay; the backward pass recomputes the rest.
+        if (checkpointing_ && gradients) {
+            LayerTape kept;
+            kept.x_in = std::move(lt.x_in);
+            kept.chosen = std::move(lt.chosen);
+            lt = std::move(kept);
+        }
     }
     tape.x_final = x;
     tape.h_final.resize(x.size());
@@ -570,6 +586,14 @@ Result<double> LoraModel::row_loss(const LoraAdapter& adapter, std::span<const i
     rms_norm_backward_add(tape.x_final.data(), tape.inv_final.data(), frozen(graph_->final_norm).data(), d_h.data(), t_count, hidden, d_x.data());
     for (size_t l = graph_->layers.size(); l-- > 0;) {
         const DecoderLayer& layer = graph_->layers[l];
+        if (checkpointing_) {
+            // The same forward again, on the same input and experts: the same tape, bit for bit.
+            LayerTape full;
+            full.x_in = std::move(tape.layers[l].x_in);
+            const std::vector<int32_t> chosen = std::move(tape.layers[l].chosen);
+            c.layer_forward(int64_t(l), full, chosen.empty() ? nullptr : &chosen);
+            tape.layers[l] = std::move(full);
+        }
         const LayerTape& lt = tape.layers[l];
         Vec d_h2;
         if (const auto* mlp = std::get_if<MlpWeights>(&layer.feed_forward))

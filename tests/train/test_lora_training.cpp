@@ -15,6 +15,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/train/lora_model.h"
 #include "engine/runtime/generation.h"
+#include "engine/train/memory_plan.h"
 #include "engine/train/merge.h"
 #include "engine/train/optimizer.h"
 #include "tests/support/fixture.h"
@@ -345,6 +346,45 @@ private slots:
             QVERIFY2(std::fabs(numeric - along) <= 1e-2 * std::max(1e-3, std::fabs(along)),
                      qPrintable(QStringLiteral("direction %1: analytic %2, numeric %3").arg(direction).arg(along, 0, 'g', 8).arg(numeric, 0, 'g', 8)));
         }
+    }
+
+    // Recomputing each layer in the backward pass gives the very same gradients.
+    void gradientCheckpointingChangesNothing() {
+        const Trace trace = load_trace("dsv3-tiny-lora-masked");
+        auto adapter = LoraAdapter::load(kTraces + "dsv3-tiny-lora-masked/adapter_init", *graph_);
+        QVERIFY(adapter.ok());
+        auto model = LoraModel::create(graph_, 2);
+        LoraGradients plain = LoraGradients::zeros_like(*adapter), checkpointed = plain;
+        const double loss = batch_gradient(*model, *adapter, trace, 0, 4, plain);
+        model->set_gradient_checkpointing(true);
+        QCOMPARE(batch_gradient(*model, *adapter, trace, 0, 4, checkpointed), loss);
+        QCOMPARE(checkpointed.a, plain.a);
+        QCOMPARE(checkpointed.b, plain.b);
+    }
+
+    // The memory plan of dsv3-tiny, rank 8 on the five MLA projections, 24 tokens, counted here by hand.
+    void memoryPlanMatchesAHandCount() {
+        auto adapter = LoraAdapter::load(kTraces + "dsv3-tiny-lora/adapter_init", *graph_);
+        QVERIFY(adapter.ok());
+        const TrainingMemoryPlan plan = plan_training_memory(*graph_, *adapter, 24);
+        // Per layer, r·(in + out): q_a 8·(128+48), q_b 8·(48+128), kv_a 8·(128+48), kv_b 8·(32+128), o 8·(64+128).
+        QCOMPARE(plan.adapter_parameters, int64_t(4 * (1408 + 1408 + 1408 + 1280 + 1536)));
+        QCOMPARE(plan.adapter_bytes, 16 * plan.adapter_parameters);
+        // Linear weights: attention 128·48 + 48·128 + 128·48 + 32·128 + 64·128 = 30720 per layer; the dense MLP
+        // 3·128·256; each MoE layer 16 experts and 1 shared expert of 3·128·64; lm_head 512·128.
+        const int64_t attention = 4 * 30720, dense = 3 * 128 * 256, moe = 3 * 17 * 3 * 128 * 64, head = 512 * 128;
+        QCOMPARE(plan.frozen_weight_bytes, 4 * (attention + dense + moe + head));
+        QCOMPARE(plan.logits_bytes, int64_t(4 * 2 * 24 * 512));
+        // Activations, T = 24: per layer 4·T·128 + 2T residuals and norms, 4·T·T probabilities, q T·4·32, q_a
+        // 2·T·48 + T, kv_a T·48, latent T·32 + T, rope key T·16, keys and values T·4·32, attended T·4·16; dense
+        // MLP 3·T·256; MoE T·16 scores, 2·T·4 choices, T·4·(2·128 + 3·64) expert tensors, shared 3·T·64.
+        const int64_t t = 24;
+        const int64_t common = 4 * t * 128 + 2 * t + 4 * t * t + t * 128 + 2 * t * 48 + t + t * 48 + t * 32 + t + t * 16 + t * 128 + t * 64;
+        const int64_t dense_layer = common + 3 * t * 256, moe_layer = common + t * 16 + 2 * t * 4 + t * 4 * (2 * 128 + 3 * 64) + 3 * t * 64;
+        const int64_t final_norm = 2 * t * 128 + t;
+        QCOMPARE(plan.activation_bytes, 4 * (dense_layer + 3 * moe_layer + final_norm));
+        QCOMPARE(plan.checkpointed_activation_bytes, 4 * (4 * t * 128 + std::max(dense_layer, moe_layer) + final_norm));
+        QVERIFY(describe(plan).find("with gradient checkpointing") != std::string::npos);
     }
 
     // Written in PEFT's layout and read back unchanged; a new adapter starts with B = 0 (the model unchanged).
