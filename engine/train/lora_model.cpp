@@ -76,7 +76,9 @@ class LoraModel::Context {
 public:
     Context(LoraModel& model, const LoraAdapter& adapter, LoraGradients* gradients, int64_t tokens, std::vector<int32_t>* routing)
         : model_(model), graph_(*model.graph_), config_(graph_.config), adapter_(adapter), gradients_(gradients), t_(tokens),
-          scale_(float(adapter.config().scale())), routing_(routing), replay_(routing && !routing->empty()) {
+          scale_(float(adapter.config().scale())), routing_(routing), replay_(routing && !routing->empty()),
+          dropout_(model.dropout_seed_ != 0 ? adapter.config().dropout : 0.0), keep_scale_(float(1.0 / (1.0 - dropout_))),
+          dropout_seed_(model.dropout_seed_) {
         for (size_t i = 0; i < adapter.modules().size(); ++i) module_index_[adapter.modules()[i].name] = i;
     }
 
@@ -91,8 +93,10 @@ public:
         }
         if (const LoraModule* m = adapter_.find(name)) {
             const int64_t r = adapter_.config().rank;
+            const Vec dropped = dropout_input(name, x, rows * m->in_features);
+            const float* lora_x = dropped.empty() ? x : dropped.data();
             Vec u(size_t(rows * r));
-            matmul_nt(pool(), x, m->a.data(), rows, m->in_features, r, u.data());
+            matmul_nt(pool(), lora_x, m->a.data(), rows, m->in_features, r, u.data());
             Vec delta(y.size());
             matmul_nt(pool(), u.data(), m->b.data(), rows, r, m->out_features, delta.data());
             for (size_t i = 0; i < y.size(); ++i) y[i] += scale_ * delta[i];
@@ -100,22 +104,51 @@ public:
         return y;
     }
 
-    // dx += dy·W (+ s·(dy·B)·A), and the adapter's gradients: dB += s·dyᵀ·(x·Aᵀ), dA += s·(dy·B)ᵀ·x.
+    // dx += dy·W (+ s·(dy·B)·A), and the adapter's gradients: dB += s·dyᵀ·(x·Aᵀ), dA += s·(dy·B)ᵀ·x (x after the
+    // adapter's dropout, which the LoRA part of dx passes back through).
     void project_backward(const std::string& name, const LinearWeight& weight, const float* x, const float* dy, int64_t rows, float* dx) {
         matmul_nn_add(pool(), dy, model_.frozen(weight).data(), rows, weight.out_features, weight.in_features, dx);
         const LoraModule* m = adapter_.find(name);
         if (!m) return;
-        const int64_t r = adapter_.config().rank;
+        const int64_t r = adapter_.config().rank, in = m->in_features;
+        const Vec dropped = dropout_input(name, x, rows * in);
+        const float* lora_x = dropped.empty() ? x : dropped.data();
         Vec u(size_t(rows * r)), dy_b(size_t(rows * r), 0.0f);
-        matmul_nt(pool(), x, m->a.data(), rows, m->in_features, r, u.data());
+        matmul_nt(pool(), lora_x, m->a.data(), rows, in, r, u.data());
         matmul_nn_add(pool(), dy, m->b.data(), rows, m->out_features, r, dy_b.data());
         Vec scaled(dy_b);
         for (float& v : scaled) v *= scale_;
-        matmul_nn_add(pool(), scaled.data(), m->a.data(), rows, r, m->in_features, dx);
+        if (dropped.empty()) {
+            matmul_nn_add(pool(), scaled.data(), m->a.data(), rows, r, in, dx);
+        } else {
+            Vec d_dropped(size_t(rows * in), 0.0f);
+            matmul_nn_add(pool(), scaled.data(), m->a.data(), rows, r, in, d_dropped.data());
+            const size_t index = module_index_.at(name);
+            for (int64_t i = 0; i < rows * in; ++i)
+                if (kept(index, i)) dx[i] += d_dropped[size_t(i)] * keep_scale_;
+        }
         if (!gradients_) return;
         const size_t index = module_index_.at(name);
         matmul_tn_add(pool(), dy, u.data(), rows, m->out_features, r, scale_, gradients_->b[index].data());
-        matmul_tn_add(pool(), dy_b.data(), x, rows, r, m->in_features, scale_, gradients_->a[index].data());
+        matmul_tn_add(pool(), dy_b.data(), lora_x, rows, r, in, scale_, gradients_->a[index].data());
+    }
+
+    // PEFT's lora_dropout on the adapter's input while training: whether element `i` of module `index`'s input
+    // is kept is a hash of the row's dropout seed, so recomputations and resumed runs draw the same mask.
+    bool kept(size_t index, int64_t i) const {
+        uint64_t z = dropout_seed_ ^ (uint64_t(index + 1) * 0x9e3779b97f4a7c15ull) ^ (uint64_t(i) * 0xbf58476d1ce4e5b9ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        return double(z >> 11) * 0x1.0p-53 >= dropout_;
+    }
+    // The input with dropout applied, or empty when there is none.
+    Vec dropout_input(const std::string& name, const float* x, int64_t count) const {
+        if (dropout_ <= 0) return {};
+        const size_t index = module_index_.at(name);
+        Vec dropped(static_cast<size_t>(count));
+        for (int64_t i = 0; i < count; ++i) dropped[size_t(i)] = kept(index, i) ? x[i] * keep_scale_ : 0.0f;
+        return dropped;
     }
 
     Vec attention_forward(int64_t layer, const MlaWeights& w, LayerTape& tape);
@@ -145,6 +178,9 @@ public:
     std::vector<int32_t>* routing_;  // recorded, or replayed when it came filled
     bool replay_;
     size_t routing_position_ = 0;
+    double dropout_;
+    float keep_scale_;
+    uint64_t dropout_seed_;
     std::unordered_map<std::string, size_t> module_index_;
 };
 

@@ -49,6 +49,8 @@ public:
     // Gradient checkpointing: keep each layer's input only and recompute the layer in the backward pass (about
     // a third more compute for activations of one layer instead of all; the gradients are identical).
     void set_gradient_checkpointing(bool enabled) { checkpointing_ = enabled; }
+    // The adapter's dropout (its config's rate) draws its masks from this seed; 0 turns dropout off (evaluation).
+    void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
 
 private:
     LoraModel(std::shared_ptr<const ModelGraph> graph, int threads);
@@ -60,6 +62,7 @@ private:
     std::unique_ptr<ThreadPool> pool_;
     std::unordered_map<const void*, std::vector<float>> frozen_;  // float32 copies by weight
     bool checkpointing_ = false;
+    uint64_t dropout_seed_ = 0;
     const std::vector<float>& frozen(const LinearWeight& weight);
     const std::vector<float>& frozen(const VectorWeight& weight);
     const std::vector<float>& frozen(const TensorView& tensor);

@@ -52,7 +52,6 @@ Result<double> Trainer::evaluate(const std::vector<TokenRow>& rows) {
 
 Status Trainer::run(const std::function<bool(const StepReport&)>& on_step, const std::atomic<bool>* cancel) {
     if (train_.rows.empty()) return make_error("there are no training rows");
-    if (adapter_.config().dropout > 0) return make_error("LoRA dropout is not implemented in training yet: use --dropout 0");
     const int64_t per_step = options_.batch * options_.gradient_accumulation;
     while (optimizer_.steps() < total_steps_) {
         if (cancel && cancel->load()) break;
@@ -69,10 +68,13 @@ Status Trainer::run(const std::function<bool(const StepReport&)>& on_step, const
         double loss = 0;
         for (int64_t i = 0; i < per_step; ++i) {
             const TokenRow& row = row_at(first + i);
+            // A dropout seed per row of the run (never 0), the same when the run resumes.
+            model_.set_dropout_seed((options_.seed + 1) * 0x9e3779b97f4a7c15ull + uint64_t(first + i) * 2 + 1);
             auto sum = model_.row_loss(adapter_, row.ids, row.labels, counted ? 1.0f / float(counted) : 0.0f, &gradients_);
             if (!sum) return sum.error();
             loss += *sum;
         }
+        model_.set_dropout_seed(0);
         StepReport report;
         report.step = optimizer_.steps() + 1;
         report.total_steps = total_steps_;

@@ -283,13 +283,16 @@ private slots:
     // directions (an adapter on every linear layer, B not zero, so that every backward path carries gradient).
     void gradientsMatchFiniteDifferences_data() {
         QTest::addColumn<QString>("fixture");
-        QTest::newRow("deepseek_v2: MLA without q_lora, softmax routing") << "dsv2-tiny";
-        QTest::newRow("qwen2: GQA with q/k/v biases") << "qwen2-tiny";
-        QTest::newRow("llama: GQA, llama3 RoPE") << "llama-tiny";
-        QTest::newRow("deepseek_v3: routed experts adapted too") << "dsv3-tiny";
+        QTest::addColumn<double>("dropout");
+        QTest::newRow("deepseek_v2: MLA without q_lora, softmax routing") << "dsv2-tiny" << 0.0;
+        QTest::newRow("qwen2: GQA with q/k/v biases") << "qwen2-tiny" << 0.0;
+        QTest::newRow("llama: GQA, llama3 RoPE") << "llama-tiny" << 0.0;
+        QTest::newRow("deepseek_v3: routed experts adapted too") << "dsv3-tiny" << 0.0;
+        QTest::newRow("qwen2 with LoRA dropout 0.3 (a fixed mask)") << "qwen2-tiny" << 0.3;
     }
     void gradientsMatchFiniteDifferences() {
         QFETCH(QString, fixture);
+        QFETCH(double, dropout);
         const testing::Fixture f = testing::load_fixture(fixture.toStdString());
         auto model = LoraModel::create(f.graph, 2);
         QVERIFY(model.ok());
@@ -301,6 +304,7 @@ private slots:
                                  "gate_proj", "up_proj", "down_proj"};
         config.rank = 2;
         config.alpha = 4;
+        config.dropout = dropout;
         auto adapter = LoraAdapter::create(*f.graph, config, 11);
         QVERIFY(adapter.ok());
         std::vector<float> logits;
@@ -314,6 +318,7 @@ private slots:
         std::normal_distribution<float> normal(0.0f, 0.05f);
         for (LoraModule& m : adapter->modules())
             for (float& b : m.b) b = normal(random);
+        model->set_dropout_seed(dropout > 0 ? 42 : 0);  // every evaluation below draws the same mask
         LoraGradients gradient = LoraGradients::zeros_like(*adapter);
         const float scale = 1.0f / float(counted_labels(labels));
         std::vector<int32_t> routing;  // recorded here, imposed on the shifted adapters: no expert choice flips
@@ -345,6 +350,13 @@ private slots:
             const double numeric = (shifted(h) - shifted(-h)) / (2.0 * double(h));
             QVERIFY2(std::fabs(numeric - along) <= 1e-2 * std::max(1e-3, std::fabs(along)),
                      qPrintable(QStringLiteral("direction %1: analytic %2, numeric %3").arg(direction).arg(along, 0, 'g', 8).arg(numeric, 0, 'g', 8)));
+        }
+        if (dropout > 0) {
+            // Another mask gives another gradient: the dropout is really applied.
+            LoraGradients other = LoraGradients::zeros_like(*adapter);
+            model->set_dropout_seed(43);
+            QVERIFY(model->row_loss(*adapter, ids, labels, scale, &other).ok());
+            QVERIFY(other.a != gradient.a);
         }
     }
 
