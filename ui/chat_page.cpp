@@ -2,6 +2,7 @@
 
 #include <QApplication>
 #include <QClipboard>
+#include <QFileInfo>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QInputDialog>
@@ -293,15 +294,25 @@ void ChatPage::set_model(const app::LoadedModelInfo& info) {
     if (!info.has_generation_config) model_.default_sampling = context_.settings.default_sampling();
     // A conversation from the history keeps the sampling it was answered with ("Model defaults" resets it).
     if (!history_->has_run()) sampling_->set_settings(model_.default_sampling);
-    model_label_->setText(info.is_demo ? tr("<b>%1</b> — a demo with random weights: its replies are gibberish. Open a real model on "
-                                            "the Models page.")
-                                             .arg(info.name.toHtmlEscaped())
-                                       : tr("<b>%1</b> · %2 · context %3 tokens")
-                                             .arg(info.name.toHtmlEscaped(), info.architecture)
-                                             .arg(info.context_length));
-    model_label_->setToolTip(info.path);
+    show_model_label();
     update_controls();
     request_token_count();
+}
+
+void ChatPage::show_model_label() {
+    const app::LoadedModelInfo& info = model_;
+    QString text = info.is_demo ? tr("<b>%1</b> — a demo with random weights: its replies are gibberish. Open a real model on "
+                                     "the Models page.")
+                                      .arg(info.name.toHtmlEscaped())
+                                : tr("<b>%1</b> · %2 · context %3 tokens").arg(info.name.toHtmlEscaped(), info.architecture).arg(info.context_length);
+    if (!adapter_.isEmpty()) text += tr(" · <b>with the adapter %1</b>").arg(QFileInfo(adapter_).fileName().toHtmlEscaped());
+    model_label_->setText(text);
+    model_label_->setToolTip(adapter_.isEmpty() ? info.path : info.path + "\n" + adapter_);
+}
+
+void ChatPage::set_adapter(const QString& directory) {
+    adapter_ = directory;
+    if (model_ready_) show_model_label();
 }
 
 void ChatPage::clear_model(const QString& reason) {

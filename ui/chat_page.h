@@ -44,6 +44,8 @@ public:
     void set_model(const app::LoadedModelInfo& info);
     void clear_model(const QString& reason);
     void show_notice(const QString& text);
+    // The LoRA adapter replies are generated with (empty: none); the header says so.
+    void set_adapter(const QString& directory);
 
     QList<MessageWidget*> message_widgets() const;
 
@@ -96,6 +98,7 @@ private:
     void refresh_alternatives();
     int turn_of(const MessageWidget* widget) const;
     void update_controls();
+    void show_model_label();
     void show_side_panel(bool shown);
     void scroll_to_bottom();
     QList<app::ChatMessage> prompt_messages(int turns, const QString& draft) const;
@@ -114,6 +117,7 @@ private:
     app::ChatHistory* history_;
     app::LoadedModelInfo model_;
     bool model_ready_ = false;
+    QString adapter_;
 
     QList<Turn> turns_;
     Streaming streaming_;

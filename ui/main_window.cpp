@@ -19,6 +19,7 @@
 #include "app/services/model_library.h"
 #include "ui/chat_page.h"
 #include "ui/elided_label.h"
+#include "ui/finetune/finetune_page.h"
 #include "ui/models_page.h"
 #include "ui/inspector/inspector_page.h"
 #include "ui/placeholder_page.h"
@@ -51,10 +52,8 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
                                                      "and get answers that cite page-numbered sources.")));
     inspector_ = new InspectorPage(context_.engine.inspector());
     add_page(tr("Inspector"), inspector_);
-    add_page(tr("Fine-tune"), new PlaceholderPage(tr("Fine-tune"),
-                                                  tr("A step-by-step LoRA wizard: model, dataset, chat template, LoRA and training "
-                                                     "settings with a memory estimate, a live loss chart, and export as a PEFT adapter "
-                                                     "or a merged checkpoint.")));
+    finetune_ = new FineTunePage(context_);
+    add_page(tr("Fine-tune"), finetune_);
     add_page(tr("Runs"), runs_);
     add_page(tr("Export"), new PlaceholderPage(tr("Export"),
                                                tr("Write the commands and manifests that serve the model at scale: vLLM, SGLang, "
@@ -87,9 +86,24 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     connect(cancel_load_, &QPushButton::clicked, this, [this] { context_.engine.cancelLoad(); });
 
     for (QObject* page : {static_cast<QObject*>(chat_), static_cast<QObject*>(models_), static_cast<QObject*>(runs_),
-                          static_cast<QObject*>(settings_page_), static_cast<QObject*>(inspector_)})
+                          static_cast<QObject*>(settings_page_), static_cast<QObject*>(inspector_), static_cast<QObject*>(finetune_)})
         connect(page, SIGNAL(statusMessage(QString)), this, SLOT(showStatusMessage(QString)));
     connect(models_, &ModelsPage::loadRequested, this, &MainWindow::load_model);
+    connect(finetune_, &FineTunePage::chatWithAdapter, this, [this](const QString& model, const QString& adapter) {
+        show_page(Page::Chat);
+        if (current_model_ && current_model_->path == model) {
+            context_.engine.setAdapter(adapter);
+            return;
+        }
+        pending_adapter_ = adapter;  // applied once the base model has loaded
+        load_model(model, context_.settings.context_length(model), false);
+    });
+    connect(context_.engine.worker(), &app::EngineWorker::adapterChanged, this, [this](const QString& adapter) {
+        chat_->set_adapter(adapter);
+        if (!adapter.isEmpty()) statusBar()->showMessage(tr("Replies now use the adapter %1").arg(adapter), 8000);
+    });
+    connect(context_.engine.worker(), &app::EngineWorker::adapterFailed, this,
+            [this](const QString&, const QString& message) { chat_->show_notice(message); });
     connect(chat_, &ChatPage::inspectRequested, this, [this](const QList<app::ChatMessage>& messages, const QString& reply, const QString& origin) {
         last_inspection_ = Inspection{messages, reply, origin};
         show_page(Page::Inspector);
@@ -249,6 +263,8 @@ void MainWindow::on_load_failed(const QString& directory, const QString& message
 
 void MainWindow::on_model_loaded(const app::LoadedModelInfo& info) {
     fall_back_on_failure_ = false;
+    finetune_->set_loaded_model(info.path);
+    if (!pending_adapter_.isEmpty()) context_.engine.setAdapter(std::exchange(pending_adapter_, QString()));
     models_->set_load_failure(info.path, {});
     context_.settings.end_model_load();
     context_.settings.set_last_model(info.path);
@@ -281,6 +297,12 @@ void MainWindow::on_load_ended(const QString& message) {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+    if (finetune_->is_training() &&
+        QMessageBox::question(this, tr("Training is running"),
+                              tr("Quit and stop the training run? Its last checkpoint is kept and it can be resumed.")) != QMessageBox::Yes) {
+        event->ignore();
+        return;
+    }
     context_.settings.set_window_layout(saveGeometry(), saveState());
     context_.settings.sync();
     QMainWindow::closeEvent(event);

@@ -16,6 +16,7 @@ namespace mwb::ui {
 
 class ChatPage;
 class ElidedLabel;
+class FineTunePage;
 class InspectorPage;
 class ModelsPage;
 class RunsPage;
@@ -39,6 +40,7 @@ public:
     ChatPage* chat_page() const { return chat_; }
     ModelsPage* models_page() const { return models_; }
     RunsPage* runs_page() const { return runs_; }
+    FineTunePage* finetune_page() const { return finetune_; }
 
 private slots:
     void showStatusMessage(const QString& text);
@@ -65,6 +67,8 @@ private:
     QStackedWidget* pages_;
     ChatPage* chat_;
     InspectorPage* inspector_;
+    FineTunePage* finetune_;
+    QString pending_adapter_;  // applied when the model being loaded is ready
     // The message last inspected, re-run when the Inspector asks for another attention layer.
     struct Inspection {
         QList<app::ChatMessage> messages;

@@ -1,6 +1,9 @@
 #include "ui/runs_page.h"
 
+#include <QChart>
+#include <QChartView>
 #include <QComboBox>
+#include <QLineSeries>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QHBoxLayout>
@@ -29,6 +32,7 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
     kind_ = new QComboBox;
     kind_->addItem(tr("All kinds"), QString());
     kind_->addItem(tr("Chat"), QStringLiteral("chat"));
+    kind_->addItem(tr("Fine-tune"), QStringLiteral("finetune"));
     model_ = new QComboBox;
     model_->addItem(tr("All models"), QString());
     model_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
@@ -65,9 +69,16 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
     actions->addStretch();
     actions->addWidget(remove);
 
+    curve_ = new QChartView;
+    curve_->setObjectName("runCurve");
+    curve_->setRenderHint(QPainter::Antialiasing);
+    curve_->setMinimumHeight(220);
+    curve_->setVisible(false);
+
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(filters);
     layout->addWidget(table_, 1);
+    layout->addWidget(curve_);
     layout->addLayout(actions);
 
     auto* debounce = new QTimer(this);
@@ -76,12 +87,15 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
     connect(search_, &QLineEdit::textChanged, debounce, qOverload<>(&QTimer::start));
     connect(debounce, &QTimer::timeout, this, &RunsPage::refresh);
     for (QComboBox* box : {kind_, model_, period_}) connect(box, &QComboBox::activated, this, &RunsPage::refresh);
-    connect(open, &QPushButton::clicked, this, [this] {
-        if (const qint64 id = selected_run()) emit openChatRequested(id);
-    });
-    connect(table_, &QTableWidget::cellDoubleClicked, this, [this] {
-        if (const qint64 id = selected_run()) emit openChatRequested(id);
-    });
+    auto open_chat = [this] {
+        const qint64 id = selected_run();
+        if (!id) return;
+        if (selected_kind() == "chat") emit openChatRequested(id);
+        else emit statusMessage(tr("This is a training run: its curve is shown below the table, its adapter in the folder of its settings"));
+    };
+    connect(open, &QPushButton::clicked, this, open_chat);
+    connect(table_, &QTableWidget::cellDoubleClicked, this, open_chat);
+    connect(table_, &QTableWidget::itemSelectionChanged, this, &RunsPage::show_selected);
     connect(markdown, &QPushButton::clicked, this, [this] { ask_export(false); });
     connect(json, &QPushButton::clicked, this, [this] { ask_export(true); });
     connect(remove, &QPushButton::clicked, this, &RunsPage::delete_selected);
@@ -91,6 +105,41 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
 void RunsPage::showEvent(QShowEvent* event) {
     QWidget::showEvent(event);
     refresh();
+}
+
+QString RunsPage::selected_kind() const {
+    const int row = table_->currentRow();
+    return row < 0 || !table_->item(row, kKind) ? QString() : table_->item(row, kKind)->text();
+}
+
+void RunsPage::show_selected() {
+    const qint64 id = selected_run();
+    if (!id || selected_kind() != "finetune") {
+        curve_->setVisible(false);
+        return;
+    }
+    context_.storage.request<QList<app::TrainingStep>>(
+        [id](app::RunDatabase& db) { return db.training_steps(id); }, this, [this, id](const QList<app::TrainingStep>& steps) {
+            if (selected_run() != id) return;
+            auto* chart = new QChart;
+            auto* loss = new QLineSeries;
+            loss->setName(tr("training loss"));
+            auto* validation = new QLineSeries;
+            validation->setName(tr("validation loss"));
+            for (const app::TrainingStep& s : steps) {
+                loss->append(double(s.step), s.loss);
+                if (s.validation_loss >= 0) validation->append(double(s.step), s.validation_loss);
+            }
+            chart->addSeries(loss);
+            if (validation->count()) chart->addSeries(validation);
+            else delete validation;
+            chart->createDefaultAxes();
+            chart->setTitle(tr("%1 steps").arg(steps.size()));
+            QChart* previous = curve_->chart();
+            curve_->setChart(chart);
+            delete previous;
+            curve_->setVisible(true);
+        });
 }
 
 qint64 RunsPage::selected_run() const {

@@ -1,5 +1,5 @@
-// The Runs page: every run in the history with search and filters (kind, model, date), reopening a chat,
-// export as Markdown or OpenAI-format JSON, and deletion with confirmation.
+// The Runs page: every run in the history with search and filters (kind, model, date), reopening a chat, the
+// loss curve of a training run, export as Markdown or OpenAI-format JSON, and deletion with confirmation.
 #pragma once
 
 #include <QWidget>
@@ -7,6 +7,7 @@
 #include "app/services/run_database.h"
 #include "ui/app_context.h"
 
+class QChartView;
 class QComboBox;
 class QLineEdit;
 class QTableWidget;
@@ -32,6 +33,8 @@ protected:
 
 private:
     qint64 selected_run() const;
+    QString selected_kind() const;
+    void show_selected();
     void ask_export(bool as_json);
     void delete_selected();
 
@@ -41,6 +44,7 @@ private:
     QComboBox* model_;
     QComboBox* period_;
     QTableWidget* table_;
+    QChartView* curve_;  // the selected training run's loss per step
 };
 
 }  // namespace mwb::ui

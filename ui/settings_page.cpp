@@ -10,28 +10,11 @@
 #include <QPushButton>
 #include <QVBoxLayout>
 
+#include "ui/browse_field.h"
 #include "ui/sampling_panel.h"
 
 namespace mwb::ui {
 
-namespace {
-QWidget* with_browse(QLineEdit* edit, QWidget* parent, const QString& caption) {
-    auto* row = new QWidget(parent);
-    auto* layout = new QHBoxLayout(row);
-    layout->setContentsMargins(0, 0, 0, 0);
-    auto* browse = new QPushButton(QObject::tr("Browse…"), row);
-    layout->addWidget(edit, 1);
-    layout->addWidget(browse);
-    QObject::connect(browse, &QPushButton::clicked, row, [edit, row, caption] {
-        const QString directory = QFileDialog::getExistingDirectory(row, caption, edit->text());
-        if (!directory.isEmpty()) {
-            edit->setText(directory);
-            emit edit->editingFinished();
-        }
-    });
-    return row;
-}
-}  // namespace
 
 SettingsPage::SettingsPage(AppContext& context, QWidget* parent) : QWidget(parent), context_(context) {
     theme_ = new QComboBox;
@@ -55,9 +38,9 @@ SettingsPage::SettingsPage(AppContext& context, QWidget* parent) : QWidget(paren
     auto* form = new QFormLayout(general);
     form->addRow(tr("Theme"), theme_);
     form->addRow(tr("Default device"), device_);
-    form->addRow(tr("Data directory"), with_browse(data_directory_, this, tr("Data directory")));
+    form->addRow(tr("Data directory"), browse_field(data_directory_, Browse::Folder, tr("Data directory")));
     form->addRow(QString(), new QLabel(tr("<small>Holds the run history and the demo model; a change takes effect at the next start.</small>")));
-    form->addRow(tr("Hugging Face cache"), with_browse(hub_directory_, this, tr("Hugging Face hub cache")));
+    form->addRow(tr("Hugging Face cache"), browse_field(hub_directory_, Browse::Folder, tr("Hugging Face hub cache")));
     auto* chat = new QGroupBox(tr("Chat"));
     auto* chat_form = new QFormLayout(chat);
     chat_form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);

@@ -156,13 +156,8 @@ int run_train(int argc, char** argv) {
     auto split = args->number_or("val-split", 0);
     if (!split) return fail(split.error().message);
     if (*split < 0 || *split >= 1) return fail("--val-split is the fraction of rows held out, in [0, 1)");
-    train::Dataset validation;
-    const int64_t held_out = int64_t(double(dataset->rows.size()) * *split);
-    if (held_out > 0) {
-        std::shuffle(dataset->rows.begin(), dataset->rows.end(), std::mt19937_64(options->seed + 17));
-        validation.rows.assign(dataset->rows.end() - held_out, dataset->rows.end());
-        dataset->rows.resize(dataset->rows.size() - size_t(held_out));
-    }
+    train::Dataset validation = train::split_validation(*dataset, *split, options->seed);
+    const int64_t held_out = int64_t(validation.rows.size());
     const train::DatasetStats& stats = dataset->stats;
     std::fprintf(stderr, "data: %lld rows, %lld tokens, %lld learnt, %lld truncated to %lld tokens, %lld bad lines skipped; %lld held out\n",
                  (long long)stats.rows, (long long)stats.tokens, (long long)stats.label_tokens, (long long)stats.truncated_rows,

@@ -16,6 +16,7 @@
 #include "engine/observe/routing_trace.h"
 #include "engine/tokenizer/streaming_detokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/train/lora_adapter.h"
 #ifdef MWB_HAVE_CUDA
 #include "kernels/cuda_backend.h"
 #endif
@@ -153,6 +154,10 @@ void EngineWorker::finish_load(const QString& directory, const QString& tokenize
         return;
     }
 
+    if (!adapter_.empty()) {  // it belonged to the model before
+        adapter_.clear();
+        emit adapterChanged({});
+    }
     graph_ = std::move(shared_graph);
     backend_ = std::move(backend);
     tokenizer_ = std::make_unique<tok::Tokenizer>(std::move(tokenizer.value()));
@@ -172,6 +177,7 @@ void EngineWorker::finish_load(const QString& directory, const QString& tokenize
 }
 
 void EngineWorker::unloadModel() {
+    adapter_.clear();
     backend_.reset();
     tokenizer_.reset();
     graph_.reset();
@@ -236,6 +242,7 @@ void EngineWorker::inspect_message(quint64 request_id, const QList<ChatMessage>&
     batch.tokens = std::move(prompt.value());
     batch.tokens.insert(batch.tokens.end(), reply_ids.begin(), reply_ids.end());
     batch.chunks = {{0, 0, tokens}};
+    if (!adapter_.empty()) batch.adapter = &adapter_;
     inspector_->capture_attention({attention_layer});
     auto logits = backend_->forward(batch, inspector_);
     inspector_->capture_attention({});
@@ -244,6 +251,29 @@ void EngineWorker::inspect_message(quint64 request_id, const QList<ChatMessage>&
         return;
     }
     emit inspectionFinished(request_id, int(tokens));
+}
+
+void EngineWorker::setAdapter(const QString& directory) {
+    guarded(
+        [&] {
+            if (directory.isEmpty()) {
+                adapter_.clear();
+                emit adapterChanged({});
+                return;
+            }
+            if (!graph_) {
+                emit adapterFailed(directory, tr("Load the adapter's base model first."));
+                return;
+            }
+            auto adapter = train::LoraAdapter::load(directory.toStdString(), *graph_);
+            if (!adapter) {
+                emit adapterFailed(directory, tr("This adapter does not fit the loaded model: %1").arg(text_of(adapter.error())));
+                return;
+            }
+            adapter_ = adapter->deltas(*graph_);
+            emit adapterChanged(directory);
+        },
+        [&](const QString& message) { emit adapterFailed(directory, message); });
 }
 
 void EngineWorker::generate(const ChatRequest& chat) {
@@ -275,6 +305,7 @@ void EngineWorker::generate_reply(const ChatRequest& chat) {
     request.sampling = chat.sampling;
     request.max_new_tokens = std::min<qint64>(std::max(chat.sampling.max_new_tokens, 1), context - prompt_tokens);
     request.stop_tokens = stop_token_ids(*tokenizer_, graph_->config);
+    if (!adapter_.empty()) request.adapter = &adapter_;
 
     RoutingTrace routing;
     ForwardObserverGroup observers({graph_->config.moe ? &routing : nullptr, inspector_});
@@ -323,6 +354,10 @@ quint64 EngineHost::inspect(const QList<ChatMessage>& messages, const QString& r
     QMetaObject::invokeMethod(worker_, "inspect", Qt::QueuedConnection, Q_ARG(quint64, id), Q_ARG(QList<mwb::app::ChatMessage>, messages),
                               Q_ARG(QString, reply), Q_ARG(qint64, attention_layer), Q_ARG(QString, origin));
     return id;
+}
+
+void EngineHost::setAdapter(const QString& directory) {
+    QMetaObject::invokeMethod(worker_, "setAdapter", Qt::QueuedConnection, Q_ARG(QString, directory));
 }
 
 void register_service_metatypes() {

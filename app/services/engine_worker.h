@@ -11,6 +11,7 @@
 
 #include "app/services/chat_types.h"
 #include "app/services/inspector_feed.h"
+#include "engine/model/blocks/low_rank.h"
 
 namespace mwb {
 class Backend;
@@ -57,6 +58,8 @@ public slots:
     // captured. `origin` names the message for the Inspector.
     void inspect(quint64 request_id, const QList<mwb::app::ChatMessage>& messages, const QString& reply, qint64 attention_layer,
                  const QString& origin);
+    // Applies a PEFT LoRA adapter (unmerged) to every later reply and inspection; an empty directory removes it.
+    void setAdapter(const QString& directory);
 
 signals:
     void loadStarted(QString directory);
@@ -73,6 +76,8 @@ signals:
     void generationFailed(quint64 request_id, QString message);
     void tokensCounted(quint64 request_id, int tokens, qint64 context_length);
     void inspectionFinished(quint64 request_id, int tokens);
+    void adapterChanged(QString directory);  // empty: none
+    void adapterFailed(QString directory, QString message);
     void inspectionFailed(quint64 request_id, QString message);
 
 private:
@@ -91,6 +96,7 @@ private:
     std::shared_ptr<const ModelGraph> graph_;
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<tok::Tokenizer> tokenizer_;
+    LowRankDeltas adapter_;  // applied to every request while not empty
     LoadedModelInfo info_;
     InspectorFeed* inspector_;
 
@@ -120,6 +126,7 @@ public:
     void stop(quint64 request_id);
     quint64 countTokens(const QList<ChatMessage>& messages);
     quint64 inspect(const QList<ChatMessage>& messages, const QString& reply, qint64 attention_layer, const QString& origin);
+    void setAdapter(const QString& directory);
 
 private:
     InspectorFeed inspector_;

@@ -69,6 +69,19 @@ const char* const kMigrations[] = {
     UPDATE messages SET position = (SELECT d FROM depth WHERE depth.id = messages.id);
     CREATE INDEX messages_by_parent ON messages(parent_id);
     )sql",
+    // 4 → 5: the curve of a training run, one row per optimizer step.
+    R"sql(
+    CREATE TABLE training_steps (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,
+        loss REAL NOT NULL,
+        learning_rate REAL NOT NULL,
+        grad_norm REAL NOT NULL,
+        tokens INTEGER NOT NULL,
+        seconds REAL NOT NULL,
+        validation_loss REAL,
+        PRIMARY KEY (run_id, step));
+    )sql",
 };
 static_assert(std::size(kMigrations) == RunDatabase::kSchemaVersion);
 
@@ -503,6 +516,49 @@ Result<QList<MessageRecord>> RunDatabase::messages(qint64 run_id) const {
         path.prepend(std::move(m));
     }
     return path;
+}
+
+Status RunDatabase::add_training_step(qint64 run_id, const TrainingStep& step) {
+    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+    QSqlQuery q(db);
+    // A resumed run repeats no step, but a step written before a crash and written again after is replaced.
+    q.prepare("INSERT OR REPLACE INTO training_steps (run_id, step, loss, learning_rate, grad_norm, tokens, seconds, validation_loss) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    q.addBindValue(run_id);
+    q.addBindValue(step.step);
+    q.addBindValue(step.loss);
+    q.addBindValue(step.learning_rate);
+    q.addBindValue(step.grad_norm);
+    q.addBindValue(step.tokens);
+    q.addBindValue(step.seconds);
+    q.addBindValue(step.validation_loss >= 0 ? QVariant(step.validation_loss) : QVariant(QMetaType::fromType<double>()));
+    if (!q.exec()) return sql_error("cannot store the training step", q.lastError());
+    QSqlQuery touch(db);
+    touch.prepare("UPDATE runs SET updated_at = ? WHERE id = ?");
+    touch.addBindValue(now_ms());
+    touch.addBindValue(run_id);
+    if (!touch.exec()) return sql_error("cannot update the run", touch.lastError());
+    return Status::success();
+}
+
+Result<QList<TrainingStep>> RunDatabase::training_steps(qint64 run_id) const {
+    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
+    q.prepare("SELECT step, loss, learning_rate, grad_norm, tokens, seconds, validation_loss FROM training_steps WHERE run_id = ? ORDER BY step");
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot read the training curve", q.lastError());
+    QList<TrainingStep> steps;
+    while (q.next()) {
+        TrainingStep s;
+        s.step = q.value(0).toLongLong();
+        s.loss = q.value(1).toDouble();
+        s.learning_rate = q.value(2).toDouble();
+        s.grad_norm = q.value(3).toDouble();
+        s.tokens = q.value(4).toLongLong();
+        s.seconds = q.value(5).toDouble();
+        s.validation_loss = q.value(6).isNull() ? -1 : q.value(6).toDouble();
+        steps << s;
+    }
+    return steps;
 }
 
 QByteArray encode_routing_layers(const RoutingSummary& summary) {

@@ -10,13 +10,14 @@
 #include <optional>
 
 #include "app/services/chat_types.h"
+#include "app/services/training_types.h"
 #include "engine/core/result.h"
 
 namespace mwb::app {
 
 struct RunRecord {
     qint64 id = 0;
-    QString kind;   // "chat" today; "finetune", "eval", … later
+    QString kind;   // "chat" or "finetune"
     QString title;
     QString model;  // model folder path
     QDateTime created_at;
@@ -57,7 +58,7 @@ struct RunFilter {
 
 class RunDatabase {
 public:
-    static constexpr int kSchemaVersion = 4;
+    static constexpr int kSchemaVersion = 5;
 
     // `connection_name` must be unique among live connections of the process.
     explicit RunDatabase(QString connection_name);
@@ -93,6 +94,10 @@ public:
     Status select_branch(qint64 run_id, qint64 message_id);
     // The conversation as shown: from the first message to the head, each with its siblings.
     Result<QList<MessageRecord>> messages(qint64 run_id) const;
+
+    // The curve of a training run (kind "finetune").
+    Status add_training_step(qint64 run_id, const TrainingStep& step);
+    Result<QList<TrainingStep>> training_steps(qint64 run_id) const;
 
 private:
     Status migrate();

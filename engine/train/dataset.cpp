@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <random>
 
 #include "engine/io/safetensors.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -195,6 +197,7 @@ Result<Dataset> load_jsonl(const std::string& path, const tok::Tokenizer& tokeni
         if (!row) {
             if (!options.skip_bad_lines) return row.error();
             ++dataset.stats.skipped_lines;
+            if (dataset.stats.bad_lines.size() < DatasetStats::kMaxReportedBadLines) dataset.stats.bad_lines.emplace_back(number, row.error().message);
             continue;
         }
         add_row(dataset, std::move(row.value()), options.cutoff);
@@ -204,6 +207,17 @@ Result<Dataset> load_jsonl(const std::string& path, const tok::Tokenizer& tokeni
 }
 
 }  // namespace
+
+Dataset split_validation(Dataset& data, double fraction, uint64_t seed) {
+    Dataset validation;
+    const int64_t held_out = int64_t(double(data.rows.size()) * fraction);
+    if (held_out <= 0) return validation;
+    std::shuffle(data.rows.begin(), data.rows.end(), std::mt19937_64(seed + 17));
+    validation.rows.assign(data.rows.end() - held_out, data.rows.end());
+    data.rows.resize(data.rows.size() - size_t(held_out));
+    validation.stats.rows = held_out;
+    return validation;
+}
 
 Result<Dataset> load_dataset(const std::string& path, const tok::Tokenizer* tokenizer, const DatasetOptions& options) {
     if (options.cutoff < 2) return make_error("the cutoff must be at least 2 tokens");

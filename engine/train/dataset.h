@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/core/result.h"
@@ -28,6 +29,9 @@ struct DatasetStats {
     int64_t truncated_rows = 0;
     int64_t label_tokens = 0;  // tokens the loss is computed on
     int64_t skipped_lines = 0;
+    // The skipped lines (the first kMaxReportedBadLines): line number and why.
+    std::vector<std::pair<int64_t, std::string>> bad_lines;
+    static constexpr size_t kMaxReportedBadLines = 100;
 };
 
 struct Dataset {
@@ -43,5 +47,8 @@ struct DatasetOptions {
 
 // `tokenizer` is needed for JSONL and may be null for a pre-tokenized file.
 Result<Dataset> load_dataset(const std::string& path, const tok::Tokenizer* tokenizer, const DatasetOptions& options);
+
+// Moves `fraction` of the rows, chosen from `seed`, out of `data` into the returned validation set.
+Dataset split_validation(Dataset& data, double fraction, uint64_t seed);
 
 }  // namespace mwb::train

@@ -174,19 +174,16 @@ Status LoraAdapter::save(const std::string& directory, const std::string& base_m
     std::filesystem::create_directories(directory, error);
     if (error) return make_error("cannot create " + directory + ": " + error.message());
     std::vector<TensorToWrite> tensors;
-    std::vector<std::string> leaves;
     for (const LoraModule& m : modules_) {
         tensors.push_back(tensor_f32(peft_key(m.name, 'A'), {config_.rank, m.in_features}, m.a));
         tensors.push_back(tensor_f32(peft_key(m.name, 'B'), {m.out_features, config_.rank}, m.b));
-        const std::string leaf = m.name.substr(m.name.rfind('.') + 1);
-        if (std::find(leaves.begin(), leaves.end(), leaf) == leaves.end()) leaves.push_back(leaf);
     }
     MWB_TRY(write_safetensors(directory + "/adapter_model.safetensors", tensors, {{"format", "pt"}}));
     // The fields PEFT writes for a LoRA adapter and vLLM reads.
     const nlohmann::json config = {
         {"peft_type", "LORA"},           {"task_type", "CAUSAL_LM"},          {"base_model_name_or_path", base_model},
         {"r", config_.rank},             {"lora_alpha", config_.alpha},       {"lora_dropout", config_.dropout},
-        {"target_modules", leaves},      {"bias", "none"},                    {"use_rslora", config_.rslora},
+        {"target_modules", config_.target_modules},  {"bias", "none"},                    {"use_rslora", config_.rslora},
         {"use_dora", false},             {"fan_in_fan_out", false},           {"init_lora_weights", true},
         {"inference_mode", true},        {"modules_to_save", nullptr},        {"rank_pattern", nlohmann::json::object()},
         {"alpha_pattern", nlohmann::json::object()}, {"layers_to_transform", nullptr}, {"layers_pattern", nullptr},

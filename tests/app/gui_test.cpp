@@ -22,6 +22,14 @@
 #include <QTreeWidget>
 #include <QRegularExpression>
 #include <QAction>
+#include <QChart>
+#include <QChartView>
+#include <QLineSeries>
+#include <QLineEdit>
+#include <QDoubleSpinBox>
+#include <QJsonObject>
+#include <QProcess>
+#include <QWizard>
 #include <QHeaderView>
 #include <QComboBox>
 #include <QFileDialog>
@@ -38,6 +46,8 @@
 #include "test_support.h"
 #include "ui/chat_page.h"
 #include "ui/elided_label.h"
+#include "ui/finetune/finetune_page.h"
+#include "ui/finetune/finetune_steps.h"
 #include "ui/inspector/heatmap_widget.h"
 #include "ui/inspector/inspector_page.h"
 #include "ui/main_window.h"
@@ -714,6 +724,140 @@ private slots:
         QVERIFY(QFileInfo::exists(exported));
         QVERIFY2(inspector->status_text().contains("Saved") && inspector->status_text().contains("exported-load.csv"),
                  qPrintable(inspector->status_text()));
+    }
+
+    // The Fine-tune wizard end to end on the demo model and the bundled dataset: the data step shows the format,
+    // statistics and bad lines; a plan larger than the memory allowed is refused with its numbers; training draws
+    // one point per step, keeps its curve in the history and gives the same losses as `mwb train` with the same
+    // settings; the exported folder is a PEFT adapter; Chat then replies with the adapter and says so.
+    void fineTuneWizardTrainsExportsAndChats() {
+        Settings settings(settings_file("finetune"));
+        settings.set_data_directory(root_.filePath("finetune-data"));
+        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        TestApp app(settings, {1280, 800});
+        ui::MainWindow& window = app.window;
+        window.start();
+        QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
+        window.show_page(ui::MainWindow::Page::FineTune);
+        ui::FineTunePage* page = window.finetune_page();
+        QWizard* wizard = page->wizard();
+        QAbstractButton* next = wizard->button(QWizard::NextButton);
+        QTRY_VERIFY(page->findChild<QLineEdit*>("fineTuneModel")->text() == settings.demo_model_directory());
+        QTRY_VERIFY_WITH_TIMEOUT(next->isEnabled(), 30000);
+        save_screenshot(window, "finetune-1-model");
+        next->click();
+
+        // Data: a bad line is listed with its number, the bundled dataset is read and previewed.
+        const QString bad = root_.filePath("bad.jsonl");
+        QFile bad_file(bad);
+        QVERIFY(bad_file.open(QIODevice::WriteOnly));
+        bad_file.write("{\"instruction\": \"Say hi\", \"output\": \"hi\"}\n{\"instruction\": \"broken\"}\n");
+        bad_file.close();
+        page->findChild<QLineEdit*>("fineTuneData")->setText(bad);
+        auto* bad_lines = page->findChild<QListWidget*>("badLines");
+        QTRY_VERIFY_WITH_TIMEOUT(bad_lines->count() == 1, 30000);
+        QVERIFY2(bad_lines->item(0)->text().startsWith("line 2:") && bad_lines->item(0)->text().contains("output"),
+                 qPrintable(bad_lines->item(0)->text()));
+        QTest::mouseClick(page->findChild<QPushButton*>("useDemoData"), Qt::LeftButton);
+        auto* summary = page->findChild<QLabel*>("dataSummary");
+        QTRY_VERIFY_WITH_TIMEOUT(summary->text().contains("302 rows"), 30000);
+        QVERIFY2(summary->text().contains("Format: mixed"), qPrintable(summary->text()));  // alpaca and messages lines
+        QVERIFY(!bad_lines->isVisible());
+        QVERIFY(page->findChild<QTextBrowser*>("dataPreview")->toHtml().contains("c8f0c8"));  // learnt tokens marked
+        QTRY_VERIFY(next->isEnabled());
+        save_screenshot(window, "finetune-2-data");
+        next->click();
+
+        // Method: Quick look for 4 steps; too little memory allowed is refused with the numbers.
+        auto* plan = page->findChild<QLabel*>("memoryPlan");
+        QTRY_VERIFY_WITH_TIMEOUT(plan->text().contains("Fits"), 30000);
+        page->findChild<QDoubleSpinBox*>("memoryAllowed")->setValue(0.01);
+        QTRY_VERIFY_WITH_TIMEOUT(plan->text().contains("needs") && plan->text().contains("0.01 GiB are allowed"), 30000);
+        QVERIFY(plan->text().contains("gradient checkpointing"));
+        QVERIFY(!next->isEnabled());
+        save_screenshot(window, "finetune-3-method-refused");
+        page->findChild<QDoubleSpinBox*>("memoryAllowed")->setValue(16);
+        page->findChild<QSpinBox*>("steps")->setValue(4);
+        page->findChild<QSpinBox*>("checkpointEvery")->setValue(2);
+        QTRY_VERIFY_WITH_TIMEOUT(plan->text().contains("Fits") && next->isEnabled(), 30000);
+        save_screenshot(window, "finetune-3-method");
+        next->click();
+
+        // Train: one point per step, then the result.
+        auto* train_step = qobject_cast<ui::TrainStep*>(wizard->currentPage());
+        QVERIFY(train_step);
+        QTRY_VERIFY_WITH_TIMEOUT(page->state().finished, 120000);
+        QCOMPARE(train_step->points(), 4);
+        QVERIFY(!page->state().stopped);
+        save_screenshot(window, "finetune-4-train");
+        const QString adapter = page->state().adapter_directory;
+        QVERIFY(QFileInfo::exists(adapter + "/adapter_model.safetensors"));
+        QVERIFY(QFileInfo::exists(adapter + "/checkpoint-2/optimizer.safetensors"));
+
+        // The history keeps the run and its curve; the command line trains the same way.
+        wait_for_storage(app.storage);
+        RunDatabase db("finetune-reader");
+        QVERIFY(db.open(settings.database_path()).ok());
+        RunFilter finetunes;
+        finetunes.kind = "finetune";
+        const auto runs = db.list_runs(finetunes);
+        QCOMPARE(runs->size(), 1);
+        QCOMPARE(runs->first().status, QStringLiteral("finished"));
+        const auto curve = db.training_steps(runs->first().id);
+        QCOMPARE(curve->size(), 4);
+        QProcess cli;
+        const QString data = QDir(settings.data_directory()).filePath("datasets/demo_instructions.jsonl");
+        cli.start(MWB_CLI, {"train", settings.demo_model_directory(), "--data", data, "--out", root_.filePath("cli-adapter"), "--targets",
+                            "q_proj,q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,k_proj,v_proj,o_proj", "--rank", "8", "--alpha", "16",
+                            "--lr", "0.001", "--batch", "4", "--grad-accum", "1", "--steps", "4", "--scheduler", "cosine", "--warmup", "0",
+                            "--clip", "1", "--seed", "42", "--cutoff", "1024", "--metrics", root_.filePath("cli.jsonl")});
+        QVERIFY(cli.waitForFinished(120000));
+        QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
+        QFile metrics(root_.filePath("cli.jsonl"));
+        QVERIFY(metrics.open(QIODevice::ReadOnly));
+        const QList<QByteArray> lines = metrics.readAll().trimmed().split('\n');
+        QCOMPARE(lines.size(), 4);
+        for (int i = 0; i < 4; ++i)
+            QCOMPARE(QJsonDocument::fromJson(lines[i]).object()["loss"].toDouble(), curve->at(i).loss);
+
+        // The Runs page lists the run and draws its curve.
+        window.show_page(ui::MainWindow::Page::Runs);
+        auto* table = window.runs_page()->findChild<QTableWidget*>("runsTable");
+        window.runs_page()->refresh();
+        QTRY_VERIFY(table->rowCount() >= 1);
+        for (int row = 0; row < table->rowCount(); ++row)
+            if (table->item(row, 1)->text() == "finetune") table->selectRow(row);
+        auto* curve_view = window.runs_page()->findChild<QChartView*>("runCurve");
+        QTRY_VERIFY(curve_view->isVisible() && !curve_view->chart()->series().isEmpty());
+        QCOMPARE(qobject_cast<QLineSeries*>(curve_view->chart()->series().first())->count(), 4);
+        save_screenshot(window, "runs-finetune");
+        window.show_page(ui::MainWindow::Page::FineTune);
+
+        // Finish: export a PEFT adapter, then chat with it.
+        next->click();
+        auto* finish = qobject_cast<ui::FinishStep*>(wizard->currentPage());
+        QVERIFY(finish);
+        const QString exported = root_.filePath("exported-adapter");
+        QVERIFY(QDir().mkpath(exported));
+        QVERIFY(finish->export_adapter(exported));
+        const QJsonObject config = QJsonDocument::fromJson([&] {
+            QFile f(exported + "/adapter_config.json");
+            f.open(QIODevice::ReadOnly);
+            return f.readAll();
+        }()).object();
+        QCOMPARE(config["peft_type"].toString(), QStringLiteral("LORA"));
+        QCOMPARE(config["r"].toInt(), 8);
+        save_screenshot(window, "finetune-5-finish");
+        testing::QueuedSpy adapted(app.engine.worker(), &EngineWorker::adapterChanged);
+        QTest::mouseClick(page->findChild<QPushButton*>("chatWithAdapter"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(adapted.size() >= 1, 30000);
+        ui::ChatPage* chat = window.chat_page();
+        QTRY_VERIFY(chat->findChild<QLabel*>("chatModel")->text().contains("with the adapter"));
+        chat->findChild<QPlainTextEdit*>("chatInput")->setPlainText("What is 2 plus 3?");
+        QSignalSpy replied(chat, &ui::ChatPage::replyFinished);
+        chat->send();
+        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 1, 60000);
+        save_screenshot(window, "finetune-6-chat-with-adapter");
     }
 
     // DeepSeek's special tokens (full-width bars, lower blocks) and Chinese text are drawn with real glyphs from

@@ -11,4 +11,7 @@ if(TARGET mwb_app)
   add_dependencies(app_engine_worker_test mwb)
   mwb_add_qtest(app_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/test_support.h
                 LIBS mwb_ui mwb_app)
+  # The Fine-tune wizard's losses are compared with `mwb train` on the same settings.
+  target_compile_definitions(app_gui_test PRIVATE MWB_CLI="$<TARGET_FILE:mwb>")
+  add_dependencies(app_gui_test mwb)
 endif()

@@ -126,6 +126,9 @@ private slots:
         QVERIFY(dataset.ok());
         QCOMPARE(dataset->rows.size(), size_t(1));
         QCOMPARE(dataset->stats.skipped_lines, int64_t(cases.size()));
+        QCOMPARE(dataset->stats.bad_lines.size(), cases.size());
+        QCOMPARE(dataset->stats.bad_lines.front().first, int64_t(2));
+        QVERIFY(dataset->stats.bad_lines.front().second.find("not valid JSON") != std::string::npos);
     }
 
     void preTokenizedFilesAndTheirErrors() {
