@@ -860,6 +860,92 @@ private slots:
         save_screenshot(window, "finetune-6-chat-with-adapter");
     }
 
+    // A training run killed mid-way (the history and the output folder as a kill leaves them: steps up to 3 stored,
+    // the checkpoint of step 2 on disk) is offered at the next launch and goes on from its checkpoint; the curve
+    // continues the old one and the losses are those of a run that was never interrupted.
+    void interruptedTrainingResumesFromItsCheckpoint() {
+        Settings settings(settings_file("resume"));
+        settings.set_data_directory(root_.filePath("resume-data"));
+        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        const QString database = settings.database_path();
+        const QString snapshot = root_.filePath("training-killed.sqlite");
+        QString output;
+        {
+            TestApp app(settings, {1280, 800});
+            app.window.start();
+            QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
+            app.window.show_page(ui::MainWindow::Page::FineTune);
+            ui::FineTunePage* page = app.window.finetune_page();
+            QAbstractButton* next = page->wizard()->button(QWizard::NextButton);
+            QTRY_VERIFY_WITH_TIMEOUT(next->isEnabled(), 30000);
+            next->click();
+            QTest::mouseClick(page->findChild<QPushButton*>("useDemoData"), Qt::LeftButton);
+            QTRY_VERIFY_WITH_TIMEOUT(page->findChild<QLabel*>("dataSummary")->text().contains("302 rows") && next->isEnabled(), 30000);
+            next->click();
+            page->findChild<QSpinBox*>("steps")->setValue(6);
+            page->findChild<QSpinBox*>("checkpointEvery")->setValue(2);
+            QTRY_VERIFY_WITH_TIMEOUT(page->findChild<QLabel*>("memoryPlan")->text().contains("Fits") && next->isEnabled(), 30000);
+            next->click();
+            // Paused after step 3, the files are what a kill at that moment leaves.
+            testing::QueuedSpy steps(page->training().worker(), &TrainingWorker::stepFinished);
+            connect(page->training().worker(), &TrainingWorker::stepFinished, page->training().worker(),
+                    [&page](const TrainingStep& step) { if (step.step == 3) page->training().pause(); }, Qt::DirectConnection);
+            QTRY_VERIFY_WITH_TIMEOUT(steps.size() >= 3, 60000);
+            wait_for_storage(app.storage);
+            output = QString::fromStdString(page->state().job.options.output_directory);
+            QVERIFY(QFileInfo::exists(output + "/checkpoint-2/trainer_state.json"));
+            app.storage.post([&](RunDatabase&) {
+                QFile::copy(database, snapshot);
+                QFile::copy(database + "-wal", snapshot + "-wal");
+            });
+            wait_for_storage(app.storage);
+        }
+        // The kill: the history as copied, and nothing written to the output folder after step 3.
+        for (const char* suffix : {"", "-wal", "-shm"}) QFile::remove(database + suffix);
+        QVERIFY(QFile::copy(snapshot, database));
+        QVERIFY(QFile::copy(snapshot + "-wal", database + "-wal"));
+        for (const QString& name : QDir(output).entryList({"checkpoint-*"}, QDir::Dirs))
+            if (name != "checkpoint-2") QVERIFY(QDir(output + "/" + name).removeRecursively());
+        QFile::remove(output + "/adapter_model.safetensors");
+
+        TestApp app(settings, {1280, 800});
+        app.window.start();
+        app.window.show_page(ui::MainWindow::Page::FineTune);
+        ui::FineTunePage* page = app.window.finetune_page();
+        auto* banner = page->findChild<QWidget*>("resumeBanner");
+        QTRY_VERIFY_WITH_TIMEOUT(banner->isVisible(), 30000);
+        save_screenshot(app.window, "finetune-interrupted");
+        QTest::mouseClick(page->findChild<QPushButton*>("resumeTraining"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(page->state().finished, 120000);
+        auto* train_step = qobject_cast<ui::TrainStep*>(page->wizard()->currentPage());
+        QVERIFY(train_step);
+        QCOMPARE(train_step->points(), 6);  // steps 1-2 from the history, 3-6 trained again
+        save_screenshot(app.window, "finetune-resumed");
+        wait_for_storage(app.storage);
+        RunDatabase db("resume-reader");
+        QVERIFY(db.open(database).ok());
+        RunFilter finetunes;
+        finetunes.kind = "finetune";
+        const auto runs = db.list_runs(finetunes);
+        QCOMPARE(runs->size(), 1);
+        QCOMPARE(runs->first().status, QStringLiteral("finished"));
+        const auto curve = db.training_steps(runs->first().id);
+        QCOMPARE(curve->size(), 6);
+
+        QProcess cli;
+        cli.start(MWB_CLI, {"train", settings.demo_model_directory(), "--data", QDir(settings.data_directory()).filePath("datasets/demo_instructions.jsonl"),
+                            "--out", root_.filePath("resume-cli"), "--targets", "q_proj,q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,k_proj,v_proj,o_proj",
+                            "--rank", "8", "--alpha", "16", "--lr", "0.001", "--batch", "4", "--grad-accum", "1", "--steps", "6", "--scheduler",
+                            "cosine", "--warmup", "0", "--clip", "1", "--seed", "42", "--cutoff", "1024", "--metrics", root_.filePath("resume-cli.jsonl")});
+        QVERIFY(cli.waitForFinished(120000));
+        QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
+        QFile metrics(root_.filePath("resume-cli.jsonl"));
+        QVERIFY(metrics.open(QIODevice::ReadOnly));
+        const QList<QByteArray> lines = metrics.readAll().trimmed().split('\n');
+        QCOMPARE(lines.size(), 6);
+        for (int i = 0; i < 6; ++i) QCOMPARE(curve->at(i).loss, QJsonDocument::fromJson(lines[i]).object()["loss"].toDouble());
+    }
+
     // DeepSeek's special tokens (full-width bars, lower blocks) and Chinese text are drawn with real glyphs from
     // the installed fonts (the app font, then fontconfig's fallback), never the empty box of glyph 0.
     void specialTokensAndChineseHaveGlyphs() {

@@ -9,9 +9,11 @@
 
 #include "app/services/dataset_preview.h"
 #include "app/services/model_library.h"
+#include "app/services/run_database.h"
 #include "app/services/training_worker.h"
 #include "ui/app_context.h"
 
+class QLabel;
 class QWizard;
 
 namespace mwb::ui {
@@ -28,6 +30,9 @@ struct FineTuneState {
     qint64 run_id = 0;     // in the run history
     QString adapter_directory;
     bool finished = false, stopped = false;
+    // Resuming an interrupted run: the job goes on from its checkpoint, the curve from these steps.
+    bool resuming = false;
+    QList<app::TrainingStep> earlier_steps;
 };
 
 class FineTunePage : public QWidget {
@@ -42,15 +47,25 @@ public:
     QWizard* wizard() const { return wizard_; }
     FineTuneState& state() { return state_; }
 
+    // Goes on with the interrupted run offered in the banner.
+    void resume_interrupted();
+
 signals:
     void chatWithAdapter(QString model_directory, QString adapter_directory);
     void statusMessage(QString text);
 
 private:
+    // A run that a crash or a kill left open, with a checkpoint to go on from: offered in the banner.
+    void look_for_interrupted_run();
+
     AppContext& context_;
     app::TrainingHost training_;
     FineTuneState state_;
     QWizard* wizard_;
+    QWidget* banner_;
+    QLabel* banner_text_;
+    std::optional<app::RunRecord> interrupted_;
+    QString interrupted_checkpoint_;
 };
 
 }  // namespace mwb::ui

@@ -108,7 +108,7 @@ signals:
     void trainingEnded();
 
 private:
-    void on_step(const app::TrainingStep& step);
+    void on_step(const app::TrainingStep& step, bool store);
     void on_finished(const QString& adapter, bool stopped);
     void on_failed(const QString& message);
     AppContext& context_;

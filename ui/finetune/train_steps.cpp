@@ -9,6 +9,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QFileInfo>
 #include <QLabel>
 #include <QLineSeries>
 #include <QPushButton>
@@ -17,6 +18,7 @@
 #include <QWizard>
 #include <QtConcurrent>
 
+#include "app/services/training_params.h"
 #include "engine/train/merge.h"
 #include "ui/finetune/finetune_steps.h"
 
@@ -24,38 +26,11 @@ namespace mwb::ui {
 
 namespace {
 
+enum PageId { kModelPage, kDataPage, kMethodPage, kTrainPage, kFinishPage };
+
 QString clock_text(double seconds) {
     const qint64 s = qint64(seconds + 0.5);
     return QStringLiteral("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QChar('0')).arg(s % 60, 2, 10, QChar('0'));
-}
-
-// The run's settings as the history keeps them, with the dataset's SHA-256 so that a rerun can check its data.
-QString run_params(const app::TrainingJob& job) {
-    QFile data(job.data_path);
-    QCryptographicHash hash(QCryptographicHash::Sha256);
-    if (data.open(QIODevice::ReadOnly)) hash.addData(&data);
-    QJsonArray targets;
-    for (const std::string& t : job.lora.target_modules) targets.append(QString::fromStdString(t));
-    const train::TrainOptions& o = job.options;
-    const QJsonObject params{{"data", job.data_path},
-                             {"data_sha256", QString::fromLatin1(hash.result().toHex())},
-                             {"cutoff", qint64(job.data.cutoff)},
-                             {"validation_split", job.validation_split},
-                             {"targets", targets},
-                             {"rank", qint64(job.lora.rank)},
-                             {"alpha", job.lora.alpha},
-                             {"dropout", job.lora.dropout},
-                             {"rslora", job.lora.rslora},
-                             {"lr", o.optimizer.lr},
-                             {"epochs", o.epochs},
-                             {"steps", qint64(o.steps)},
-                             {"batch", qint64(o.batch)},
-                             {"gradient_accumulation", qint64(o.gradient_accumulation)},
-                             {"warmup", qint64(o.warmup_steps)},
-                             {"clip", o.max_grad_norm},
-                             {"seed", qint64(o.seed)},
-                             {"output", QString::fromStdString(o.output_directory)}};
-    return QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact));
 }
 
 }  // namespace
@@ -117,7 +92,7 @@ TrainStep::TrainStep(AppContext& context, FineTuneState& state, app::TrainingHos
     });
     const app::TrainingWorker* worker = training_.worker();
     connect(worker, &app::TrainingWorker::stage, progress_, &QLabel::setText);
-    connect(worker, &app::TrainingWorker::stepFinished, this, &TrainStep::on_step);
+    connect(worker, &app::TrainingWorker::stepFinished, this, [this](const app::TrainingStep& step) { on_step(step, true); });
     connect(worker, &app::TrainingWorker::finished, this, &TrainStep::on_finished);
     connect(worker, &app::TrainingWorker::failed, this, &TrainStep::on_failed);
 }
@@ -129,17 +104,22 @@ void TrainStep::initializePage() {
     state_.finished = state_.stopped = false;
     pause_->setEnabled(true);
     stop_->setEnabled(true);
-    // The run is in the history from its first moment, with its settings; its curve follows step by step.
-    auto run = std::make_shared<qint64>(0);
-    const QString title = tr("Fine-tune of %1").arg(QFileInfo(state_.model_directory).fileName());
-    const QString model = state_.model_directory, params = run_params(state_.job);
-    context_.storage.request<qint64>(
-        [title, model, params](app::RunDatabase& db) { return db.create_run("finetune", title, model, params); }, this,
-        [this](qint64 id) { state_.run_id = id; });
+    if (state_.resuming) {
+        // The curve goes on from the steps the history kept up to the checkpoint.
+        state_.resuming = false;
+        for (const app::TrainingStep& step : std::exchange(state_.earlier_steps, {})) on_step(step, false);
+    } else {
+        // The run is in the history from its first moment, with its settings; its curve follows step by step.
+        const QString title = tr("Fine-tune of %1").arg(QFileInfo(state_.model_directory).fileName());
+        const QString model = state_.model_directory, params = app::training_params_json(state_.job);
+        context_.storage.request<qint64>(
+            [title, model, params](app::RunDatabase& db) { return db.create_run("finetune", title, model, params); }, this,
+            [this](qint64 id) { state_.run_id = id; });
+    }
     training_.start(state_.job);
 }
 
-void TrainStep::on_step(const app::TrainingStep& step) {
+void TrainStep::on_step(const app::TrainingStep& step, bool store) {
     loss_->append(double(step.step), step.loss);
     if (step.validation_loss >= 0) validation_->append(double(step.step), step.validation_loss);
     if (loss_->count() == 1) lowest_ = highest_ = step.loss;
@@ -162,7 +142,7 @@ void TrainStep::on_step(const app::TrainingStep& step) {
                            .arg(double(step.tokens) / std::max(step.seconds, 1e-9), 0, 'f', 0)
                            .arg(clock_text(elapsed_), clock_text(eta)));
     const qint64 run_id = state_.run_id;
-    if (run_id) context_.storage.update([run_id, step](app::RunDatabase& db) { return db.add_training_step(run_id, step); });
+    if (store && run_id) context_.storage.update([run_id, step](app::RunDatabase& db) { return db.add_training_step(run_id, step); });
 }
 
 void TrainStep::on_finished(const QString& adapter, bool stopped) {
@@ -261,21 +241,99 @@ FineTunePage::FineTunePage(AppContext& context, QWidget* parent) : QWidget(paren
     wizard_->setWizardStyle(QWizard::ClassicStyle);
     wizard_->setOption(QWizard::NoCancelButton);
     wizard_->setButtonText(QWizard::CommitButton, tr("Use the adapter >"));
-    auto* model = new ModelStep(context_, state_);
-    wizard_->addPage(model);
-    wizard_->addPage(new DataStep(context_, state_));
-    wizard_->addPage(new MethodStep(context_, state_));
-    wizard_->addPage(new TrainStep(context_, state_, training_));
-    wizard_->addPage(new FinishStep(context_, state_, *this));
+    wizard_->setPage(kModelPage, new ModelStep(context_, state_));
+    wizard_->setPage(kDataPage, new DataStep(context_, state_));
+    wizard_->setPage(kMethodPage, new MethodStep(context_, state_));
+    wizard_->setPage(kTrainPage, new TrainStep(context_, state_, training_));
+    wizard_->setPage(kFinishPage, new FinishStep(context_, state_, *this));
+    banner_ = new QWidget;
+    banner_->setObjectName("resumeBanner");
+    banner_->setStyleSheet("#resumeBanner { background: #fff4ce; }");
+    banner_text_ = new QLabel;
+    banner_text_->setWordWrap(true);
+    banner_text_->setStyleSheet("QLabel { color: #5c4400; }");
+    auto* resume = new QPushButton(tr("Resume"));
+    resume->setObjectName("resumeTraining");
+    auto* dismiss = new QPushButton(tr("Dismiss"));
+    auto* banner_layout = new QHBoxLayout(banner_);
+    banner_layout->addWidget(banner_text_, 1);
+    banner_layout->addWidget(resume);
+    banner_layout->addWidget(dismiss);
+    banner_->setVisible(false);
+    banner_->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Maximum);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
+    layout->addWidget(banner_);
     layout->addWidget(wizard_);
     connect(wizard_, &QWizard::finished, this, [this] { wizard_->restart(); });
+    connect(resume, &QPushButton::clicked, this, &FineTunePage::resume_interrupted);
+    connect(dismiss, &QPushButton::clicked, this, [this] {
+        banner_->setVisible(false);
+        if (!interrupted_) return;
+        const qint64 id = interrupted_->id;
+        context_.storage.write([id](app::RunDatabase& db) { return db.finish_run(id, "interrupted"); });
+        interrupted_.reset();
+    });
+    connect(&context_.storage, &app::Storage::opened, this, &FineTunePage::look_for_interrupted_run);
+}
+
+void FineTunePage::look_for_interrupted_run() {
+    app::RunFilter filter;
+    filter.kind = "finetune";
+    context_.storage.request<QList<app::RunRecord>>([filter](app::RunDatabase& db) { return db.list_runs(filter); }, this,
+                                                    [this](const QList<app::RunRecord>& runs) {
+                                                        if (training_.is_running()) return;
+                                                        for (const app::RunRecord& run : runs) {
+                                                            if (run.status != "open") continue;
+                                                            auto job = app::training_job_from_params(run.model, run.params_json);
+                                                            if (!job) continue;
+                                                            const QString checkpoint =
+                                                                app::latest_checkpoint(QString::fromStdString(job->options.output_directory));
+                                                            if (checkpoint.isEmpty()) continue;
+                                                            interrupted_ = run;
+                                                            interrupted_checkpoint_ = checkpoint;
+                                                            banner_text_->setText(
+                                                                tr("The training run “%1” did not finish (the app was closed by force or crashed). "
+                                                                   "It can go on from its checkpoint %2.")
+                                                                    .arg(run.title, QFileInfo(checkpoint).fileName()));
+                                                            banner_->setVisible(true);
+                                                            return;  // the newest one
+                                                        }
+                                                    });
+}
+
+void FineTunePage::resume_interrupted() {
+    if (!interrupted_ || training_.is_running()) return;
+    auto job = app::training_job_from_params(interrupted_->model, interrupted_->params_json);
+    if (!job) {
+        emit statusMessage(QString::fromStdString(job.error().message));
+        return;
+    }
+    job->resume_checkpoint = interrupted_checkpoint_;
+    const qint64 checkpoint_step = QFileInfo(interrupted_checkpoint_).fileName().mid(11).toLongLong();
+    const qint64 id = interrupted_->id;
+    banner_->setVisible(false);
+    interrupted_.reset();
+    context_.storage.request<QList<app::TrainingStep>>(
+        [id](app::RunDatabase& db) { return db.training_steps(id); }, this,
+        [this, id, checkpoint_step, job = *job](const QList<app::TrainingStep>& steps) {
+            state_ = {};
+            state_.model_directory = job.model_directory;
+            state_.job = job;
+            state_.run_id = id;
+            state_.resuming = true;
+            for (const app::TrainingStep& step : steps)
+                if (step.step <= checkpoint_step) state_.earlier_steps << step;
+            // Straight to the Train step; later restarts begin with the model again.
+            const int first = wizard_->startId();
+            wizard_->setStartId(kTrainPage);
+            wizard_->restart();
+            wizard_->setStartId(first);
+        });
 }
 
 void FineTunePage::set_loaded_model(const QString& directory) {
-    if (auto* model = qobject_cast<ModelStep*>(wizard_->page(wizard_->pageIds().first())); model && state_.model_directory.isEmpty())
-        model->set_model(directory);
+    if (auto* model = qobject_cast<ModelStep*>(wizard_->page(kModelPage)); model && state_.model_directory.isEmpty()) model->set_model(directory);
 }
 
 }  // namespace mwb::ui
