@@ -119,6 +119,37 @@ void inspected_layer(ui::InspectorPage* inspector, qint64 layer) {
     layers->setCurrentIndex(layers->findData(layer));
 }
 
+// The one fine-tune run in the history of `settings`, with its stored curve.
+std::pair<RunRecord, QList<TrainingStep>> stored_training(const Settings& settings) {
+    RunDatabase db("training-reader");
+    if (!db.open(settings.database_path()).ok()) return {};
+    RunFilter finetunes;
+    finetunes.kind = "finetune";
+    const auto runs = db.list_runs(finetunes);
+    if (!runs || runs->size() != 1) return {};
+    return {runs->first(), *db.training_steps(runs->first().id)};
+}
+
+// The losses of `mwb train` on the demo model and dataset with the Quick look preset's settings for `steps` steps.
+std::vector<double> quick_look_cli_losses(const Settings& settings, int steps, const QString& scratch) {
+    QDir().mkpath(scratch);
+    QProcess cli;
+    cli.start(MWB_CLI, {"train", settings.demo_model_directory(), "--data", QDir(settings.data_directory()).filePath("datasets/demo_instructions.jsonl"),
+                        "--out", scratch + "/adapter", "--targets", "q_proj,q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,k_proj,v_proj,o_proj",
+                        "--rank", "8", "--alpha", "16", "--lr", "0.001", "--batch", "4", "--grad-accum", "1", "--steps", QString::number(steps),
+                        "--scheduler", "cosine", "--warmup", "0", "--clip", "1", "--seed", "42", "--cutoff", "1024", "--metrics",
+                        scratch + "/metrics.jsonl"});
+    if (!cli.waitForFinished(120000) || cli.exitCode() != 0) {
+        qWarning("%s", cli.readAllStandardError().constData());
+        return {};
+    }
+    QFile metrics(scratch + "/metrics.jsonl");
+    if (!metrics.open(QIODevice::ReadOnly)) return {};
+    std::vector<double> losses;
+    for (const QByteArray& line : metrics.readAll().trimmed().split('\n')) losses.push_back(QJsonDocument::fromJson(line).object()["loss"].toDouble());
+    return losses;
+}
+
 // The id of the one chat in the history of `settings`.
 qint64 chat_run(const Settings& settings) {
     qint64 id = 0;
@@ -796,29 +827,12 @@ private slots:
 
         // The history keeps the run and its curve; the command line trains the same way.
         wait_for_storage(app.storage);
-        RunDatabase db("finetune-reader");
-        QVERIFY(db.open(settings.database_path()).ok());
-        RunFilter finetunes;
-        finetunes.kind = "finetune";
-        const auto runs = db.list_runs(finetunes);
-        QCOMPARE(runs->size(), 1);
-        QCOMPARE(runs->first().status, QStringLiteral("finished"));
-        const auto curve = db.training_steps(runs->first().id);
-        QCOMPARE(curve->size(), 4);
-        QProcess cli;
-        const QString data = QDir(settings.data_directory()).filePath("datasets/demo_instructions.jsonl");
-        cli.start(MWB_CLI, {"train", settings.demo_model_directory(), "--data", data, "--out", root_.filePath("cli-adapter"), "--targets",
-                            "q_proj,q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,k_proj,v_proj,o_proj", "--rank", "8", "--alpha", "16",
-                            "--lr", "0.001", "--batch", "4", "--grad-accum", "1", "--steps", "4", "--scheduler", "cosine", "--warmup", "0",
-                            "--clip", "1", "--seed", "42", "--cutoff", "1024", "--metrics", root_.filePath("cli.jsonl")});
-        QVERIFY(cli.waitForFinished(120000));
-        QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
-        QFile metrics(root_.filePath("cli.jsonl"));
-        QVERIFY(metrics.open(QIODevice::ReadOnly));
-        const QList<QByteArray> lines = metrics.readAll().trimmed().split('\n');
-        QCOMPARE(lines.size(), 4);
-        for (int i = 0; i < 4; ++i)
-            QCOMPARE(QJsonDocument::fromJson(lines[i]).object()["loss"].toDouble(), curve->at(i).loss);
+        const auto [run, curve] = stored_training(settings);
+        QCOMPARE(run.status, QStringLiteral("finished"));
+        QCOMPARE(curve.size(), 4);
+        const std::vector<double> cli = quick_look_cli_losses(settings, 4, root_.filePath("cli-4"));
+        QCOMPARE(cli.size(), size_t(4));
+        for (int i = 0; i < 4; ++i) QCOMPARE(cli[size_t(i)], curve.at(i).loss);
 
         // The Runs page lists the run and draws its curve.
         window.show_page(ui::MainWindow::Page::Runs);
@@ -922,28 +936,12 @@ private slots:
         QCOMPARE(train_step->points(), 6);  // steps 1-2 from the history, 3-6 trained again
         save_screenshot(app.window, "finetune-resumed");
         wait_for_storage(app.storage);
-        RunDatabase db("resume-reader");
-        QVERIFY(db.open(database).ok());
-        RunFilter finetunes;
-        finetunes.kind = "finetune";
-        const auto runs = db.list_runs(finetunes);
-        QCOMPARE(runs->size(), 1);
-        QCOMPARE(runs->first().status, QStringLiteral("finished"));
-        const auto curve = db.training_steps(runs->first().id);
-        QCOMPARE(curve->size(), 6);
-
-        QProcess cli;
-        cli.start(MWB_CLI, {"train", settings.demo_model_directory(), "--data", QDir(settings.data_directory()).filePath("datasets/demo_instructions.jsonl"),
-                            "--out", root_.filePath("resume-cli"), "--targets", "q_proj,q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,k_proj,v_proj,o_proj",
-                            "--rank", "8", "--alpha", "16", "--lr", "0.001", "--batch", "4", "--grad-accum", "1", "--steps", "6", "--scheduler",
-                            "cosine", "--warmup", "0", "--clip", "1", "--seed", "42", "--cutoff", "1024", "--metrics", root_.filePath("resume-cli.jsonl")});
-        QVERIFY(cli.waitForFinished(120000));
-        QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
-        QFile metrics(root_.filePath("resume-cli.jsonl"));
-        QVERIFY(metrics.open(QIODevice::ReadOnly));
-        const QList<QByteArray> lines = metrics.readAll().trimmed().split('\n');
-        QCOMPARE(lines.size(), 6);
-        for (int i = 0; i < 6; ++i) QCOMPARE(curve->at(i).loss, QJsonDocument::fromJson(lines[i]).object()["loss"].toDouble());
+        const auto [run, curve] = stored_training(settings);
+        QCOMPARE(run.status, QStringLiteral("finished"));
+        QCOMPARE(curve.size(), 6);
+        const std::vector<double> cli = quick_look_cli_losses(settings, 6, root_.filePath("cli-6"));
+        QCOMPARE(cli.size(), size_t(6));
+        for (int i = 0; i < 6; ++i) QCOMPARE(curve.at(i).loss, cli[size_t(i)]);
     }
 
     // DeepSeek's special tokens (full-width bars, lower blocks) and Chinese text are drawn with real glyphs from
