@@ -89,15 +89,8 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
                           static_cast<QObject*>(settings_page_), static_cast<QObject*>(inspector_), static_cast<QObject*>(finetune_)})
         connect(page, SIGNAL(statusMessage(QString)), this, SLOT(showStatusMessage(QString)));
     connect(models_, &ModelsPage::loadRequested, this, &MainWindow::load_model);
-    connect(finetune_, &FineTunePage::chatWithAdapter, this, [this](const QString& model, const QString& adapter) {
-        show_page(Page::Chat);
-        if (current_model_ && current_model_->path == model) {
-            context_.engine.setAdapter(adapter);
-            return;
-        }
-        pending_adapter_ = adapter;  // applied once the base model has loaded
-        load_model(model, context_.settings.context_length(model), false);
-    });
+    connect(models_, &ModelsPage::adapterRequested, this, &MainWindow::chat_with_adapter);
+    connect(finetune_, &FineTunePage::chatWithAdapter, this, &MainWindow::chat_with_adapter);
     connect(context_.engine.worker(), &app::EngineWorker::adapterChanged, this, [this](const QString& adapter) {
         chat_->set_adapter(adapter);
         if (!adapter.isEmpty()) statusBar()->showMessage(tr("Replies now use the adapter %1").arg(adapter), 8000);
@@ -175,6 +168,16 @@ void MainWindow::build_menus() {
         QAction* page = go->addAction(navigation_->item(i)->text(), this, [this, i] { show_page(Page(i)); });
         page->setShortcut(QKeySequence(Qt::CTRL | Qt::Key(Qt::Key_1 + i)));
     }
+}
+
+void MainWindow::chat_with_adapter(const QString& model, const QString& adapter) {
+    show_page(Page::Chat);
+    if (current_model_ && QDir::cleanPath(current_model_->path) == QDir::cleanPath(model)) {
+        context_.engine.setAdapter(adapter);
+        return;
+    }
+    pending_adapter_ = adapter;  // applied once the base model has loaded
+    load_model(model, context_.settings.context_length(model), false);
 }
 
 void MainWindow::showStatusMessage(const QString& text) { statusBar()->showMessage(text, 8000); }

@@ -53,6 +53,8 @@ private:
     void on_load_started(const QString& directory);
     void on_load_progress(double fraction, const QString& stage);
     void on_load_failed(const QString& directory, const QString& message);
+    // Shows Chat with `adapter` applied, loading its base model first when another one is loaded.
+    void chat_with_adapter(const QString& model, const QString& adapter);
     void on_model_loaded(const app::LoadedModelInfo& info);
     // The last model used, else the demo (created on first launch), unless the previous session crashed while
     // loading.

@@ -109,6 +109,10 @@ ModelsPage::ModelsPage(AppContext& context, QWidget* parent) : QWidget(parent), 
         show_card();
     });
     connect(load_, &QPushButton::clicked, this, [this] {
+        if (adapter_) {
+            emit adapterRequested(adapter_->adapter_base, adapter_->path);
+            return;
+        }
         if (!card_) return;
         context_.settings.set_context_length(card_->path, context_length_->value());
         context_.settings.set_default_device(device_->currentIndex() == 1 ? app::Device::Cuda : app::Device::Cpu);
@@ -123,6 +127,7 @@ void ModelsPage::rescan() {
     locations.demo_directory = context_.settings.demo_model_directory();
     locations.hidden = context_.settings.hidden_models();
     locations.tokenizer_folders = context_.settings.tokenizer_folders();
+    locations.adapter_folders = {QDir(context_.settings.data_directory()).filePath("finetune")};
     hub_label_->setText(tr("Hugging Face cache: %1").arg(locations.hub_directory));
     scan_watcher_.setFuture(QtConcurrent::run([locations] { return app::scan_models(locations); }));
 }
@@ -222,10 +227,12 @@ void ModelsPage::show_entries(const QList<app::ModelEntry>& entries) {
     list_->clear();
     for (const app::ModelEntry& entry : entries) {
         auto* item = new QTreeWidgetItem(list_);
-        item->setText(kName, entry.name);
+        item->setText(kName, entry.is_adapter() ? QStringLiteral("   ↳ ") + entry.name : entry.name);
         item->setText(kType, entry.model_type.isEmpty() ? tr("unknown") : entry.model_type);
         item->setText(kSource, entry.source);
-        item->setText(kStatus, entry.supported ? tr("ready") : entry.problem);
+        item->setText(kStatus, entry.is_adapter() ? tr("adapter for %1").arg(QFileInfo(entry.adapter_base).fileName())
+                               : entry.supported  ? tr("ready")
+                                                  : entry.problem);
         item->setToolTip(kName, entry.path);
         item->setToolTip(kStatus, entry.supported ? entry.path : entry.problem);
         item->setData(kName, Qt::UserRole, entry.path);
@@ -244,12 +251,28 @@ void ModelsPage::show_entries(const QList<app::ModelEntry>& entries) {
 
 void ModelsPage::describe_selected() {
     card_.reset();
+    adapter_.reset();
     load_->setEnabled(false);
     const QString path = selected_path();
     const app::ModelEntry* entry = entry_of(path);
     remove_->setEnabled(entry != nullptr);
-    tokenizer_->setEnabled(entry != nullptr);
+    tokenizer_->setEnabled(entry != nullptr && !(entry && entry->is_adapter()));
     if (!entry) return;
+    if (entry->is_adapter()) {
+        adapter_ = *entry;
+        card_label_->setHtml(tr("<h3>%1</h3><p>A LoRA adapter (PEFT format), rank %2, alpha %3, for the model <b>%4</b>.</p>"
+                                "<p style='color:gray'>%5</p><p>Chat with it: the base model is loaded first when it is not, and "
+                                "replies are generated with the adapter applied.</p>")
+                                 .arg(entry->name.toHtmlEscaped())
+                                 .arg(entry->adapter_rank)
+                                 .arg(entry->adapter_alpha)
+                                 .arg(entry->adapter_base.toHtmlEscaped(), entry->path.toHtmlEscaped()));
+        estimate_->clear();
+        load_->setText(tr("Chat with this adapter"));
+        load_->setEnabled(QFileInfo::exists(QDir(entry->adapter_base).filePath("config.json")));
+        emit cardShown();
+        return;
+    }
     if (!entry->supported) {
         card_label_->setText(tr("<b>%1</b><br>%2<br><br>This folder cannot be loaded: %3%4")
                                  .arg(entry->name.toHtmlEscaped(), path.toHtmlEscaped(), entry->problem.toHtmlEscaped(),

@@ -41,6 +41,7 @@ public:
 
 signals:
     void loadRequested(QString directory, qint64 context_length, bool cuda);
+    void adapterRequested(QString model_directory, QString adapter_directory);
     void statusMessage(QString text);
     void scanFinished();
     void cardShown();
@@ -58,6 +59,7 @@ private:
     QString pending_selection_;
     QList<app::ModelEntry> entries_;
     std::optional<app::ModelCard> card_;
+    std::optional<app::ModelEntry> adapter_;  // the selected entry, when it is an adapter
     QString card_error_;
     QHash<QString, QString> load_failures_;
     QFutureWatcher<QList<app::ModelEntry>> scan_watcher_;

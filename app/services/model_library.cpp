@@ -75,6 +75,26 @@ ModelEntry unusable_folder(const QString& folder, const QString& problem) {
 
 }  // namespace
 
+Result<ModelEntry> inspect_adapter_folder(const QString& directory, const QString& source) {
+    const QDir dir(directory);
+    QFile config_file(dir.filePath("adapter_config.json"));
+    if (!config_file.open(QIODevice::ReadOnly)) return make_error("no adapter_config.json");
+    if (!QFileInfo::exists(dir.filePath("adapter_model.safetensors"))) return make_error("no adapter_model.safetensors");
+    const QJsonObject config = QJsonDocument::fromJson(config_file.read(1 << 20)).object();
+    if (config.value("peft_type").toString("LORA") != "LORA") return make_error("not a LoRA adapter");
+    ModelEntry entry;
+    entry.path = QDir::cleanPath(QFileInfo(directory).absoluteFilePath());
+    entry.name = QFileInfo(entry.path).fileName();
+    entry.source = source;
+    entry.model_type = QStringLiteral("LoRA adapter");
+    entry.adapter_base = config.value("base_model_name_or_path").toString();
+    if (entry.adapter_base.isEmpty()) entry.adapter_base = QStringLiteral("(base model not named)");
+    entry.adapter_rank = config.value("r").toInt();
+    entry.adapter_alpha = config.value("lora_alpha").toDouble();
+    entry.supported = true;
+    return entry;
+}
+
 QList<ModelEntry> scan_models(const LibraryLocations& locations) {
     QList<ModelEntry> entries;
     auto inspect = [&](const QString& directory, const QString& source) {
@@ -118,6 +138,19 @@ QList<ModelEntry> scan_models(const LibraryLocations& locations) {
             found = true;
         }
         if (!found) add(unusable_folder(folder, QStringLiteral("no config.json in the folder or its subfolders")));
+    }
+    // Adapters, each right after the model it was trained for (or at the end when that model is not listed).
+    for (const QString& folder : locations.adapter_folders) {
+        const QDir dir(folder);
+        for (const QString& child : dir.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time)) {
+            auto adapter = inspect_adapter_folder(dir.filePath(child), QStringLiteral("fine-tuned here"));
+            if (!adapter || locations.hidden.contains(adapter->path)) continue;
+            const QString base = QDir::cleanPath(adapter->adapter_base);
+            qsizetype at = entries.size();
+            for (qsizetype i = 0; i < entries.size(); ++i)
+                if (!entries[i].is_adapter() && entries[i].path == base) at = i + 1;
+            entries.insert(at, *adapter);
+        }
     }
     return entries;
 }

@@ -23,6 +23,12 @@ struct ModelEntry {
     bool is_demo = false;
     bool missing_tokenizer = false;  // the folder has no tokenizer.json and none was chosen for it
     QString tokenizer_directory;     // where its tokenizer is read from: the folder itself or the one chosen
+    // A LoRA adapter (a PEFT adapter folder) rather than a model: the base model it was trained for, its rank
+    // and alpha, as adapter_config.json says.
+    QString adapter_base;
+    int adapter_rank = 0;
+    double adapter_alpha = 0;
+    bool is_adapter() const { return !adapter_base.isEmpty(); }
 };
 
 // Where the library looks, and what the user changed about its list.
@@ -32,6 +38,7 @@ struct LibraryLocations {
     QString demo_directory;  // listed when it holds the demo model
     QStringList hidden;      // model folders removed from the list
     QHash<QString, QString> tokenizer_folders;  // model folder → the folder its tokenizer comes from
+    QStringList adapter_folders;  // folders of adapters (the Fine-tune page's output), one level down
 };
 
 // A folder that holds `demo_model.json` was written by DemoModel.
@@ -41,7 +48,10 @@ bool is_demo_model(const QString& directory);
 // present (its own, or tokenizer.json in `tokenizer_directory` when one was chosen).
 ModelEntry inspect_model_folder(const QString& directory, const QString& source, const QString& tokenizer_directory = {});
 
-// Every model folder of the locations but the hidden ones.
+// A PEFT adapter folder (adapter_config.json and adapter_model.safetensors), or an error saying what it lacks.
+Result<ModelEntry> inspect_adapter_folder(const QString& directory, const QString& source);
+
+// Every model folder of the locations but the hidden ones; adapters follow the model they were trained for.
 QList<ModelEntry> scan_models(const LibraryLocations& locations);
 
 struct ModelCard {

@@ -862,6 +862,29 @@ private slots:
         QCOMPARE(config["peft_type"].toString(), QStringLiteral("LORA"));
         QCOMPARE(config["r"].toInt(), 8);
         save_screenshot(window, "finetune-5-finish");
+
+        // The Models page lists the adapter right after the model it was trained for.
+        window.show_page(ui::MainWindow::Page::Models);
+        QSignalSpy scanned(window.models_page(), &ui::ModelsPage::scanFinished);
+        window.models_page()->rescan();
+        QTRY_VERIFY(scanned.size() >= 1);
+        auto* models = window.models_page()->findChild<QTreeWidget*>("modelList");
+        int demo_row = -1, adapter_row = -1;
+        for (int i = 0; i < models->topLevelItemCount(); ++i) {
+            const QString path = models->topLevelItem(i)->data(0, Qt::UserRole).toString();
+            if (path == settings.demo_model_directory()) demo_row = i;
+            if (path == QDir::cleanPath(adapter)) adapter_row = i;
+        }
+        QVERIFY(demo_row >= 0);
+        QCOMPARE(adapter_row, demo_row + 1);
+        QCOMPARE(models->topLevelItem(adapter_row)->text(1), QStringLiteral("LoRA adapter"));
+        QSignalSpy card_shown(window.models_page(), &ui::ModelsPage::cardShown);
+        models->setCurrentItem(models->topLevelItem(adapter_row));
+        QTRY_VERIFY(card_shown.size() >= 1);
+        QVERIFY(window.models_page()->findChild<QTextBrowser*>("modelCard")->toPlainText().contains("rank 8"));
+        QCOMPARE(window.models_page()->findChild<QPushButton*>("loadModelButton")->text(), QStringLiteral("Chat with this adapter"));
+        save_screenshot(window, "models-adapter");
+        window.show_page(ui::MainWindow::Page::FineTune);
         testing::QueuedSpy adapted(app.engine.worker(), &EngineWorker::adapterChanged);
         QTest::mouseClick(page->findChild<QPushButton*>("chatWithAdapter"), Qt::LeftButton);
         QTRY_VERIFY_WITH_TIMEOUT(adapted.size() >= 1, 30000);
