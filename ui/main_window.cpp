@@ -111,6 +111,10 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
         chat_->open_run(id);
         show_page(Page::Chat);
     });
+    connect(runs_, &RunsPage::resumeTrainingRequested, this, [this](qint64 id) {
+        show_page(Page::FineTune);
+        finetune_->resume_run(id);
+    });
     connect(runs_, &RunsPage::runDeleted, this, [this](qint64 id) {
         if (chat_->current_run_id() == id) chat_->new_chat();
     });

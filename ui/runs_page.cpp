@@ -62,8 +62,13 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
     auto* json = new QPushButton(tr("Export JSON…"));
     json->setToolTip(tr("The conversation in the OpenAI chat “messages” format"));
     auto* remove = new QPushButton(tr("Delete…"));
+    resume_ = new QPushButton(tr("Resume training"));
+    resume_->setObjectName("resumeRun");
+    resume_->setToolTip(tr("Go on from the run's last checkpoint, on the Fine-tune page"));
+    resume_->setVisible(false);
     auto* actions = new QHBoxLayout;
     actions->addWidget(open);
+    actions->addWidget(resume_);
     actions->addWidget(markdown);
     actions->addWidget(json);
     actions->addStretch();
@@ -96,6 +101,9 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
     connect(open, &QPushButton::clicked, this, open_chat);
     connect(table_, &QTableWidget::cellDoubleClicked, this, open_chat);
     connect(table_, &QTableWidget::itemSelectionChanged, this, &RunsPage::show_selected);
+    connect(resume_, &QPushButton::clicked, this, [this] {
+        if (const qint64 id = selected_run()) emit resumeTrainingRequested(id);
+    });
     connect(markdown, &QPushButton::clicked, this, [this] { ask_export(false); });
     connect(json, &QPushButton::clicked, this, [this] { ask_export(true); });
     connect(remove, &QPushButton::clicked, this, &RunsPage::delete_selected);
@@ -114,7 +122,10 @@ QString RunsPage::selected_kind() const {
 
 void RunsPage::show_selected() {
     const qint64 id = selected_run();
-    if (!id || selected_kind() != "finetune") {
+    const int row = table_->currentRow();
+    const bool training = id && selected_kind() == "finetune";
+    resume_->setVisible(training && table_->item(row, kStatus) && table_->item(row, kStatus)->text() != "finished");
+    if (!training) {
         curve_->setVisible(false);
         return;
     }

@@ -10,6 +10,7 @@
 class QChartView;
 class QComboBox;
 class QLineEdit;
+class QPushButton;
 class QTableWidget;
 
 namespace mwb::ui {
@@ -24,6 +25,7 @@ public:
 
 signals:
     void openChatRequested(qint64 run_id);
+    void resumeTrainingRequested(qint64 run_id);
     void runDeleted(qint64 run_id);
     void statusMessage(QString text);
     void refreshed();
@@ -45,6 +47,7 @@ private:
     QComboBox* period_;
     QTableWidget* table_;
     QChartView* curve_;  // the selected training run's loss per step
+    QPushButton* resume_;  // shown for a training run that did not finish
 };
 
 }  // namespace mwb::ui

@@ -276,6 +276,39 @@ void EngineWorker::setAdapter(const QString& directory) {
         [&](const QString& message) { emit adapterFailed(directory, message); });
 }
 
+Result<std::string> EngineWorker::greedy_reply(const std::vector<int32_t>& prompt, int max_new_tokens, const LowRankDeltas* adapter) {
+    GenerationRequest request;
+    request.prompt = prompt;
+    request.sampling.temperature = 0;
+    request.max_new_tokens = std::min<qint64>(max_new_tokens, backend_->cache_capacity() - qint64(prompt.size()));
+    request.stop_tokens = stop_token_ids(*tokenizer_, graph_->config);
+    request.adapter = adapter;
+    auto result = mwb::generate(*backend_, request, {}, nullptr, &cancel_generation_);
+    if (!result) return result.error();
+    return tokenizer_->decode(result->tokens, true);
+}
+
+void EngineWorker::compareAdapter(quint64 request_id, const QList<ChatMessage>& messages, const QString& adapter_directory, int max_new_tokens) {
+    guarded(
+        [&] {
+            auto fail = [&](const QString& message) { emit comparisonFailed(request_id, message); };
+            if (!backend_ || !tokenizer_) return fail(tr("No model is loaded: open one on the Models page."));
+            auto adapter = train::LoraAdapter::load(adapter_directory.toStdString(), *graph_);
+            if (!adapter) return fail(tr("This adapter does not fit the loaded model: %1").arg(text_of(adapter.error())));
+            const LowRankDeltas deltas = adapter->deltas(*graph_);
+            auto prompt = conversation_ids(*tokenizer_, messages);
+            if (!prompt) return fail(text_of(prompt.error()));
+            if (qint64(prompt->size()) >= backend_->cache_capacity()) return fail(tr("The prompt does not fit the context."));
+            cancel_generation_.store(false);
+            auto base = greedy_reply(*prompt, max_new_tokens, nullptr);
+            if (!base) return fail(text_of(base.error()));
+            auto adapted = greedy_reply(*prompt, max_new_tokens, &deltas);
+            if (!adapted) return fail(text_of(adapted.error()));
+            emit comparisonFinished(request_id, QString::fromStdString(*base), QString::fromStdString(*adapted));
+        },
+        [&](const QString& message) { emit comparisonFailed(request_id, message); });
+}
+
 void EngineWorker::generate(const ChatRequest& chat) {
     guarded([&] { generate_reply(chat); },
             [&](const QString& message) {
@@ -358,6 +391,13 @@ quint64 EngineHost::inspect(const QList<ChatMessage>& messages, const QString& r
 
 void EngineHost::setAdapter(const QString& directory) {
     QMetaObject::invokeMethod(worker_, "setAdapter", Qt::QueuedConnection, Q_ARG(QString, directory));
+}
+
+quint64 EngineHost::compareAdapter(const QList<ChatMessage>& messages, const QString& adapter_directory, int max_new_tokens) {
+    const quint64 id = next_request_id_++;
+    QMetaObject::invokeMethod(worker_, "compareAdapter", Qt::QueuedConnection, Q_ARG(quint64, id), Q_ARG(QList<mwb::app::ChatMessage>, messages),
+                              Q_ARG(QString, adapter_directory), Q_ARG(int, max_new_tokens));
+    return id;
 }
 
 void register_service_metatypes() {

@@ -60,6 +60,8 @@ public slots:
                  const QString& origin);
     // Applies a PEFT LoRA adapter (unmerged) to every later reply and inspection; an empty directory removes it.
     void setAdapter(const QString& directory);
+    // The same prompt answered by the base model and with the adapter, both greedy, for a side-by-side look.
+    void compareAdapter(quint64 request_id, const QList<mwb::app::ChatMessage>& messages, const QString& adapter_directory, int max_new_tokens);
 
 signals:
     void loadStarted(QString directory);
@@ -78,6 +80,8 @@ signals:
     void inspectionFinished(quint64 request_id, int tokens);
     void adapterChanged(QString directory);  // empty: none
     void adapterFailed(QString directory, QString message);
+    void comparisonFinished(quint64 request_id, QString base_reply, QString adapter_reply);
+    void comparisonFailed(quint64 request_id, QString message);
     void inspectionFailed(quint64 request_id, QString message);
 
 private:
@@ -88,6 +92,8 @@ private:
     void guarded(Body body, OnError on_error);
     void load_demo_model(const QString& directory, const QJsonObject& config, quint64 seed, qint64 context_length, int threads);
     void generate_reply(const ChatRequest& request);
+    // A greedy reply to `prompt` through the backend, with `adapter` applied when not null.
+    Result<std::string> greedy_reply(const std::vector<int32_t>& prompt, int max_new_tokens, const LowRankDeltas* adapter);
     void inspect_message(quint64 request_id, const QList<ChatMessage>& messages, const QString& reply, qint64 attention_layer,
                          const QString& origin);
     void finish_load(const QString& directory, const QString& tokenizer_directory, qint64 context_length, int threads, bool cuda,
@@ -127,6 +133,7 @@ public:
     quint64 countTokens(const QList<ChatMessage>& messages);
     quint64 inspect(const QList<ChatMessage>& messages, const QString& reply, qint64 attention_layer, const QString& origin);
     void setAdapter(const QString& directory);
+    quint64 compareAdapter(const QList<ChatMessage>& messages, const QString& adapter_directory, int max_new_tokens);
 
 private:
     InspectorFeed inspector_;

@@ -1,6 +1,7 @@
 #include "app/services/model_library.h"
 
 #include <QDir>
+#include <algorithm>
 #include <QDirIterator>
 #include <QFile>
 #include <QFileInfo>
@@ -121,12 +122,23 @@ QList<ModelEntry> scan_models(const LibraryLocations& locations) {
             add(entry);
         }
     }
+    // Adapters: the Fine-tune page's outputs, and added folders that are adapters or hold adapters.
+    QList<ModelEntry> adapters;
+    for (const QString& folder : locations.adapter_folders)
+        for (const QString& child : QDir(folder).entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time))
+            if (auto adapter = inspect_adapter_folder(QDir(folder).filePath(child), QStringLiteral("fine-tuned here"))) adapters << *adapter;
     for (const QString& folder : locations.folders) {
         const QDir dir(folder);
         if (!dir.exists()) {
             add(unusable_folder(folder, QStringLiteral("the folder no longer exists")));
             continue;
         }
+        if (auto adapter = inspect_adapter_folder(folder, QStringLiteral("added folder"))) {
+            adapters << *adapter;
+            continue;
+        }
+        for (const QString& child : dir.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name))
+            if (auto adapter = inspect_adapter_folder(dir.filePath(child), QStringLiteral("added folder"))) adapters << *adapter;
         if (QFileInfo::exists(dir.filePath("config.json"))) {
             add(inspect(folder, QStringLiteral("added folder")));
             continue;
@@ -137,20 +149,17 @@ QList<ModelEntry> scan_models(const LibraryLocations& locations) {
             add(inspect(dir.filePath(child), QStringLiteral("added folder")));
             found = true;
         }
-        if (!found) add(unusable_folder(folder, QStringLiteral("no config.json in the folder or its subfolders")));
+        const bool holds_adapters = std::any_of(adapters.begin(), adapters.end(), [&](const ModelEntry& a) { return a.path.startsWith(dir.absolutePath()); });
+        if (!found && !holds_adapters) add(unusable_folder(folder, QStringLiteral("no config.json in the folder or its subfolders")));
     }
-    // Adapters, each right after the model it was trained for (or at the end when that model is not listed).
-    for (const QString& folder : locations.adapter_folders) {
-        const QDir dir(folder);
-        for (const QString& child : dir.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time)) {
-            auto adapter = inspect_adapter_folder(dir.filePath(child), QStringLiteral("fine-tuned here"));
-            if (!adapter || locations.hidden.contains(adapter->path)) continue;
-            const QString base = QDir::cleanPath(adapter->adapter_base);
-            qsizetype at = entries.size();
-            for (qsizetype i = 0; i < entries.size(); ++i)
-                if (!entries[i].is_adapter() && entries[i].path == base) at = i + 1;
-            entries.insert(at, *adapter);
-        }
+    // Each adapter right after the model it was trained for (or at the end when that model is not listed).
+    for (const ModelEntry& adapter : adapters) {
+        if (locations.hidden.contains(adapter.path)) continue;
+        const QString base = QDir::cleanPath(adapter.adapter_base);
+        qsizetype at = entries.size();
+        for (qsizetype i = 0; i < entries.size(); ++i)
+            if (!entries[i].is_adapter() && entries[i].path == base) at = i + 1;
+        entries.insert(at, adapter);
     }
     return entries;
 }

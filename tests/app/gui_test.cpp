@@ -150,6 +150,26 @@ std::vector<double> quick_look_cli_losses(const Settings& settings, int steps, c
     return losses;
 }
 
+// Walks the Fine-tune wizard of a started app with the demo model, the bundled dataset and Quick look for
+// `steps` steps, and starts training.
+ui::FineTunePage* start_quick_look(TestApp& app, int steps, int checkpoint_every) {
+    app.window.show_page(ui::MainWindow::Page::FineTune);
+    ui::FineTunePage* page = app.window.finetune_page();
+    QAbstractButton* next = page->wizard()->button(QWizard::NextButton);
+    if (!QTest::qWaitFor([&] { return next->isEnabled(); }, 30000)) return nullptr;
+    next->click();
+    QTest::mouseClick(page->findChild<QPushButton*>("useDemoData"), Qt::LeftButton);
+    if (!QTest::qWaitFor([&] { return page->findChild<QLabel*>("dataSummary")->text().contains("302 rows") && next->isEnabled(); }, 30000))
+        return nullptr;
+    next->click();
+    page->findChild<QSpinBox*>("steps")->setValue(steps);
+    page->findChild<QSpinBox*>("checkpointEvery")->setValue(checkpoint_every);
+    if (!QTest::qWaitFor([&] { return page->findChild<QLabel*>("memoryPlan")->text().contains("Fits") && next->isEnabled(); }, 30000))
+        return nullptr;
+    next->click();
+    return page;
+}
+
 // The id of the one chat in the history of `settings`.
 qint64 chat_run(const Settings& settings) {
     qint64 id = 0;
@@ -861,6 +881,19 @@ private slots:
         }()).object();
         QCOMPARE(config["peft_type"].toString(), QStringLiteral("LORA"));
         QCOMPARE(config["r"].toInt(), 8);
+        // Side by side: the base model's and the adapter's greedy replies, each what `mwb generate` gives.
+        QSignalSpy compared(finish, &ui::FinishStep::compared);
+        finish->compare("What is 2 plus 3?");
+        QTRY_VERIFY_WITH_TIMEOUT(compared.size() >= 1, 60000);
+        auto generate = [&](const QStringList& extra) {
+            QProcess cli;
+            cli.start(MWB_CLI, QStringList{"generate", settings.demo_model_directory(), "--chat", "--prompt", "What is 2 plus 3?", "--temperature", "0",
+                                           "--max-new", "48"} + extra);
+            cli.waitForFinished(60000);
+            return QString::fromUtf8(cli.readAllStandardOutput()).chopped(1);
+        };
+        QCOMPARE(page->findChild<QTextBrowser*>("baseReply")->toPlainText(), generate({}));
+        QCOMPARE(page->findChild<QTextBrowser*>("adapterReply")->toPlainText(), generate({"--adapter", adapter}));
         save_screenshot(window, "finetune-5-finish");
 
         // The Models page lists the adapter right after the model it was trained for.
@@ -911,18 +944,7 @@ private slots:
             TestApp app(settings, {1280, 800});
             app.window.start();
             QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
-            app.window.show_page(ui::MainWindow::Page::FineTune);
-            ui::FineTunePage* page = app.window.finetune_page();
-            QAbstractButton* next = page->wizard()->button(QWizard::NextButton);
-            QTRY_VERIFY_WITH_TIMEOUT(next->isEnabled(), 30000);
-            next->click();
-            QTest::mouseClick(page->findChild<QPushButton*>("useDemoData"), Qt::LeftButton);
-            QTRY_VERIFY_WITH_TIMEOUT(page->findChild<QLabel*>("dataSummary")->text().contains("302 rows") && next->isEnabled(), 30000);
-            next->click();
-            page->findChild<QSpinBox*>("steps")->setValue(6);
-            page->findChild<QSpinBox*>("checkpointEvery")->setValue(2);
-            QTRY_VERIFY_WITH_TIMEOUT(page->findChild<QLabel*>("memoryPlan")->text().contains("Fits") && next->isEnabled(), 30000);
-            next->click();
+            ui::FineTunePage* page = start_quick_look(app, 6, 2);
             // Paused after step 3, the files are what a kill at that moment leaves.
             testing::QueuedSpy steps(page->training().worker(), &TrainingWorker::stepFinished);
             connect(page->training().worker(), &TrainingWorker::stepFinished, page->training().worker(),
@@ -963,6 +985,48 @@ private slots:
         QCOMPARE(run.status, QStringLiteral("finished"));
         QCOMPARE(curve.size(), 6);
         const std::vector<double> cli = quick_look_cli_losses(settings, 6, root_.filePath("cli-6"));
+        QCOMPARE(cli.size(), size_t(6));
+        for (int i = 0; i < 6; ++i) QCOMPARE(curve.at(i).loss, cli[size_t(i)]);
+    }
+
+    // A run stopped with Stop keeps a checkpoint; the Runs page offers Resume, and the run goes on to its end with
+    // the losses of a run that was never stopped.
+    void stoppedTrainingResumesFromTheRunsPage() {
+        Settings settings(settings_file("stopped"));
+        settings.set_data_directory(root_.filePath("stopped-data"));
+        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        TestApp app(settings, {1280, 800});
+        app.window.start();
+        QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
+        ui::FineTunePage* page = start_quick_look(app, 6, 0);
+        QVERIFY(page);
+        connect(page->training().worker(), &TrainingWorker::stepFinished, page->training().worker(),
+                [&page](const TrainingStep& step) { if (step.step == 2) page->training().pause(); }, Qt::DirectConnection);
+        testing::QueuedSpy steps(page->training().worker(), &TrainingWorker::stepFinished);
+        QTRY_VERIFY_WITH_TIMEOUT(steps.size() >= 2, 60000);
+        QTest::mouseClick(page->findChild<QPushButton*>("stopTraining"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(page->state().finished, 60000);
+        QVERIFY(page->state().stopped);
+        wait_for_storage(app.storage);
+        QCOMPARE(stored_training(settings).first.status, QStringLiteral("stopped"));
+
+        app.window.show_page(ui::MainWindow::Page::Runs);
+        auto* table = app.window.runs_page()->findChild<QTableWidget*>("runsTable");
+        app.window.runs_page()->refresh();
+        QTRY_VERIFY(table->rowCount() == 1 && table->item(0, 5)->text() == "stopped");
+        table->selectRow(0);
+        auto* resume = app.window.runs_page()->findChild<QPushButton*>("resumeRun");
+        QTRY_VERIFY(resume->isVisible());
+        // The wizard is at its last step: Finish first, as a user would, then resume.
+        page->wizard()->restart();
+        QTest::mouseClick(resume, Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(page->isVisible() && page->state().finished && !page->state().stopped, 120000);
+        QCOMPARE(qobject_cast<ui::TrainStep*>(page->wizard()->currentPage())->points(), 6);
+        wait_for_storage(app.storage);
+        const auto [run, curve] = stored_training(settings);
+        QCOMPARE(run.status, QStringLiteral("finished"));
+        const std::vector<double> cli = quick_look_cli_losses(settings, 6, root_.filePath("cli-stopped"));
+        QCOMPARE(int(curve.size()), 6);
         QCOMPARE(cli.size(), size_t(6));
         for (int i = 0; i < 6; ++i) QCOMPARE(curve.at(i).loss, cli[size_t(i)]);
     }

@@ -108,7 +108,7 @@ private slots:
         copy_fixture_model(MWB_TEST_DATA "/models/dsv2-tiny", single);
         QFile::remove(single + "/tokenizer.json");
 
-        const QList<ModelEntry> entries = scan_models({hub, {collection, single, root.filePath("gone")}, root.filePath("no-demo"), {}, {}});
+        const QList<ModelEntry> entries = scan_models({hub, {collection, single, root.filePath("gone")}, root.filePath("no-demo"), {}, {}, {}});
         QMap<QString, ModelEntry> by_name;
         for (const ModelEntry& e : entries) by_name[e.name] = e;
         QCOMPARE(entries.size(), 8);
@@ -126,7 +126,7 @@ private slots:
         QVERIFY(by_name["single-model"].missing_tokenizer);
 
         // Removed from the list: hidden, files untouched. A model without a tokenizer is given a tokenizer folder.
-        LibraryLocations changed{hub, {collection, single}, root.filePath("no-demo"), {by_name["qwen2-tiny"].path}, {}};
+        LibraryLocations changed{hub, {collection, single}, root.filePath("no-demo"), {by_name["qwen2-tiny"].path}, {}, {}};
         changed.tokenizer_folders.insert(by_name["single-model"].path, MWB_TEST_DATA "/tokenizer/deepseek-v3");
         QMap<QString, ModelEntry> rescanned;
         for (const ModelEntry& e : scan_models(changed)) rescanned[e.name] = e;
@@ -137,6 +137,28 @@ private slots:
         changed.tokenizer_folders.insert(by_name["single-model"].path, collection);
         for (const ModelEntry& e : scan_models(changed))
             if (e.name == "single-model") QVERIFY(!e.supported && e.problem.contains("has no tokenizer.json"));
+
+        // Adapters, from the Fine-tune output folder and from added folders, each right after its base model.
+        auto write_adapter = [&](const QString& directory, const QString& base) {
+            write_file(directory + "/adapter_config.json",
+                       QStringLiteral(R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "base_model_name_or_path": "%1"})").arg(base).toUtf8());
+            write_file(directory + "/adapter_model.safetensors", "");
+        };
+        const QString qwen = by_name["qwen2-tiny"].path;
+        write_adapter(root.filePath("finetune/run-1"), qwen);
+        write_adapter(root.filePath("my-adapter"), qwen);
+        write_adapter(root.filePath("adapters/other"), "/models/not-here");
+        LibraryLocations with_adapters{hub, {collection, root.filePath("my-adapter"), root.filePath("adapters")}, root.filePath("no-demo"), {}, {},
+                                       {root.filePath("finetune")}};
+        const QList<ModelEntry> listed = scan_models(with_adapters);
+        qsizetype base_at = -1;
+        for (qsizetype i = 0; i < listed.size(); ++i)
+            if (listed[i].path == qwen) base_at = i;
+        QVERIFY(base_at >= 0);
+        QVERIFY(listed[base_at + 1].is_adapter() && listed[base_at + 2].is_adapter());
+        QCOMPARE(listed[base_at + 1].adapter_rank, 4);
+        QVERIFY(listed.last().is_adapter() && listed.last().name == "other");  // its base is not listed
+        for (const ModelEntry& e : listed) QVERIFY2(e.supported || !e.problem.contains("no config.json"), qPrintable(e.path));
     }
 
     void modelCardAndMemoryEstimate() {
@@ -318,7 +340,7 @@ private slots:
         QVERIFY(file_sha256(QDir(first).filePath("model.safetensors")) != file_sha256(QDir(second).filePath("model.safetensors")));
         QVERIFY(!QFileInfo::exists(first + ".partial"));
 
-        const QList<ModelEntry> entries = scan_models({dir.filePath("no-hub"), {}, first, {}, {}});
+        const QList<ModelEntry> entries = scan_models({dir.filePath("no-hub"), {}, first, {}, {}, {}});
         QCOMPARE(entries.size(), 1);
         QVERIFY(entries.first().is_demo && entries.first().supported);
         QVERIFY(entries.first().name.contains("random weights"));

@@ -47,8 +47,8 @@ public:
     QWizard* wizard() const { return wizard_; }
     FineTuneState& state() { return state_; }
 
-    // Goes on with the interrupted run offered in the banner.
-    void resume_interrupted();
+    // Goes on with a training run of the history that did not finish, from its last checkpoint.
+    void resume_run(qint64 run_id);
 
 signals:
     void chatWithAdapter(QString model_directory, QString adapter_directory);
@@ -57,6 +57,7 @@ signals:
 private:
     // A run that a crash or a kill left open, with a checkpoint to go on from: offered in the banner.
     void look_for_interrupted_run();
+    void resume(const app::RunRecord& run, const QString& checkpoint);
 
     AppContext& context_;
     app::TrainingHost training_;

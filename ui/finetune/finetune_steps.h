@@ -129,6 +129,11 @@ public:
     void initializePage() override;
     // Copies the adapter's files to `directory` (a PEFT adapter folder).
     bool export_adapter(const QString& directory);
+    // Answers the prompt with the base model and with the adapter, side by side (the base model must be loaded).
+    void compare(const QString& prompt);
+
+signals:
+    void compared();
 
 private:
     AppContext& context_;
@@ -136,6 +141,8 @@ private:
     QLabel* summary_;
     QLabel* merge_status_;
     QFutureWatcher<QString> merge_;
+    QTextBrowser *base_reply_, *adapter_reply_;
+    quint64 comparison_ = 0;
 };
 
 }  // namespace mwb::ui

@@ -11,6 +11,8 @@
 #include <QJsonObject>
 #include <QFileInfo>
 #include <QLabel>
+#include <QLineEdit>
+#include <QTextBrowser>
 #include <QLineSeries>
 #include <QPushButton>
 #include <QValueAxis>
@@ -184,13 +186,50 @@ FinishStep::FinishStep(AppContext& context, FineTuneState& state, FineTunePage& 
     chat->setObjectName("chatWithAdapter");
     merge_status_ = new QLabel;
     merge_status_->setWordWrap(true);
+    auto* prompt = new QLineEdit;
+    prompt->setObjectName("comparePrompt");
+    prompt->setPlaceholderText(tr("A prompt to answer with and without the adapter"));
+    auto* compare_button = new QPushButton(tr("Compare"));
+    compare_button->setObjectName("compareAdapter");
+    base_reply_ = new QTextBrowser;
+    base_reply_->setObjectName("baseReply");
+    adapter_reply_ = new QTextBrowser;
+    adapter_reply_->setObjectName("adapterReply");
+    auto* compare_row = new QHBoxLayout;
+    compare_row->addWidget(prompt, 1);
+    compare_row->addWidget(compare_button);
+    auto* replies = new QHBoxLayout;
+    auto* base_column = new QVBoxLayout;
+    base_column->addWidget(new QLabel(tr("Base model")));
+    base_column->addWidget(base_reply_);
+    auto* adapter_column = new QVBoxLayout;
+    adapter_column->addWidget(new QLabel(tr("With the adapter")));
+    adapter_column->addWidget(adapter_reply_);
+    replies->addLayout(base_column);
+    replies->addLayout(adapter_column);
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(summary_);
     layout->addWidget(chat);
     layout->addWidget(export_button);
     layout->addWidget(merge_button);
     layout->addWidget(merge_status_);
-    layout->addStretch();
+    layout->addLayout(compare_row);
+    layout->addLayout(replies, 1);
+    connect(compare_button, &QPushButton::clicked, this, [this, prompt] { compare(prompt->text()); });
+    connect(prompt, &QLineEdit::returnPressed, this, [this, prompt] { compare(prompt->text()); });
+    const app::EngineWorker* engine = context_.engine.worker();
+    connect(engine, &app::EngineWorker::comparisonFinished, this, [this](quint64 id, const QString& base, const QString& adapted) {
+        if (id != comparison_) return;
+        base_reply_->setPlainText(base);
+        adapter_reply_->setPlainText(adapted);
+        emit compared();
+    });
+    connect(engine, &app::EngineWorker::comparisonFailed, this, [this](quint64 id, const QString& message) {
+        if (id != comparison_) return;
+        base_reply_->setPlainText(tr("⚠ %1").arg(message));
+        adapter_reply_->clear();
+        emit compared();
+    });
     connect(chat, &QPushButton::clicked, this, [this, &page] { emit page.chatWithAdapter(state_.model_directory, state_.adapter_directory); });
     connect(export_button, &QPushButton::clicked, this, [this, &page] {
         const QString directory = QFileDialog::getExistingDirectory(this, tr("Export the adapter to"), QDir::homePath());
@@ -223,6 +262,14 @@ void FinishStep::initializePage() {
     summary_->setText(state_.stopped ? tr("Training was stopped; the adapter of the last step is in %1 (a checkpoint too, to go on later).")
                                            .arg(state_.adapter_directory)
                                      : tr("The adapter is in %1, as a PEFT adapter folder that PEFT, vLLM and SGLang load.").arg(state_.adapter_directory));
+}
+
+void FinishStep::compare(const QString& prompt) {
+    if (prompt.trimmed().isEmpty()) return;
+    base_reply_->setPlainText(tr("Answering…"));
+    adapter_reply_->setPlainText(tr("Answering…"));
+    // Greedy and short: the same prompt twice, the difference is the adapter's.
+    comparison_ = context_.engine.compareAdapter({{"user", prompt.trimmed()}}, state_.adapter_directory, 48);
 }
 
 bool FinishStep::export_adapter(const QString& directory) {
@@ -266,7 +313,9 @@ FineTunePage::FineTunePage(AppContext& context, QWidget* parent) : QWidget(paren
     layout->addWidget(banner_);
     layout->addWidget(wizard_);
     connect(wizard_, &QWizard::finished, this, [this] { wizard_->restart(); });
-    connect(resume, &QPushButton::clicked, this, &FineTunePage::resume_interrupted);
+    connect(resume, &QPushButton::clicked, this, [this] {
+        if (interrupted_) this->resume(*interrupted_, interrupted_checkpoint_);
+    });
     connect(dismiss, &QPushButton::clicked, this, [this] {
         banner_->setVisible(false);
         if (!interrupted_) return;
@@ -302,16 +351,31 @@ void FineTunePage::look_for_interrupted_run() {
                                                     });
 }
 
-void FineTunePage::resume_interrupted() {
-    if (!interrupted_ || training_.is_running()) return;
-    auto job = app::training_job_from_params(interrupted_->model, interrupted_->params_json);
+void FineTunePage::resume_run(qint64 run_id) {
+    context_.storage.request<app::RunRecord>([run_id](app::RunDatabase& db) { return db.run(run_id); }, this, [this](const app::RunRecord& run) {
+        auto job = app::training_job_from_params(run.model, run.params_json);
+        const QString checkpoint = job ? app::latest_checkpoint(QString::fromStdString(job->options.output_directory)) : QString();
+        if (checkpoint.isEmpty()) {
+            emit statusMessage(tr("“%1” has no checkpoint left to go on from").arg(run.title));
+            return;
+        }
+        resume(run, checkpoint);
+    });
+}
+
+void FineTunePage::resume(const app::RunRecord& run, const QString& checkpoint) {
+    if (training_.is_running()) {
+        emit statusMessage(tr("A training run is going on: stop it first"));
+        return;
+    }
+    auto job = app::training_job_from_params(run.model, run.params_json);
     if (!job) {
         emit statusMessage(QString::fromStdString(job.error().message));
         return;
     }
-    job->resume_checkpoint = interrupted_checkpoint_;
-    const qint64 checkpoint_step = QFileInfo(interrupted_checkpoint_).fileName().mid(11).toLongLong();
-    const qint64 id = interrupted_->id;
+    job->resume_checkpoint = checkpoint;
+    const qint64 checkpoint_step = QFileInfo(checkpoint).fileName().mid(11).toLongLong();
+    const qint64 id = run.id;
     banner_->setVisible(false);
     interrupted_.reset();
     context_.storage.request<QList<app::TrainingStep>>(
