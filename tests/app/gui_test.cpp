@@ -928,6 +928,20 @@ private slots:
         chat->send();
         QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 1, 60000);
         save_screenshot(window, "finetune-6-chat-with-adapter");
+
+        // The Inspector re-runs a message with the adapter applied: its attention is not the base model's.
+        testing::QueuedSpy inspected(app.engine.worker(), &EngineWorker::inspectionFinished);
+        QTRY_VERIFY(button(chat->message_widgets()[0], "Inspect"));
+        QTest::mouseClick(button(chat->message_widgets()[0], "Inspect"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(inspected.size() >= 1, 30000);
+        const auto with_adapter = app.engine.inspector()->snapshot().attention.at(0).rows.at(5);
+        app.engine.setAdapter({});
+        QTRY_VERIFY(!chat->findChild<QLabel*>("chatModel")->text().contains("with the adapter"));
+        window.show_page(ui::MainWindow::Page::Chat);
+        QTRY_VERIFY(button(chat->message_widgets()[0], "Inspect"));
+        QTest::mouseClick(button(chat->message_widgets()[0], "Inspect"), Qt::LeftButton);
+        QTRY_VERIFY_WITH_TIMEOUT(inspected.size() >= 2, 30000);
+        QVERIFY(app.engine.inspector()->snapshot().attention.at(0).rows.at(5) != with_adapter);
     }
 
     // A training run killed mid-way (the history and the output folder as a kill leaves them: steps up to 3 stored,
