@@ -93,6 +93,16 @@ Result<TrainingJob> training_job_from_params(const QString& model_directory, con
     return job;
 }
 
+Status record_training_artifact(RunDatabase& db, qint64 run_id, const QString& kind, const QString& path) {
+    auto run = db.run(run_id);
+    if (!run) return run.error();
+    QJsonObject params = QJsonDocument::fromJson(run->params_json.toUtf8()).object();
+    QJsonArray list = params[kind].toArray();
+    if (!list.contains(path)) list.append(path);
+    params[kind] = list;
+    return db.set_run_params(run_id, QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact)));
+}
+
 QString latest_checkpoint(const QString& output_directory) {
     QString best;
     qint64 best_step = -1;

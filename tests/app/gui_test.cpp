@@ -4,6 +4,7 @@
 #include <QApplication>
 #include <QJsonArray>
 #include <QJsonDocument>
+#include <QJsonArray>
 #include <QJsonObject>
 #include <QLabel>
 #include <QListWidget>
@@ -881,6 +882,12 @@ private slots:
         }()).object();
         QCOMPARE(config["peft_type"].toString(), QStringLiteral("LORA"));
         QCOMPARE(config["r"].toInt(), 8);
+        // The history knows the run's checkpoints and exports.
+        wait_for_storage(app.storage);
+        const QJsonObject params = QJsonDocument::fromJson(stored_training(settings).first.params_json.toUtf8()).object();
+        QVERIFY(params["exports"].toArray().contains(exported));
+        QVERIFY(params["checkpoints"].toArray().contains(adapter + "/checkpoint-2"));
+        QVERIFY(!params["data_sha256"].toString().isEmpty());
         // Side by side: the base model's and the adapter's greedy replies, each what `mwb generate` gives.
         QSignalSpy compared(finish, &ui::FinishStep::compared);
         finish->compare("What is 2 plus 3?");

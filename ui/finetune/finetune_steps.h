@@ -141,6 +141,7 @@ private:
     QLabel* summary_;
     QLabel* merge_status_;
     QFutureWatcher<QString> merge_;
+    QString merged_to_;
     QTextBrowser *base_reply_, *adapter_reply_;
     quint64 comparison_ = 0;
 };

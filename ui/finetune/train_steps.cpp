@@ -97,6 +97,12 @@ TrainStep::TrainStep(AppContext& context, FineTuneState& state, app::TrainingHos
     connect(worker, &app::TrainingWorker::stepFinished, this, [this](const app::TrainingStep& step) { on_step(step, true); });
     connect(worker, &app::TrainingWorker::finished, this, &TrainStep::on_finished);
     connect(worker, &app::TrainingWorker::failed, this, &TrainStep::on_failed);
+    connect(worker, &app::TrainingWorker::checkpointWritten, this, [this](const QString& checkpoint) {
+        const qint64 run_id = state_.run_id;
+        if (run_id)
+            context_.storage.update(
+                [run_id, checkpoint](app::RunDatabase& db) { return app::record_training_artifact(db, run_id, "checkpoints", checkpoint); });
+    });
 }
 
 void TrainStep::initializePage() {
@@ -241,6 +247,7 @@ FinishStep::FinishStep(AppContext& context, FineTuneState& state, FineTunePage& 
         const QString directory = QFileDialog::getExistingDirectory(this, tr("An empty folder for the merged model"), QDir::homePath());
         if (directory.isEmpty()) return;
         merge_status_->setText(tr("Merging into %1…").arg(directory));
+        merged_to_ = directory;
         const QString model = state_.model_directory, adapter = state_.adapter_directory;
         merge_.setFuture(QtConcurrent::run([model, adapter, directory]() -> QString {
             auto graph = load_model_graph(model.toStdString());
@@ -255,6 +262,11 @@ FinishStep::FinishStep(AppContext& context, FineTuneState& state, FineTunePage& 
         const QString error = merge_.result();
         merge_status_->setText(error.isEmpty() ? tr("Merged: the folder is a full model that this app, transformers and vLLM load.")
                                                : tr("⚠ Merging failed: %1").arg(error));
+        const qint64 run_id = state_.run_id;
+        if (error.isEmpty() && run_id)
+            context_.storage.update([run_id, directory = merged_to_](app::RunDatabase& db) {
+                return app::record_training_artifact(db, run_id, "merges", directory);
+            });
     });
 }
 
@@ -278,6 +290,8 @@ bool FinishStep::export_adapter(const QString& directory) {
         QFile::remove(target);
         if (!QFile::copy(QDir(state_.adapter_directory).filePath(file), target)) return false;
     }
+    const qint64 run_id = state_.run_id;
+    if (run_id) context_.storage.update([run_id, directory](app::RunDatabase& db) { return app::record_training_artifact(db, run_id, "exports", directory); });
     return true;
 }
 
