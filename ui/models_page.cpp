@@ -121,13 +121,7 @@ ModelsPage::ModelsPage(AppContext& context, QWidget* parent) : QWidget(parent), 
 }
 
 void ModelsPage::rescan() {
-    app::LibraryLocations locations;
-    locations.hub_directory = context_.settings.huggingface_hub_directory();
-    locations.folders = context_.settings.model_folders();
-    locations.demo_directory = context_.settings.demo_model_directory();
-    locations.hidden = context_.settings.hidden_models();
-    locations.tokenizer_folders = context_.settings.tokenizer_folders();
-    locations.adapter_folders = {QDir(context_.settings.data_directory()).filePath("finetune")};
+    const app::LibraryLocations locations = app::library_locations(context_.settings);
     hub_label_->setText(tr("Hugging Face cache: %1").arg(locations.hub_directory));
     scan_watcher_.setFuture(QtConcurrent::run([locations] { return app::scan_models(locations); }));
 }

@@ -76,6 +76,17 @@ ModelEntry unusable_folder(const QString& folder, const QString& problem) {
 
 }  // namespace
 
+LibraryLocations library_locations(const Settings& settings) {
+    LibraryLocations locations;
+    locations.hub_directory = settings.huggingface_hub_directory();
+    locations.folders = settings.model_folders();
+    locations.demo_directory = settings.demo_model_directory();
+    locations.hidden = settings.hidden_models();
+    locations.tokenizer_folders = settings.tokenizer_folders();
+    locations.adapter_folders = {QDir(settings.data_directory()).filePath("finetune")};
+    return locations;
+}
+
 Result<ModelEntry> inspect_adapter_folder(const QString& directory, const QString& source) {
     const QDir dir(directory);
     QFile config_file(dir.filePath("adapter_config.json"));

@@ -48,6 +48,10 @@ bool is_demo_model(const QString& directory);
 // present (its own, or tokenizer.json in `tokenizer_directory` when one was chosen).
 ModelEntry inspect_model_folder(const QString& directory, const QString& source, const QString& tokenizer_directory = {});
 
+// The locations the user's settings give: the hub cache, added folders, the demo, hidden entries, chosen
+// tokenizer folders, and the Fine-tune page's output folder for adapters.
+LibraryLocations library_locations(const Settings& settings);
+
 // A PEFT adapter folder (adapter_config.json and adapter_model.safetensors), or an error saying what it lacks.
 Result<ModelEntry> inspect_adapter_folder(const QString& directory, const QString& source);
 

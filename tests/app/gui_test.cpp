@@ -796,6 +796,9 @@ private slots:
         QAbstractButton* next = wizard->button(QWizard::NextButton);
         QTRY_VERIFY(page->findChild<QLineEdit*>("fineTuneModel")->text() == settings.demo_model_directory());
         QTRY_VERIFY_WITH_TIMEOUT(next->isEnabled(), 30000);
+        // The library offers the models of the Models page.
+        auto* library = page->findChild<QComboBox*>("fineTuneLibrary");
+        QTRY_VERIFY(library->findData(settings.demo_model_directory()) >= 0);
         save_screenshot(window, "finetune-1-model");
         next->click();
 

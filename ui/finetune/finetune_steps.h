@@ -28,15 +28,19 @@ class ModelStep : public QWizardPage {
 public:
     ModelStep(AppContext& context, FineTuneState& state);
     void set_model(const QString& directory);
+    void initializePage() override;
     bool isComplete() const override;
 
 private:
     void describe();
+    void list_library();
     AppContext& context_;
     FineTuneState& state_;
+    QComboBox* library_;  // the models of the Models page
     QLineEdit* path_;
     QTextBrowser* card_;
     QFutureWatcher<Result<app::ModelCard>> watcher_;
+    QFutureWatcher<QList<app::ModelEntry>> scan_;
 };
 
 class DataStep : public QWizardPage {

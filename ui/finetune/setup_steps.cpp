@@ -1,5 +1,6 @@
 // The Model and Data steps of the Fine-tune wizard.
 #include <QCheckBox>
+#include <QComboBox>
 #include <QDir>
 #include <QDoubleSpinBox>
 #include <QFile>
@@ -26,14 +27,29 @@ namespace mwb::ui {
 ModelStep::ModelStep(AppContext& context, FineTuneState& state) : context_(context), state_(state) {
     setTitle(tr("Model"));
     setSubTitle(tr("The base model the adapter is trained for: the loaded one, or any Hugging Face model folder."));
+    library_ = new QComboBox;
+    library_->setObjectName("fineTuneLibrary");
+    library_->setToolTip(tr("The models of the Models page that can be trained"));
     path_ = new QLineEdit;
     path_->setObjectName("fineTuneModel");
     card_ = new QTextBrowser;
     card_->setObjectName("fineTuneModelCard");
     auto* layout = new QVBoxLayout(this);
-    layout->addWidget(browse_field(path_, Browse::Folder, tr("Model folder")));
+    auto* form = new QFormLayout;
+    form->addRow(tr("From the library"), library_);
+    form->addRow(tr("Model folder"), browse_field(path_, Browse::Folder, tr("Model folder")));
+    layout->addLayout(form);
     layout->addWidget(card_, 1);
     connect(path_, &QLineEdit::textChanged, this, &ModelStep::describe);
+    connect(library_, &QComboBox::activated, this, [this](int index) {
+        if (const QString path = library_->itemData(index).toString(); !path.isEmpty()) path_->setText(path);
+    });
+    connect(&scan_, &QFutureWatcher<QList<app::ModelEntry>>::finished, this, [this] {
+        library_->clear();
+        library_->addItem(tr("Choose a model…"), QString());
+        for (const app::ModelEntry& entry : scan_.result())
+            if (entry.supported && !entry.is_adapter()) library_->addItem(entry.name, entry.path);
+    });
     connect(&watcher_, &QFutureWatcher<Result<app::ModelCard>>::finished, this, [this] {
         const Result<app::ModelCard> card = watcher_.result();
         state_.card.reset();
@@ -53,6 +69,13 @@ ModelStep::ModelStep(AppContext& context, FineTuneState& state) : context_(conte
 }
 
 void ModelStep::set_model(const QString& directory) { path_->setText(directory); }
+
+void ModelStep::initializePage() { list_library(); }
+
+void ModelStep::list_library() {
+    const app::LibraryLocations locations = app::library_locations(context_.settings);
+    scan_.setFuture(QtConcurrent::run([locations] { return app::scan_models(locations); }));
+}
 
 void ModelStep::describe() {
     state_.model_directory = path_->text().trimmed();
