@@ -1,57 +1,44 @@
-// The desktop app end to end, offscreen: first launch creates and loads the demo model, a typed message is
-// sent with Ctrl+Return and answered, its statistics are shown and stored; Esc stops a reply; the Runs page
-// lists and exports the chat; a crash during a model load is not repeated. Screenshots go to MWB_TEST_OUTPUT.
+// The desktop app end to end, offscreen: first launch creates and loads the demo model and chats with it; edits
+// and regenerations keep every version; replies survive a quit and a kill; the layout fits 1024×700; the
+// Inspector re-runs any message; the Models page handles failed loads and tokenizer folders; the Runs page lists
+// and exports; a crash during a model load is not repeated. Screenshots go to MWB_TEST_OUTPUT. (The Fine-tune
+// page has its own suite, finetune_gui_test.cpp.)
 #include <QApplication>
+#include <QComboBox>
+#include <QFileDialog>
+#include <QGlyphRun>
+#include <QHeaderView>
 #include <QJsonArray>
 #include <QJsonDocument>
-#include <QJsonArray>
 #include <QJsonObject>
 #include <QLabel>
 #include <QListWidget>
 #include <QPlainTextEdit>
 #include <QPushButton>
-#include <QSignalSpy>
-#include <QStandardPaths>
-#include <QTableWidget>
-#include <QTemporaryDir>
-#include <QGlyphRun>
 #include <QRawFont>
-#include <QTextBrowser>
-#include <QTextLayout>
-#include <QTest>
-#include <QToolButton>
-#include <QTreeWidget>
 #include <QRegularExpression>
-#include <QAction>
-#include <QChart>
-#include <QChartView>
-#include <QLineSeries>
-#include <QLineEdit>
-#include <QDoubleSpinBox>
-#include <QJsonObject>
-#include <QProcess>
-#include <QWizard>
-#include <QHeaderView>
-#include <QComboBox>
-#include <QFileDialog>
-#include <QTimer>
-#include <cmath>
 #include <QScrollArea>
+#include <QSignalSpy>
 #include <QSpinBox>
 #include <QSqlDatabase>
 #include <QSqlQuery>
-
+#include <QStandardPaths>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QTextBrowser>
+#include <QTextLayout>
+#include <QTimer>
+#include <QToolButton>
+#include <QTreeWidget>
+#include <cmath>
 #include <cstdint>
 
 #include "app/services/run_database.h"
-#include "test_support.h"
+#include "gui_support.h"
 #include "ui/chat_page.h"
 #include "ui/elided_label.h"
-#include "ui/finetune/finetune_page.h"
-#include "ui/finetune/finetune_steps.h"
 #include "ui/inspector/heatmap_widget.h"
 #include "ui/inspector/inspector_page.h"
-#include "ui/main_window.h"
 #include "ui/message_widget.h"
 #include "ui/models_page.h"
 #include "ui/runs_page.h"
@@ -62,40 +49,8 @@
 using namespace mwb;
 using namespace mwb::app;
 
+
 namespace {
-
-void save_screenshot(QWidget& window, const QString& name) {
-    const QString path = QStringLiteral(MWB_TEST_OUTPUT "/%1.png").arg(name);
-    QVERIFY2(window.grab().save(path), qPrintable("cannot write " + path));
-}
-
-// The desktop app as main() puts it together, shown at `size`, on a settings file of the test.
-struct TestApp {
-    TestApp(Settings& settings, QSize size)
-        : context{settings, storage, engine, testing::small_demo_recipe()}, window(context), loaded(engine.worker(), &EngineWorker::modelLoaded) {
-        window.resize(size);
-        window.show();
-        if (!QTest::qWaitForWindowExposed(&window)) qFatal("the window was not shown");
-    }
-    Storage storage;
-    EngineHost engine;
-    ui::AppContext context;
-    ui::MainWindow window;
-    testing::QueuedSpy loaded;  // modelLoaded
-};
-
-// The message's action button with this text, when it is shown.
-QToolButton* button(ui::MessageWidget* message, const QString& text) {
-    for (QToolButton* b : message->findChildren<QToolButton*>())
-        if (b->text() == text && b->isVisible()) return b;
-    return nullptr;
-}
-
-void wait_for_storage(Storage& storage) {
-    bool flushed = false;
-    storage.flush(qApp, [&flushed] { flushed = true; });
-    QTRY_VERIFY(flushed);
-}
 
 int count_rows(const QString& database, const QString& table) {
     RunDatabase db("gui-test-counter");
@@ -118,57 +73,6 @@ QList<MessageRecord> stored_messages(const QString& database, qint64* run_id = n
 void inspected_layer(ui::InspectorPage* inspector, qint64 layer) {
     auto* layers = inspector->findChild<QComboBox*>("attentionLayer");
     layers->setCurrentIndex(layers->findData(layer));
-}
-
-// The one fine-tune run in the history of `settings`, with its stored curve.
-std::pair<RunRecord, QList<TrainingStep>> stored_training(const Settings& settings) {
-    RunDatabase db("training-reader");
-    if (!db.open(settings.database_path()).ok()) return {};
-    RunFilter finetunes;
-    finetunes.kind = "finetune";
-    const auto runs = db.list_runs(finetunes);
-    if (!runs || runs->size() != 1) return {};
-    return {runs->first(), *db.training_steps(runs->first().id)};
-}
-
-// The losses of `mwb train` on the demo model and dataset with the Quick look preset's settings for `steps` steps.
-std::vector<double> quick_look_cli_losses(const Settings& settings, int steps, const QString& scratch) {
-    QDir().mkpath(scratch);
-    QProcess cli;
-    cli.start(MWB_CLI, {"train", settings.demo_model_directory(), "--data", QDir(settings.data_directory()).filePath("datasets/demo_instructions.jsonl"),
-                        "--out", scratch + "/adapter", "--targets", "q_proj,q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,k_proj,v_proj,o_proj",
-                        "--rank", "8", "--alpha", "16", "--lr", "0.001", "--batch", "4", "--grad-accum", "1", "--steps", QString::number(steps),
-                        "--scheduler", "cosine", "--warmup", "0", "--clip", "1", "--seed", "42", "--cutoff", "1024", "--metrics",
-                        scratch + "/metrics.jsonl"});
-    if (!cli.waitForFinished(120000) || cli.exitCode() != 0) {
-        qWarning("%s", cli.readAllStandardError().constData());
-        return {};
-    }
-    QFile metrics(scratch + "/metrics.jsonl");
-    if (!metrics.open(QIODevice::ReadOnly)) return {};
-    std::vector<double> losses;
-    for (const QByteArray& line : metrics.readAll().trimmed().split('\n')) losses.push_back(QJsonDocument::fromJson(line).object()["loss"].toDouble());
-    return losses;
-}
-
-// Walks the Fine-tune wizard of a started app with the demo model, the bundled dataset and Quick look for
-// `steps` steps, and starts training.
-ui::FineTunePage* start_quick_look(TestApp& app, int steps, int checkpoint_every) {
-    app.window.show_page(ui::MainWindow::Page::FineTune);
-    ui::FineTunePage* page = app.window.finetune_page();
-    QAbstractButton* next = page->wizard()->button(QWizard::NextButton);
-    if (!QTest::qWaitFor([&] { return next->isEnabled(); }, 30000)) return nullptr;
-    next->click();
-    QTest::mouseClick(page->findChild<QPushButton*>("useDemoData"), Qt::LeftButton);
-    if (!QTest::qWaitFor([&] { return page->findChild<QLabel*>("dataSummary")->text().contains("302 rows") && next->isEnabled(); }, 30000))
-        return nullptr;
-    next->click();
-    page->findChild<QSpinBox*>("steps")->setValue(steps);
-    page->findChild<QSpinBox*>("checkpointEvery")->setValue(checkpoint_every);
-    if (!QTest::qWaitFor([&] { return page->findChild<QLabel*>("memoryPlan")->text().contains("Fits") && next->isEnabled(); }, 30000))
-        return nullptr;
-    next->click();
-    return page;
 }
 
 // The id of the one chat in the history of `settings`.
@@ -236,16 +140,12 @@ class GuiTest : public QObject {
 
 private slots:
     void initTestCase() {
-        QStandardPaths::setTestModeEnabled(true);
-        QFont font("DejaVu Sans");
-        font.setPointSize(9);
-        QApplication::setFont(font);
+        prepare_gui_test();
     }
 
     void firstLaunchChatsWithTheDemoModel() {
         Settings settings(settings_file("main"));
-        settings.set_data_directory(root_.filePath("data"));
-        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        use_test_folders(settings, root_, "data");
         TestApp app(settings, {1280, 800});
         Storage& storage = app.storage;
         EngineHost& engine = app.engine;
@@ -451,8 +351,7 @@ private slots:
     // reopens at launch with its sampling, offers Continue and Regenerate, and refuses a message that cannot fit.
     void interruptedRepliesSurviveQuitAndKill() {
         Settings settings(settings_file("interrupted"));
-        settings.set_data_directory(root_.filePath("interrupted-data"));
-        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        use_test_folders(settings, root_, "interrupted-data");
         const QString database = settings.database_path();
         const QString snapshot = root_.filePath("killed.sqlite");
         SamplingSettings long_reply;
@@ -583,8 +482,7 @@ private slots:
     // another folder and loads. The card's context comes from the model's config.json, not from another model.
     void modelsPageHandlesFailuresTokenizersAndContext() {
         Settings settings(settings_file("models"));
-        settings.set_data_directory(root_.filePath("models-data"));
-        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        use_test_folders(settings, root_, "models-data");
         // Two copies of a demo model: one whose config.json lies about the hidden size (listed as ready, fails to
         // load), one without tokenizer files and a context of 1024 in its config.json.
         const QString source = root_.filePath("models-source");
@@ -677,8 +575,7 @@ private slots:
     // zooms, and the Inspector's labels, legend and exports say what they show.
     void inspectorReRunsAnyMessage() {
         Settings settings(settings_file("inspect"));
-        settings.set_data_directory(root_.filePath("inspect-data"));
-        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        use_test_folders(settings, root_, "inspect-data");
         TestApp app(settings, {1280, 800});
         ui::MainWindow& window = app.window;
         window.start();
@@ -778,283 +675,6 @@ private slots:
                  qPrintable(inspector->status_text()));
     }
 
-    // The Fine-tune wizard end to end on the demo model and the bundled dataset: the data step shows the format,
-    // statistics and bad lines; a plan larger than the memory allowed is refused with its numbers; training draws
-    // one point per step, keeps its curve in the history and gives the same losses as `mwb train` with the same
-    // settings; the exported folder is a PEFT adapter; Chat then replies with the adapter and says so.
-    void fineTuneWizardTrainsExportsAndChats() {
-        Settings settings(settings_file("finetune"));
-        settings.set_data_directory(root_.filePath("finetune-data"));
-        settings.set_huggingface_hub_directory(root_.filePath("hub"));
-        TestApp app(settings, {1280, 800});
-        ui::MainWindow& window = app.window;
-        window.start();
-        QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
-        window.show_page(ui::MainWindow::Page::FineTune);
-        ui::FineTunePage* page = window.finetune_page();
-        QWizard* wizard = page->wizard();
-        QAbstractButton* next = wizard->button(QWizard::NextButton);
-        QTRY_VERIFY(page->findChild<QLineEdit*>("fineTuneModel")->text() == settings.demo_model_directory());
-        QTRY_VERIFY_WITH_TIMEOUT(next->isEnabled(), 30000);
-        // The library offers the models of the Models page.
-        auto* library = page->findChild<QComboBox*>("fineTuneLibrary");
-        QTRY_VERIFY(library->findData(settings.demo_model_directory()) >= 0);
-        save_screenshot(window, "finetune-1-model");
-        next->click();
-
-        // Data: a bad line is listed with its number, the bundled dataset is read and previewed.
-        const QString bad = root_.filePath("bad.jsonl");
-        QFile bad_file(bad);
-        QVERIFY(bad_file.open(QIODevice::WriteOnly));
-        bad_file.write("{\"instruction\": \"Say hi\", \"output\": \"hi\"}\n{\"instruction\": \"broken\"}\n");
-        bad_file.close();
-        page->findChild<QLineEdit*>("fineTuneData")->setText(bad);
-        auto* bad_lines = page->findChild<QListWidget*>("badLines");
-        QTRY_VERIFY_WITH_TIMEOUT(bad_lines->count() == 1, 30000);
-        QVERIFY2(bad_lines->item(0)->text().startsWith("line 2:") && bad_lines->item(0)->text().contains("output"),
-                 qPrintable(bad_lines->item(0)->text()));
-        QTest::mouseClick(page->findChild<QPushButton*>("useDemoData"), Qt::LeftButton);
-        auto* summary = page->findChild<QLabel*>("dataSummary");
-        QTRY_VERIFY_WITH_TIMEOUT(summary->text().contains("302 rows"), 30000);
-        QVERIFY2(summary->text().contains("Format: mixed"), qPrintable(summary->text()));  // alpaca and messages lines
-        QVERIFY(!bad_lines->isVisible());
-        QVERIFY(page->findChild<QTextBrowser*>("dataPreview")->toHtml().contains("c8f0c8"));  // learnt tokens marked
-        QTRY_VERIFY(next->isEnabled());
-        save_screenshot(window, "finetune-2-data");
-        next->click();
-
-        // Method: Quick look for 4 steps; too little memory allowed is refused with the numbers.
-        auto* plan = page->findChild<QLabel*>("memoryPlan");
-        QTRY_VERIFY_WITH_TIMEOUT(plan->text().contains("Fits"), 30000);
-        page->findChild<QDoubleSpinBox*>("memoryAllowed")->setValue(0.01);
-        QTRY_VERIFY_WITH_TIMEOUT(plan->text().contains("needs") && plan->text().contains("0.01 GiB are allowed"), 30000);
-        QVERIFY(plan->text().contains("gradient checkpointing"));
-        QVERIFY(!next->isEnabled());
-        save_screenshot(window, "finetune-3-method-refused");
-        page->findChild<QDoubleSpinBox*>("memoryAllowed")->setValue(16);
-        page->findChild<QSpinBox*>("steps")->setValue(4);
-        page->findChild<QSpinBox*>("checkpointEvery")->setValue(2);
-        QTRY_VERIFY_WITH_TIMEOUT(plan->text().contains("Fits") && next->isEnabled(), 30000);
-        save_screenshot(window, "finetune-3-method");
-        next->click();
-
-        // Train: one point per step, then the result.
-        auto* train_step = qobject_cast<ui::TrainStep*>(wizard->currentPage());
-        QVERIFY(train_step);
-        QTRY_VERIFY_WITH_TIMEOUT(page->state().finished, 120000);
-        QCOMPARE(train_step->points(), 4);
-        QVERIFY(!page->state().stopped);
-        save_screenshot(window, "finetune-4-train");
-        const QString adapter = page->state().adapter_directory;
-        QVERIFY(QFileInfo::exists(adapter + "/adapter_model.safetensors"));
-        QVERIFY(QFileInfo::exists(adapter + "/checkpoint-2/optimizer.safetensors"));
-
-        // The history keeps the run and its curve; the command line trains the same way.
-        wait_for_storage(app.storage);
-        const auto [run, curve] = stored_training(settings);
-        QCOMPARE(run.status, QStringLiteral("finished"));
-        QCOMPARE(curve.size(), 4);
-        const std::vector<double> cli = quick_look_cli_losses(settings, 4, root_.filePath("cli-4"));
-        QCOMPARE(cli.size(), size_t(4));
-        for (int i = 0; i < 4; ++i) QCOMPARE(cli[size_t(i)], curve.at(i).loss);
-
-        // The Runs page lists the run and draws its curve.
-        window.show_page(ui::MainWindow::Page::Runs);
-        auto* table = window.runs_page()->findChild<QTableWidget*>("runsTable");
-        window.runs_page()->refresh();
-        QTRY_VERIFY(table->rowCount() >= 1);
-        for (int row = 0; row < table->rowCount(); ++row)
-            if (table->item(row, 1)->text() == "finetune") table->selectRow(row);
-        auto* curve_view = window.runs_page()->findChild<QChartView*>("runCurve");
-        QTRY_VERIFY(curve_view->isVisible() && !curve_view->chart()->series().isEmpty());
-        QCOMPARE(qobject_cast<QLineSeries*>(curve_view->chart()->series().first())->count(), 4);
-        save_screenshot(window, "runs-finetune");
-        window.show_page(ui::MainWindow::Page::FineTune);
-
-        // Finish: export a PEFT adapter, then chat with it.
-        next->click();
-        auto* finish = qobject_cast<ui::FinishStep*>(wizard->currentPage());
-        QVERIFY(finish);
-        const QString exported = root_.filePath("exported-adapter");
-        QVERIFY(QDir().mkpath(exported));
-        QVERIFY(finish->export_adapter(exported));
-        const QJsonObject config = QJsonDocument::fromJson([&] {
-            QFile f(exported + "/adapter_config.json");
-            f.open(QIODevice::ReadOnly);
-            return f.readAll();
-        }()).object();
-        QCOMPARE(config["peft_type"].toString(), QStringLiteral("LORA"));
-        QCOMPARE(config["r"].toInt(), 8);
-        // The history knows the run's checkpoints and exports.
-        wait_for_storage(app.storage);
-        const QJsonObject params = QJsonDocument::fromJson(stored_training(settings).first.params_json.toUtf8()).object();
-        QVERIFY(params["exports"].toArray().contains(exported));
-        QVERIFY(params["checkpoints"].toArray().contains(adapter + "/checkpoint-2"));
-        QVERIFY(!params["data_sha256"].toString().isEmpty());
-        // Side by side: the base model's and the adapter's greedy replies, each what `mwb generate` gives.
-        QSignalSpy compared(finish, &ui::FinishStep::compared);
-        finish->compare("What is 2 plus 3?");
-        QTRY_VERIFY_WITH_TIMEOUT(compared.size() >= 1, 60000);
-        auto generate = [&](const QStringList& extra) {
-            QProcess cli;
-            cli.start(MWB_CLI, QStringList{"generate", settings.demo_model_directory(), "--chat", "--prompt", "What is 2 plus 3?", "--temperature", "0",
-                                           "--max-new", "48"} + extra);
-            cli.waitForFinished(60000);
-            return QString::fromUtf8(cli.readAllStandardOutput()).chopped(1);
-        };
-        QCOMPARE(page->findChild<QTextBrowser*>("baseReply")->toPlainText(), generate({}));
-        QCOMPARE(page->findChild<QTextBrowser*>("adapterReply")->toPlainText(), generate({"--adapter", adapter}));
-        save_screenshot(window, "finetune-5-finish");
-
-        // The Models page lists the adapter right after the model it was trained for.
-        window.show_page(ui::MainWindow::Page::Models);
-        QSignalSpy scanned(window.models_page(), &ui::ModelsPage::scanFinished);
-        window.models_page()->rescan();
-        QTRY_VERIFY(scanned.size() >= 1);
-        auto* models = window.models_page()->findChild<QTreeWidget*>("modelList");
-        int demo_row = -1, adapter_row = -1;
-        for (int i = 0; i < models->topLevelItemCount(); ++i) {
-            const QString path = models->topLevelItem(i)->data(0, Qt::UserRole).toString();
-            if (path == settings.demo_model_directory()) demo_row = i;
-            if (path == QDir::cleanPath(adapter)) adapter_row = i;
-        }
-        QVERIFY(demo_row >= 0);
-        QCOMPARE(adapter_row, demo_row + 1);
-        QCOMPARE(models->topLevelItem(adapter_row)->text(1), QStringLiteral("LoRA adapter"));
-        QSignalSpy card_shown(window.models_page(), &ui::ModelsPage::cardShown);
-        models->setCurrentItem(models->topLevelItem(adapter_row));
-        QTRY_VERIFY(card_shown.size() >= 1);
-        QVERIFY(window.models_page()->findChild<QTextBrowser*>("modelCard")->toPlainText().contains("rank 8"));
-        QCOMPARE(window.models_page()->findChild<QPushButton*>("loadModelButton")->text(), QStringLiteral("Chat with this adapter"));
-        save_screenshot(window, "models-adapter");
-        window.show_page(ui::MainWindow::Page::FineTune);
-        testing::QueuedSpy adapted(app.engine.worker(), &EngineWorker::adapterChanged);
-        QTest::mouseClick(page->findChild<QPushButton*>("chatWithAdapter"), Qt::LeftButton);
-        QTRY_VERIFY_WITH_TIMEOUT(adapted.size() >= 1, 30000);
-        ui::ChatPage* chat = window.chat_page();
-        QTRY_VERIFY(chat->findChild<QLabel*>("chatModel")->text().contains("with the adapter"));
-        chat->findChild<QPlainTextEdit*>("chatInput")->setPlainText("What is 2 plus 3?");
-        QSignalSpy replied(chat, &ui::ChatPage::replyFinished);
-        chat->send();
-        QTRY_VERIFY_WITH_TIMEOUT(replied.size() >= 1, 60000);
-        save_screenshot(window, "finetune-6-chat-with-adapter");
-
-        // The Inspector re-runs a message with the adapter applied: its attention is not the base model's.
-        testing::QueuedSpy inspected(app.engine.worker(), &EngineWorker::inspectionFinished);
-        QTRY_VERIFY(button(chat->message_widgets()[0], "Inspect"));
-        QTest::mouseClick(button(chat->message_widgets()[0], "Inspect"), Qt::LeftButton);
-        QTRY_VERIFY_WITH_TIMEOUT(inspected.size() >= 1, 30000);
-        const auto with_adapter = app.engine.inspector()->snapshot().attention.at(0).rows.at(5);
-        app.engine.setAdapter({});
-        QTRY_VERIFY(!chat->findChild<QLabel*>("chatModel")->text().contains("with the adapter"));
-        window.show_page(ui::MainWindow::Page::Chat);
-        QTRY_VERIFY(button(chat->message_widgets()[0], "Inspect"));
-        QTest::mouseClick(button(chat->message_widgets()[0], "Inspect"), Qt::LeftButton);
-        QTRY_VERIFY_WITH_TIMEOUT(inspected.size() >= 2, 30000);
-        QVERIFY(app.engine.inspector()->snapshot().attention.at(0).rows.at(5) != with_adapter);
-    }
-
-    // A training run killed mid-way (the history and the output folder as a kill leaves them: steps up to 3 stored,
-    // the checkpoint of step 2 on disk) is offered at the next launch and goes on from its checkpoint; the curve
-    // continues the old one and the losses are those of a run that was never interrupted.
-    void interruptedTrainingResumesFromItsCheckpoint() {
-        Settings settings(settings_file("resume"));
-        settings.set_data_directory(root_.filePath("resume-data"));
-        settings.set_huggingface_hub_directory(root_.filePath("hub"));
-        const QString database = settings.database_path();
-        const QString snapshot = root_.filePath("training-killed.sqlite");
-        QString output;
-        {
-            TestApp app(settings, {1280, 800});
-            app.window.start();
-            QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
-            ui::FineTunePage* page = start_quick_look(app, 6, 2);
-            // Paused after step 3, the files are what a kill at that moment leaves.
-            testing::QueuedSpy steps(page->training().worker(), &TrainingWorker::stepFinished);
-            connect(page->training().worker(), &TrainingWorker::stepFinished, page->training().worker(),
-                    [&page](const TrainingStep& step) { if (step.step == 3) page->training().pause(); }, Qt::DirectConnection);
-            QTRY_VERIFY_WITH_TIMEOUT(steps.size() >= 3, 60000);
-            wait_for_storage(app.storage);
-            output = QString::fromStdString(page->state().job.options.output_directory);
-            QVERIFY(QFileInfo::exists(output + "/checkpoint-2/trainer_state.json"));
-            app.storage.post([&](RunDatabase&) {
-                QFile::copy(database, snapshot);
-                QFile::copy(database + "-wal", snapshot + "-wal");
-            });
-            wait_for_storage(app.storage);
-        }
-        // The kill: the history as copied, and nothing written to the output folder after step 3.
-        for (const char* suffix : {"", "-wal", "-shm"}) QFile::remove(database + suffix);
-        QVERIFY(QFile::copy(snapshot, database));
-        QVERIFY(QFile::copy(snapshot + "-wal", database + "-wal"));
-        for (const QString& name : QDir(output).entryList({"checkpoint-*"}, QDir::Dirs))
-            if (name != "checkpoint-2") QVERIFY(QDir(output + "/" + name).removeRecursively());
-        QFile::remove(output + "/adapter_model.safetensors");
-
-        TestApp app(settings, {1280, 800});
-        app.window.start();
-        app.window.show_page(ui::MainWindow::Page::FineTune);
-        ui::FineTunePage* page = app.window.finetune_page();
-        auto* banner = page->findChild<QWidget*>("resumeBanner");
-        QTRY_VERIFY_WITH_TIMEOUT(banner->isVisible(), 30000);
-        save_screenshot(app.window, "finetune-interrupted");
-        QTest::mouseClick(page->findChild<QPushButton*>("resumeTraining"), Qt::LeftButton);
-        QTRY_VERIFY_WITH_TIMEOUT(page->state().finished, 120000);
-        auto* train_step = qobject_cast<ui::TrainStep*>(page->wizard()->currentPage());
-        QVERIFY(train_step);
-        QCOMPARE(train_step->points(), 6);  // steps 1-2 from the history, 3-6 trained again
-        save_screenshot(app.window, "finetune-resumed");
-        wait_for_storage(app.storage);
-        const auto [run, curve] = stored_training(settings);
-        QCOMPARE(run.status, QStringLiteral("finished"));
-        QCOMPARE(curve.size(), 6);
-        const std::vector<double> cli = quick_look_cli_losses(settings, 6, root_.filePath("cli-6"));
-        QCOMPARE(cli.size(), size_t(6));
-        for (int i = 0; i < 6; ++i) QCOMPARE(curve.at(i).loss, cli[size_t(i)]);
-    }
-
-    // A run stopped with Stop keeps a checkpoint; the Runs page offers Resume, and the run goes on to its end with
-    // the losses of a run that was never stopped.
-    void stoppedTrainingResumesFromTheRunsPage() {
-        Settings settings(settings_file("stopped"));
-        settings.set_data_directory(root_.filePath("stopped-data"));
-        settings.set_huggingface_hub_directory(root_.filePath("hub"));
-        TestApp app(settings, {1280, 800});
-        app.window.start();
-        QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 1, 120000);
-        ui::FineTunePage* page = start_quick_look(app, 6, 0);
-        QVERIFY(page);
-        connect(page->training().worker(), &TrainingWorker::stepFinished, page->training().worker(),
-                [&page](const TrainingStep& step) { if (step.step == 2) page->training().pause(); }, Qt::DirectConnection);
-        testing::QueuedSpy steps(page->training().worker(), &TrainingWorker::stepFinished);
-        QTRY_VERIFY_WITH_TIMEOUT(steps.size() >= 2, 60000);
-        QTest::mouseClick(page->findChild<QPushButton*>("stopTraining"), Qt::LeftButton);
-        QTRY_VERIFY_WITH_TIMEOUT(page->state().finished, 60000);
-        QVERIFY(page->state().stopped);
-        wait_for_storage(app.storage);
-        QCOMPARE(stored_training(settings).first.status, QStringLiteral("stopped"));
-
-        app.window.show_page(ui::MainWindow::Page::Runs);
-        auto* table = app.window.runs_page()->findChild<QTableWidget*>("runsTable");
-        app.window.runs_page()->refresh();
-        QTRY_VERIFY(table->rowCount() == 1 && table->item(0, 5)->text() == "stopped");
-        table->selectRow(0);
-        auto* resume = app.window.runs_page()->findChild<QPushButton*>("resumeRun");
-        QTRY_VERIFY(resume->isVisible());
-        // The wizard is at its last step: Finish first, as a user would, then resume.
-        page->wizard()->restart();
-        QTest::mouseClick(resume, Qt::LeftButton);
-        QTRY_VERIFY_WITH_TIMEOUT(page->isVisible() && page->state().finished && !page->state().stopped, 120000);
-        QCOMPARE(qobject_cast<ui::TrainStep*>(page->wizard()->currentPage())->points(), 6);
-        wait_for_storage(app.storage);
-        const auto [run, curve] = stored_training(settings);
-        QCOMPARE(run.status, QStringLiteral("finished"));
-        const std::vector<double> cli = quick_look_cli_losses(settings, 6, root_.filePath("cli-stopped"));
-        QCOMPARE(int(curve.size()), 6);
-        QCOMPARE(cli.size(), size_t(6));
-        for (int i = 0; i < 6; ++i) QCOMPARE(curve.at(i).loss, cli[size_t(i)]);
-    }
-
     // DeepSeek's special tokens (full-width bars, lower blocks) and Chinese text are drawn with real glyphs from
     // the installed fonts (the app font, then fontconfig's fallback), never the empty box of glyph 0.
     void specialTokensAndChineseHaveGlyphs() {
@@ -1095,8 +715,7 @@ private slots:
 
     void crashDuringModelLoadIsNotRepeated() {
         Settings settings(settings_file("crashed"));
-        settings.set_data_directory(root_.filePath("crashed-data"));
-        settings.set_huggingface_hub_directory(root_.filePath("hub"));
+        use_test_folders(settings, root_, "crashed-data");
         settings.begin_model_load("/models/DeepSeek-V3");  // the previous session died here
         Storage storage;
         EngineHost engine;

@@ -9,9 +9,13 @@ if(TARGET mwb_app)
   # Compared with `mwb generate --chat` on the same model and seed.
   target_compile_definitions(app_engine_worker_test PRIVATE MWB_CLI="$<TARGET_FILE:mwb>")
   add_dependencies(app_engine_worker_test mwb)
-  mwb_add_qtest(app_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/test_support.h
-                LIBS mwb_ui mwb_app)
-  # The Fine-tune wizard's losses are compared with `mwb train` on the same settings.
-  target_compile_definitions(app_gui_test PRIVATE MWB_CLI="$<TARGET_FILE:mwb>")
-  add_dependencies(app_gui_test mwb)
+  mwb_add_qtest(app_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/gui_support.h
+                ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
+  mwb_add_qtest(app_finetune_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/finetune_gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/gui_support.h
+                ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
+  # The GUI's training and generation are compared with `mwb train` and `mwb generate` on the same settings.
+  foreach(suite app_gui_test app_finetune_gui_test)
+    target_compile_definitions(${suite} PRIVATE MWB_CLI="$<TARGET_FILE:mwb>")
+    add_dependencies(${suite} mwb)
+  endforeach()
 endif()
