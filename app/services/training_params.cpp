@@ -107,10 +107,9 @@ QString latest_checkpoint(const QString& output_directory) {
     QString best;
     qint64 best_step = -1;
     for (const QString& name : QDir(output_directory).entryList({"checkpoint-*"}, QDir::Dirs)) {
-        bool ok = false;
-        const qint64 step = name.mid(11).toLongLong(&ok);
+        const qint64 step = train::checkpoint_step(name.toStdString());
         // The trainer state is written last: a checkpoint without it was cut short.
-        if (ok && step > best_step && QFile::exists(QDir(output_directory).filePath(name + "/trainer_state.json"))) {
+        if (step >= 0 && step > best_step && QFile::exists(QDir(output_directory).filePath(name + "/trainer_state.json"))) {
             best_step = step;
             best = QDir(output_directory).filePath(name);
         }

@@ -77,15 +77,14 @@ void TrainingWorker::train(const TrainingJob& job) {
     Status status = trainer.run([&](const train::StepReport& r) {
         TrainingStep step{r.step, r.total_steps, r.loss, r.learning_rate, r.grad_norm, r.seconds, r.tokens, r.validation_loss.value_or(-1)};
         emit stepFinished(step);
-        if (job.options.checkpoint_every > 0 && r.step % job.options.checkpoint_every == 0 && r.step < r.total_steps)
-            emit checkpointWritten(QString::fromStdString(out + "/checkpoint-" + std::to_string(r.step)));
+        if (!r.checkpoint.empty()) emit checkpointWritten(QString::fromStdString(r.checkpoint));
         return wait_while_paused();
     }, &stop_);
     if (!status) return fail(status.error());
     const bool stopped = trainer.step() < trainer.total_steps();
     if (stopped) {
         // Kept so that the run can go on from here.
-        const std::string checkpoint = out + "/checkpoint-" + std::to_string(trainer.step());
+        const std::string checkpoint = train::checkpoint_directory(out, trainer.step());
         if (Status saved = trainer.save_checkpoint(checkpoint); !saved) return fail(saved.error());
         emit checkpointWritten(QString::fromStdString(checkpoint));
     }

@@ -14,6 +14,22 @@
 
 namespace mwb::train {
 
+std::string checkpoint_directory(const std::string& output_directory, int64_t step) {
+    return output_directory + "/checkpoint-" + std::to_string(step);
+}
+
+int64_t checkpoint_step(const std::string& directory) {
+    const std::string name = std::filesystem::path(directory).filename().string();
+    const std::string prefix = "checkpoint-";
+    if (name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) return -1;
+    int64_t step = 0;
+    for (char c : name.substr(prefix.size())) {
+        if (c < '0' || c > '9' || step > (INT64_MAX - 9) / 10) return -1;
+        step = step * 10 + (c - '0');
+    }
+    return step;
+}
+
 int64_t planned_steps(const TrainOptions& options, int64_t rows) {
     if (options.steps > 0) return options.steps;
     const int64_t per_step = std::max<int64_t>(1, options.batch * options.gradient_accumulation);
@@ -90,8 +106,10 @@ Status Trainer::run(const std::function<bool(const StepReport&)>& on_step, const
             if (!validation) return validation.error();
             report.validation_loss = *validation;
         }
-        if (checkpoint && !options_.output_directory.empty())
-            MWB_TRY(save_checkpoint(options_.output_directory + "/checkpoint-" + std::to_string(report.step)));
+        if (checkpoint && !options_.output_directory.empty()) {
+            report.checkpoint = checkpoint_directory(options_.output_directory, report.step);
+            MWB_TRY(save_checkpoint(report.checkpoint));
+        }
         if (on_step && !on_step(report)) break;
     }
     if (!options_.output_directory.empty()) MWB_TRY(adapter_.save(options_.output_directory, options_.base_model));

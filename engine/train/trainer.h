@@ -39,7 +39,13 @@ struct StepReport {
     int64_t tokens = 0;  // tokens of the step's rows
     double seconds = 0;  // of the step
     std::optional<double> validation_loss;
+    std::string checkpoint;  // the checkpoint written after this step, if one was
 };
+
+// Where a run writing to `output_directory` keeps its checkpoint of `step`: <dir>/checkpoint-<step>.
+std::string checkpoint_directory(const std::string& output_directory, int64_t step);
+// The step of a checkpoint directory's name, or -1 when it is not one.
+int64_t checkpoint_step(const std::string& directory);
 
 // The optimizer steps a run of `rows` rows takes.
 int64_t planned_steps(const TrainOptions& options, int64_t rows);

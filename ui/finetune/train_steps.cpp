@@ -388,7 +388,7 @@ void FineTunePage::resume(const app::RunRecord& run, const QString& checkpoint) 
         return;
     }
     job->resume_checkpoint = checkpoint;
-    const qint64 checkpoint_step = QFileInfo(checkpoint).fileName().mid(11).toLongLong();
+    const qint64 checkpoint_step = train::checkpoint_step(checkpoint.toStdString());
     const qint64 id = run.id;
     banner_->setVisible(false);
     interrupted_.reset();
