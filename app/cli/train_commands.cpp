@@ -14,7 +14,6 @@
 #include "app/cli/commands.h"
 #include "engine/model/model_graph.h"
 #include "engine/model/random_weights.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "engine/train/memory_plan.h"
 #include "engine/train/merge.h"
 #include "engine/train/trainer.h"
@@ -137,28 +136,20 @@ int run_train(int argc, char** argv) {
     model->set_gradient_checkpointing(args->has("gradient-checkpointing"));
 
     // The data, and the validation rows held out from it.
-    std::optional<tok::Tokenizer> tokenizer;
-    const std::string data = *args->get("data");
-    const bool tokenized = data.size() > 12 && data.compare(data.size() - 12, 12, ".safetensors") == 0;
-    if (!tokenized) {
-        auto loaded = tok::Tokenizer::load(args->get_or("tokenizer", model_directory));
-        if (!loaded) return fail(loaded.error().message + " (a JSONL dataset is tokenized with the model's tokenizer; pass --tokenizer DIR)");
-        tokenizer = std::move(loaded.value());
-    }
     train::DatasetOptions data_options;
     auto cutoff = args->integer_or("cutoff", data_options.cutoff);
     if (!cutoff) return fail(cutoff.error().message);
     data_options.cutoff = *cutoff;
     data_options.train_on_prompt = args->has("train-on-prompt");
     data_options.skip_bad_lines = args->has("skip-bad-lines");
-    auto dataset = train::load_dataset(data, tokenizer ? &*tokenizer : nullptr, data_options);
-    if (!dataset) return fail(dataset.error().message);
     auto split = args->number_or("val-split", 0);
     if (!split) return fail(split.error().message);
-    if (*split < 0 || *split >= 1) return fail("--val-split is the fraction of rows held out, in [0, 1)");
-    train::Dataset validation = train::split_validation(*dataset, *split, options->seed);
+    auto data = train::load_training_data(*args->get("data"), args->get_or("tokenizer", model_directory), data_options, *split, options->seed);
+    if (!data) return fail(data.error().message);
+    auto& dataset = data->train;
+    train::Dataset& validation = data->validation;
     const int64_t held_out = int64_t(validation.rows.size());
-    const train::DatasetStats& stats = dataset->stats;
+    const train::DatasetStats& stats = dataset.stats;
     std::fprintf(stderr, "data: %lld rows, %lld tokens, %lld learnt, %lld truncated to %lld tokens, %lld bad lines skipped; %lld held out\n",
                  (long long)stats.rows, (long long)stats.tokens, (long long)stats.label_tokens, (long long)stats.truncated_rows,
                  (long long)data_options.cutoff, (long long)stats.skipped_lines, (long long)held_out);
@@ -169,7 +160,7 @@ int run_train(int argc, char** argv) {
         metrics.open(*path, std::ios::trunc);
         if (!metrics) return fail("cannot write " + *path);
     }
-    train::Trainer trainer(*model, *adapter, *options, std::move(dataset.value()), std::move(validation));
+    train::Trainer trainer(*model, *adapter, *options, std::move(dataset), std::move(validation));
     if (auto resume = args->get("resume")) {
         if (Status status = trainer.resume(*resume); !status) return fail(status.error().message);
         std::fprintf(stderr, "resumed at step %lld of %lld\n", (long long)trainer.step(), (long long)trainer.total_steps());

@@ -16,7 +16,7 @@ namespace {
 
 // The format of the first lines that parse as JSON objects.
 QString detect_format(const QString& path) {
-    if (path.endsWith(".safetensors")) return QStringLiteral("pre-tokenized");
+    if (!train::needs_tokenizer(path.toStdString())) return QStringLiteral("pre-tokenized");
     QFile file(path);
     if (!file.open(QIODevice::ReadOnly)) return {};
     QSet<QString> formats;
@@ -37,7 +37,7 @@ DatasetPreview preview_dataset(const QString& path, const QString& tokenizer_dir
     DatasetPreview preview;
     preview.format = detect_format(path);
     std::optional<tok::Tokenizer> tokenizer;
-    if (!path.endsWith(".safetensors")) {
+    if (train::needs_tokenizer(path.toStdString())) {
         auto loaded = tok::Tokenizer::load(tokenizer_directory.toStdString());
         if (!loaded) {
             preview.error = QString::fromStdString(loaded.error().message);

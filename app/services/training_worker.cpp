@@ -3,7 +3,6 @@
 #include <QDir>
 
 #include "engine/model/model_graph.h"
-#include "engine/tokenizer/tokenizer.h"
 
 namespace mwb::app {
 
@@ -54,21 +53,15 @@ void TrainingWorker::train(const TrainingJob& job) {
     model->set_gradient_checkpointing(job.gradient_checkpointing);
 
     emit stage(tr("Reading the data"));
-    std::optional<tok::Tokenizer> tokenizer;
-    if (!job.data_path.endsWith(".safetensors")) {
-        auto loaded = tok::Tokenizer::load((job.tokenizer_directory.isEmpty() ? job.model_directory : job.tokenizer_directory).toStdString());
-        if (!loaded) return fail(loaded.error());
-        tokenizer = std::move(loaded.value());
-    }
-    auto dataset = train::load_dataset(job.data_path.toStdString(), tokenizer ? &*tokenizer : nullptr, job.data);
-    if (!dataset) return fail(dataset.error());
-    train::Dataset validation = train::split_validation(*dataset, job.validation_split, job.options.seed);
+    const QString tokenizer = job.tokenizer_directory.isEmpty() ? job.model_directory : job.tokenizer_directory;
+    auto data = train::load_training_data(job.data_path.toStdString(), tokenizer.toStdString(), job.data, job.validation_split, job.options.seed);
+    if (!data) return fail(data.error());
 
     auto adapter = job.init_adapter.isEmpty() ? train::LoraAdapter::create(*shared_graph, job.lora, job.options.seed)
                                               : train::LoraAdapter::load(job.init_adapter.toStdString(), *shared_graph);
     if (!adapter) return fail(adapter.error());
-    const qint64 rows = qint64(dataset->rows.size()), validation_rows = qint64(validation.rows.size());
-    train::Trainer trainer(*model, *adapter, job.options, std::move(dataset.value()), std::move(validation));
+    const qint64 rows = qint64(data->train.rows.size()), validation_rows = qint64(data->validation.rows.size());
+    train::Trainer trainer(*model, *adapter, job.options, std::move(data->train), std::move(data->validation));
     if (!job.resume_checkpoint.isEmpty())
         if (Status status = trainer.resume(job.resume_checkpoint.toStdString()); !status) return fail(status.error());
     emit started(trainer.total_steps(), trainer.step(), rows, validation_rows);

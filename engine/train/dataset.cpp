@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "engine/io/safetensors.h"
@@ -219,9 +220,27 @@ Dataset split_validation(Dataset& data, double fraction, uint64_t seed) {
     return validation;
 }
 
+bool needs_tokenizer(const std::string& path) { return !ends_with(path, ".safetensors"); }
+
+Result<TrainingData> load_training_data(const std::string& path, const std::string& tokenizer_directory, const DatasetOptions& options,
+                                        double validation_split, uint64_t seed) {
+    if (!(validation_split >= 0 && validation_split < 1)) return make_error("the validation split is a fraction of the rows, in [0, 1)");
+    std::optional<tok::Tokenizer> tokenizer;
+    if (needs_tokenizer(path)) {
+        auto loaded = tok::Tokenizer::load(tokenizer_directory);
+        if (!loaded) return make_error(loaded.error().message + " (a JSONL dataset is read with the model's tokenizer: choose the folder that holds its tokenizer.json)");
+        tokenizer = std::move(loaded.value());
+    }
+    auto dataset = load_dataset(path, tokenizer ? &*tokenizer : nullptr, options);
+    if (!dataset) return dataset.error();
+    TrainingData data{std::move(dataset.value()), {}};
+    data.validation = split_validation(data.train, validation_split, seed);
+    return data;
+}
+
 Result<Dataset> load_dataset(const std::string& path, const tok::Tokenizer* tokenizer, const DatasetOptions& options) {
     if (options.cutoff < 2) return make_error("the cutoff must be at least 2 tokens");
-    if (ends_with(path, ".safetensors")) return load_tokenized(path, options);
+    if (!needs_tokenizer(path)) return load_tokenized(path, options);
     if (!tokenizer) return make_error("a JSONL dataset needs the model's tokenizer (tokenizer.json in the model folder, or --tokenizer DIR)");
     return load_jsonl(path, *tokenizer, options);
 }

@@ -45,10 +45,22 @@ struct DatasetOptions {
     bool skip_bad_lines = false;  // else the first bad line is an error naming file, line and field
 };
 
+// Whether reading `path` needs the model's tokenizer: JSONL does, a pre-tokenized .safetensors file does not.
+bool needs_tokenizer(const std::string& path);
+
 // `tokenizer` is needed for JSONL and may be null for a pre-tokenized file.
 Result<Dataset> load_dataset(const std::string& path, const tok::Tokenizer* tokenizer, const DatasetOptions& options);
 
 // Moves `fraction` of the rows, chosen from `seed`, out of `data` into the returned validation set.
 Dataset split_validation(Dataset& data, double fraction, uint64_t seed);
+
+struct TrainingData {
+    Dataset train, validation;
+};
+
+// What a training run reads: the dataset of `path` (JSONL through the tokenizer in `tokenizer_directory`), with
+// `validation_split` of its rows held out as split_validation() chooses them.
+Result<TrainingData> load_training_data(const std::string& path, const std::string& tokenizer_directory, const DatasetOptions& options,
+                                        double validation_split, uint64_t seed);
 
 }  // namespace mwb::train
