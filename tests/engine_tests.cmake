@@ -2,6 +2,7 @@
 mwb_add_qtest(test_oracle SOURCES engine/test_oracle.cpp LIBS mwb_engine)
 mwb_add_qtest(test_routing_stats SOURCES engine/test_routing_stats.cpp LIBS mwb_engine)
 mwb_add_qtest(test_sampler SOURCES engine/test_sampler.cpp LIBS mwb_engine)
+mwb_add_qtest(test_scheduler SOURCES engine/test_scheduler.cpp LIBS mwb_engine)
 mwb_add_qtest(test_cli SOURCES engine/test_cli.cpp LIBS mwb_engine)
 target_compile_definitions(test_cli PRIVATE MWB_CLI="$<TARGET_FILE:mwb>" MWB_PROJECT_VERSION="${PROJECT_VERSION}")
 add_dependencies(test_cli mwb)

@@ -31,10 +31,19 @@ float dot_portable(const float* x, const Weight* w, int64_t n) {
 
 #ifdef MWB_HAVE_AVX2_PATH
 // The release build targets baseline x86-64; these run where the CPU has AVX2 and FMA (checked at start-up).
+//
+// Every kernel below sums a row in the same order (two 8-lane accumulators over 16 values a step, then the
+// same horizontal sum, then an FMA per leftover value), so that a token's output does not depend on how many
+// other tokens share its linear layer or where it sits among them: a request gives the same tokens whether it
+// runs alone or batched with others.
 __attribute__((target("avx2,fma"))) float horizontal_sum(__m256 v) {
     const __m128 pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
     return _mm_cvtss_f32(_mm_add_ss(quad, _mm_shuffle_ps(quad, quad, 1)));
+}
+
+__attribute__((target("avx2,fma"))) float fused_multiply_add(float a, float b, float c) {
+    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
 }
 
 __attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int64_t n) {
@@ -45,7 +54,7 @@ __attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* 
         acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
     }
     float sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
-    for (; i < n; ++i) sum += a[i] * b[i];
+    for (; i < n; ++i) sum = fused_multiply_add(a[i], b[i], sum);
     return sum;
 }
 
@@ -63,50 +72,53 @@ __attribute__((target("avx2,fma"))) float dot_bf16_avx2(const float* x, const ui
         acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), load_bf16(w + i + 8), acc1);
     }
     float sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
-    for (; i < n; ++i) sum += x[i] * bf16_to_float(w[i]);
+    for (; i < n; ++i) sum = fused_multiply_add(x[i], bf16_to_float(w[i]), sum);
     return sum;
 }
 
-// Four token rows against two weight rows: each load feeds several FMAs, which is what prefill needs.
-__attribute__((target("avx2,fma"))) void tile_4x2_avx2(const float* x, int64_t x_stride, const float* w, int64_t w_stride,
+// Two token rows against two weight rows: each load feeds two FMAs, which is what prefill needs.
+__attribute__((target("avx2,fma"))) void tile_2x2_avx2(const float* x, int64_t x_stride, const float* w, int64_t w_stride,
                                                        int64_t n, float* out) {
-    __m256 acc[4][2];
-    for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
+    __m256 acc[2][2][2];
+    for (auto& row : acc)
+        for (auto& pair : row) pair[0] = pair[1] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + w_stride + i);
-        for (int t = 0; t < 4; ++t) {
-            const __m256 xt = _mm256_loadu_ps(x + t * x_stride + i);
-            acc[t][0] = _mm256_fmadd_ps(xt, w0, acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(xt, w1, acc[t][1]);
+    for (; i + 16 <= n; i += 16)
+        for (int half = 0; half < 2; ++half) {
+            const int64_t k = i + half * 8;
+            const __m256 w0 = _mm256_loadu_ps(w + k), w1 = _mm256_loadu_ps(w + w_stride + k);
+            for (int t = 0; t < 2; ++t) {
+                const __m256 xt = _mm256_loadu_ps(x + t * x_stride + k);
+                acc[t][0][half] = _mm256_fmadd_ps(xt, w0, acc[t][0][half]);
+                acc[t][1][half] = _mm256_fmadd_ps(xt, w1, acc[t][1][half]);
+            }
         }
-    }
-    for (int t = 0; t < 4; ++t)
+    for (int t = 0; t < 2; ++t)
         for (int j = 0; j < 2; ++j) {
-            float sum = horizontal_sum(acc[t][j]);
-            for (int64_t k = i; k < n; ++k) sum += x[t * x_stride + k] * w[j * w_stride + k];
+            float sum = horizontal_sum(_mm256_add_ps(acc[t][j][0], acc[t][j][1]));
+            for (int64_t k = i; k < n; ++k) sum = fused_multiply_add(x[t * x_stride + k], w[j * w_stride + k], sum);
             out[t * 2 + j] = sum;
         }
 }
 #endif
 
-void tile_4x2_portable(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t n, float* out) {
-    for (int t = 0; t < 4; ++t)
+void tile_2x2_portable(const float* x, int64_t x_stride, const float* w, int64_t w_stride, int64_t n, float* out) {
+    for (int t = 0; t < 2; ++t)
         for (int j = 0; j < 2; ++j) out[t * 2 + j] = dot_portable<float>(x + t * x_stride, w + j * w_stride, n);
 }
 
 struct DotKernels {
     float (*dot)(const float*, const float*, int64_t);
     float (*dot_bf16)(const float*, const uint16_t*, int64_t);
-    void (*tile_4x2)(const float*, int64_t, const float*, int64_t, int64_t, float*);
+    void (*tile_2x2)(const float*, int64_t, const float*, int64_t, int64_t, float*);
 };
 
 const DotKernels& kernels() {
     static const DotKernels chosen = [] {
 #ifdef MWB_HAVE_AVX2_PATH
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return DotKernels{dot_avx2, dot_bf16_avx2, tile_4x2_avx2};
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return DotKernels{dot_avx2, dot_bf16_avx2, tile_2x2_avx2};
 #endif
-        return DotKernels{dot_portable<float>, dot_portable<uint16_t>, tile_4x2_portable};
+        return DotKernels{dot_portable<float>, dot_portable<uint16_t>, tile_2x2_portable};
     }();
     return chosen;
 }
@@ -163,25 +175,25 @@ void linear(ThreadPool& pool, const LinearWeight& weight, const float* bias, con
     }
     constexpr int64_t kWeightRows = 16;
     const int64_t blocks = (out + kWeightRows - 1) / kWeightRows;
-    const auto tile_4x2 = kernels().tile_4x2;
+    const auto tile_2x2 = kernels().tile_2x2;
     pool.parallel_for(blocks, [&](int64_t first, int64_t last) {
         thread_local std::vector<float> decoded;
         decoded.resize(size_t(kWeightRows * in));
-        float tile[8];
+        float tile[4];
         for (int64_t block = first; block < last; ++block) {
             const int64_t r0 = block * kWeightRows, count = std::min(kWeightRows, out - r0);
             decode_rows(weight, r0, count, decoded.data());
             auto finish = [&](int64_t t, int64_t j, float sum) { y[t * out + r0 + j] = sum + (bias ? bias[r0 + j] : 0.0f); };
             int64_t t = 0;
-            for (; t + 4 <= rows; t += 4) {
+            for (; t + 2 <= rows; t += 2) {
                 int64_t j = 0;
                 for (; j + 2 <= count; j += 2) {
-                    tile_4x2(x + t * in, in, decoded.data() + j * in, in, in, tile);
-                    for (int a = 0; a < 4; ++a)
+                    tile_2x2(x + t * in, in, decoded.data() + j * in, in, in, tile);
+                    for (int a = 0; a < 2; ++a)
                         for (int b = 0; b < 2; ++b) finish(t + a, j + b, tile[a * 2 + b]);
                 }
                 for (; j < count; ++j)
-                    for (int a = 0; a < 4; ++a) finish(t + a, j, dot(x + (t + a) * in, decoded.data() + j * in, in));
+                    for (int a = 0; a < 2; ++a) finish(t + a, j, dot(x + (t + a) * in, decoded.data() + j * in, in));
             }
             for (; t < rows; ++t)
                 for (int64_t j = 0; j < count; ++j) finish(t, j, dot(x + t * in, decoded.data() + j * in, in));

@@ -17,7 +17,8 @@ float dot(const float* a, const float* b, int64_t n);
 void decode_rows(const LinearWeight& weight, int64_t row_begin, int64_t row_count, float* out);
 std::vector<float> decode_vector(const TensorView& tensor);
 
-// y[rows, out] = x[rows, in] · Wᵀ + bias
+// y[rows, out] = x[rows, in] · Wᵀ + bias. Each row's result is bit-for-bit the same whatever `rows` is and
+// wherever the row sits, so batching requests together never changes their tokens.
 void linear(ThreadPool& pool, const LinearWeight& weight, const float* bias, const float* x, int64_t rows, float* y);
 
 // y[rows, out] += scale · (x[rows, in] · Aᵀ) · Bᵀ: a LoRA adapter's part of a linear layer.
