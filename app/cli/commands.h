@@ -9,6 +9,10 @@ int run_generate(int argc, char** argv);
 int run_logits(int argc, char** argv);
 int run_bench(int argc, char** argv);
 
+// Serving commands (serve_commands.cpp).
+int run_serve(int argc, char** argv);
+int run_bench_serve(int argc, char** argv);
+
 // Training commands (train_commands.cpp).
 int run_train(int argc, char** argv);
 int run_merge(int argc, char** argv);

@@ -22,6 +22,13 @@ const Command kCommands[] = {
     {"bench", mwb::cli::run_bench,
      "bench --shape v3-16b --layers N --random-weights [--prompt 512 --gen 128 --batch B --bandwidth GBps --seed S "
      "--threads N --device cpu|cuda --int8|--int4 --trace-routing]"},
+    {"serve", mwb::cli::run_serve,
+     "serve [MODEL_DIR] [--host 127.0.0.1 --port 8080 --api-key KEY --max-batch 8 --max-queue 64 --context 4096 "
+     "--device cpu|cuda --threads N --name NAME --tokenizer DIR --lora NAME=DIR,... --prefill-chunk 256 --step-tokens N "
+     "--max-body-mb 8]   OpenAI-compatible server (the demo model without MODEL_DIR)"},
+    {"bench-serve", mwb::cli::run_bench_serve,
+     "bench-serve [--url http://127.0.0.1:8080 --api-key KEY --model NAME | MODEL_DIR --device cpu|cuda --max-batch N] "
+     "[--clients 8 --requests N --prompt 128 --gen 64 --seed S]   load test: aggregate tok/s, TTFT p50/p99"},
     {"train", mwb::cli::run_train,
      "train MODEL_DIR --data FILE(.jsonl|.safetensors) --out DIR [--init-adapter DIR | --targets a,b --rank R --alpha A --rslora] "
      "[--lr X --beta1 --beta2 --eps --weight-decay --batch B --grad-accum N (--steps N | --epochs E) --no-shuffle "

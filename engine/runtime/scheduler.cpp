@@ -282,10 +282,10 @@ bool Scheduler::step() {
     std::vector<std::pair<std::unique_ptr<Active>, FinishReason>> leaving;
     {
         std::lock_guard lock(mutex_);
-        for (auto& [request, reason] : endings) {
-            auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& r) { return r.get() == request; });
+        for (const auto& ending : endings) {
+            auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& r) { return r.get() == ending.first; });
             free_slots_.push_back((*it)->slot);
-            leaving.emplace_back(std::move(*it), reason);
+            leaving.emplace_back(std::move(*it), ending.second);
             running_.erase(it);
         }
         ++stats_.steps;

@@ -1,0 +1,100 @@
+#include "app/server/served_model.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/runtime/chat_prompt.h"
+#include "engine/train/lora_adapter.h"
+#ifdef MWB_HAVE_CUDA
+#include "kernels/cuda_backend.h"
+#endif
+
+namespace mwb::serve {
+
+namespace {
+
+// Sampling the model's authors chose (generation_config.json), where the request says nothing: temperature,
+// top_p and top_k, as vLLM applies them. Without the file, OpenAI's defaults (temperature 1, top_p 1).
+SamplingParams model_sampling_defaults(const std::string& model_dir) {
+    SamplingParams params;
+    std::ifstream file(std::filesystem::path(model_dir) / "generation_config.json");
+    if (!file) return params;
+    std::stringstream text;
+    text << file.rdbuf();
+    const auto config = nlohmann::json::parse(text.str(), nullptr, false);
+    if (!config.is_object()) return params;
+    const bool sample = config.value("do_sample", true);
+    if (auto t = config.find("temperature"); t != config.end() && t->is_number()) params.temperature = sample ? t->get<double>() : 0.0;
+    if (auto p = config.find("top_p"); p != config.end() && p->is_number() && p->get<double>() > 0 && p->get<double>() <= 1)
+        params.top_p = p->get<double>();
+    if (auto k = config.find("top_k"); k != config.end() && k->is_number_integer() && k->get<int64_t>() > 0) params.top_k = k->get<int64_t>();
+    if (!sample) params.temperature = 0;
+    return params;
+}
+
+Result<std::unique_ptr<Backend>> open_backend(std::shared_ptr<const ModelGraph> graph, const ServedModelOptions& options) {
+    if (options.device == "cpu") return make_cpu_backend(std::move(graph), options.threads);
+    if (options.device != "cuda") return make_error("the device must be cpu or cuda, got '" + options.device + "'");
+#ifdef MWB_HAVE_CUDA
+    if (!options.adapters.empty()) return make_error("LoRA adapters are served on the CPU backend only for now (--device cpu)");
+    auto backend = make_cuda_backend(std::move(graph));
+    if (!backend) return backend.error();
+    return std::unique_ptr<Backend>(std::move(backend.value()));
+#else
+    return make_error("this build has no CUDA backend (nvcc was not found when it was configured)");
+#endif
+}
+
+}  // namespace
+
+ServedModel::~ServedModel() = default;
+
+Result<std::unique_ptr<ServedModel>> ServedModel::open(const ServedModelOptions& options) {
+    std::unique_ptr<ServedModel> model(new ServedModel());
+    auto graph = load_model_graph(options.model_dir);
+    if (!graph) return graph.error();
+    model->graph_ = std::make_shared<const ModelGraph>(std::move(graph.value()));
+    const std::string tokenizer_dir = options.tokenizer_dir.empty() ? options.model_dir : options.tokenizer_dir;
+    auto tokenizer = tok::Tokenizer::load(tokenizer_dir);
+    if (!tokenizer)
+        return make_error(tokenizer.error().message + (options.tokenizer_dir.empty() ? "; a model folder without its tokenizer takes one with --tokenizer DIR" : ""));
+    model->tokenizer_.emplace(std::move(tokenizer.value()));
+    model->stop_tokens_ = stop_token_ids(*model->tokenizer_, model->graph_->config);
+    model->default_sampling_ = model_sampling_defaults(options.model_dir);
+    model->name_ = options.name;
+    if (model->name_.empty()) model->name_ = std::filesystem::path(options.model_dir).lexically_normal().filename().string();
+    if (model->name_.empty()) model->name_ = std::filesystem::path(options.model_dir).lexically_normal().parent_path().filename().string();
+    for (const auto& [name, directory] : options.adapters) {
+        if (name == model->name_) return make_error("the adapter name '" + name + "' is the base model's name; choose another");
+        auto adapter = train::LoraAdapter::load(directory, *model->graph_);
+        if (!adapter) return make_error("adapter '" + name + "': " + adapter.error().message);
+        model->adapters_.emplace(name, adapter->deltas(*model->graph_));
+    }
+    auto backend = open_backend(model->graph_, options);
+    if (!backend) return backend.error();
+    model->backend_ = std::move(backend.value());
+    auto scheduler = Scheduler::start(*model->backend_, model->graph_->config, options.scheduler);
+    if (!scheduler) return scheduler.error();
+    model->scheduler_ = std::move(scheduler.value());
+    return model;
+}
+
+std::vector<std::string> ServedModel::model_names() const {
+    std::vector<std::string> names = {name_};
+    for (const auto& [name, deltas] : adapters_) names.push_back(name);
+    return names;
+}
+
+bool ServedModel::resolve(const std::string& requested, const LowRankDeltas*& adapter) const {
+    adapter = nullptr;
+    if (requested.empty() || requested == name_) return true;
+    auto it = adapters_.find(requested);
+    if (it == adapters_.end()) return false;
+    adapter = &it->second;
+    return true;
+}
+
+}  // namespace mwb::serve
