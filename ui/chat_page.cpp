@@ -67,7 +67,7 @@ struct StoredChat {
 }  // namespace
 
 ChatPage::ChatPage(AppContext& context, QWidget* parent)
-    : QWidget(parent), context_(context), history_(new app::ChatHistory(context.storage, this)) {
+    : QWidget(parent), context_(context), history_(new app::ChatHistory(context.storage, this)), remote_(new app::RemoteChat(this)) {
     build_ui();
     const app::EngineWorker* worker = context_.engine.worker();
     connect(worker, &app::EngineWorker::generationStarted, this, &ChatPage::on_generation_started);
@@ -75,6 +75,10 @@ ChatPage::ChatPage(AppContext& context, QWidget* parent)
     connect(worker, &app::EngineWorker::generationFinished, this, &ChatPage::finish_generation);
     connect(worker, &app::EngineWorker::generationFailed, this, &ChatPage::fail_generation);
     connect(worker, &app::EngineWorker::tokensCounted, this, &ChatPage::show_token_count);
+    connect(remote_, &app::RemoteChat::generationStarted, this, &ChatPage::on_generation_started);
+    connect(remote_, &app::RemoteChat::tokenText, this, &ChatPage::on_token_text);
+    connect(remote_, &app::RemoteChat::generationFinished, this, &ChatPage::finish_generation);
+    connect(remote_, &app::RemoteChat::generationFailed, this, &ChatPage::fail_generation);
     connect(&context_.storage, &app::Storage::runsChanged, refresh_timer_, qOverload<>(&QTimer::start));
     connect(&context_.storage, &app::Storage::opened, this, &ChatPage::refresh_conversations);
     connect(&context_.storage, &app::Storage::opened, this, &ChatPage::reopen_last_chat);
@@ -85,7 +89,10 @@ ChatPage::ChatPage(AppContext& context, QWidget* parent)
     clear_model(tr("Loading a model…"));
 }
 
-ChatPage::~ChatPage() { interrupt_generation(); }
+ChatPage::~ChatPage() {
+    remote_->disconnect(this);  // an aborted remote stream reports synchronously; this page is going
+    interrupt_generation();
+}
 
 void ChatPage::resizeEvent(QResizeEvent* event) {
     QWidget::resizeEvent(event);
@@ -289,6 +296,7 @@ QList<MessageWidget*> ChatPage::message_widgets() const {
 }
 
 void ChatPage::set_model(const app::LoadedModelInfo& info) {
+    remote_endpoint_.reset();
     model_ = info;
     model_ready_ = true;
     if (!info.has_generation_config) model_.default_sampling = context_.settings.default_sampling();
@@ -299,7 +307,25 @@ void ChatPage::set_model(const app::LoadedModelInfo& info) {
     request_token_count();
 }
 
+void ChatPage::use_remote(const app::RemoteEndpoint& endpoint) {
+    remote_endpoint_ = endpoint;
+    model_ = {};
+    model_.path = endpoint.base_url + "#" + endpoint.model;
+    model_.name = endpoint.label();
+    model_.default_sampling = context_.settings.default_sampling();
+    model_ready_ = true;
+    if (!history_->has_run()) sampling_->set_settings(model_.default_sampling);
+    show_model_label();
+    context_label_->clear();  // the endpoint counts the tokens; it refuses a prompt that does not fit
+    update_controls();
+}
+
 void ChatPage::show_model_label() {
+    if (remote_endpoint_) {
+        model_label_->setText(tr("<b>%1</b> · remote OpenAI-compatible endpoint (no routing data)").arg(remote_endpoint_->label().toHtmlEscaped()));
+        model_label_->setToolTip(remote_endpoint_->base_url);
+        return;
+    }
     const app::LoadedModelInfo& info = model_;
     QString text = info.is_demo ? tr("<b>%1</b> — a demo with random weights: its replies are gibberish. Open a real model on "
                                      "the Models page.")
@@ -414,8 +440,9 @@ void ChatPage::start_generation(bool continue_last_turn) {
         streaming_.widget = add_turn_widget("assistant", {});
     }
     streaming_.widget->set_streaming(true);
-    streaming_.request = context_.engine.generate(prompt_messages(prompt_turns, {}), sampling, context_.settings.context_overflow(),
-                                                  streaming_.prefix);
+    const QList<app::ChatMessage> prompt = prompt_messages(prompt_turns, {});
+    streaming_.request = remote_endpoint_ ? remote_->generate(*remote_endpoint_, prompt, sampling, streaming_.prefix)
+                                          : context_.engine.generate(prompt, sampling, context_.settings.context_overflow(), streaming_.prefix);
     update_controls();
     scroll_to_bottom();
 }
@@ -458,7 +485,12 @@ void ChatPage::on_token_text(quint64 request_id, const QString& piece) {
 }
 
 void ChatPage::stop() {
-    if (is_generating()) context_.engine.stop(streaming_.request);
+    if (is_generating()) stop_request(streaming_.request);
+}
+
+void ChatPage::stop_request(quint64 request_id) {
+    if (remote_endpoint_) remote_->stop(request_id);
+    else context_.engine.stop(request_id);
 }
 
 void ChatPage::finish_generation(quint64 request_id, const QString& text, const app::GenerationStats& stats,
@@ -512,7 +544,11 @@ void ChatPage::fail_generation(quint64 request_id, const QString& message) {
             const Turn turn = turns_.takeLast();
             delete turn.widget;
             if (input_->toPlainText().trimmed().isEmpty()) input_->setPlainText(turn.content);
-            if (history_->has_run()) history_->read(this, [this](const QList<app::MessageRecord>& messages) { show_conversation(messages); });
+            // A message sent again before the history answers wins: the view then already shows its conversation.
+            if (history_->has_run())
+                history_->read(this, [this](const QList<app::MessageRecord>& messages) {
+                    if (!is_generating()) show_conversation(messages);
+                });
         }
     }
     error_->setText(message);
@@ -523,7 +559,7 @@ void ChatPage::fail_generation(quint64 request_id, const QString& message) {
 
 void ChatPage::interrupt_generation() {
     if (!is_generating()) return;
-    context_.engine.stop(streaming_.request);
+    stop_request(streaming_.request);
     const Streaming reply = std::exchange(streaming_, {});
     if (!reply.id) return;
     app::MessageRecord record;
@@ -676,7 +712,7 @@ void ChatPage::show_stored_routing(const QList<app::MessageRecord>& messages) {
 }
 
 void ChatPage::request_token_count() {
-    if (!model_ready_) return;
+    if (!model_ready_ || remote_endpoint_) return;
     count_request_ = context_.engine.countTokens(prompt_messages(editing_ >= 0 ? editing_ : int(turns_.size()), input_->toPlainText().trimmed()));
 }
 

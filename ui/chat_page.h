@@ -8,7 +8,10 @@
 
 #include "app/services/chat_history.h"
 #include "app/services/chat_types.h"
+#include "app/services/remote_chat.h"
 #include "ui/app_context.h"
+
+#include <optional>
 
 class QLabel;
 class QLineEdit;
@@ -46,6 +49,9 @@ public:
     void show_notice(const QString& text);
     // The LoRA adapter replies are generated with (empty: none); the header says so.
     void set_adapter(const QString& directory);
+    // Replies come from a remote OpenAI-compatible endpoint until a local model is set again.
+    void use_remote(const app::RemoteEndpoint& endpoint);
+    bool is_remote() const { return remote_endpoint_.has_value(); }
 
     QList<MessageWidget*> message_widgets() const;
 
@@ -87,6 +93,7 @@ private:
     void fail_generation(quint64 request_id, const QString& message);
     // Stops the reply in flight and keeps what it wrote, as interrupted.
     void interrupt_generation();
+    void stop_request(quint64 request_id);  // on the engine or the remote endpoint that runs it
     void regenerate_last();
     void continue_last();
     void edit_turn(MessageWidget* widget);
@@ -118,6 +125,8 @@ private:
     app::LoadedModelInfo model_;
     bool model_ready_ = false;
     QString adapter_;
+    app::RemoteChat* remote_;
+    std::optional<app::RemoteEndpoint> remote_endpoint_;
 
     QList<Turn> turns_;
     Streaming streaming_;

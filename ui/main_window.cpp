@@ -24,6 +24,7 @@
 #include "ui/inspector/inspector_page.h"
 #include "ui/placeholder_page.h"
 #include "ui/runs_page.h"
+#include "ui/server_page.h"
 #include "ui/settings_page.h"
 #include "ui/theme.h"
 
@@ -37,6 +38,7 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     models_ = new ModelsPage(context_);
     runs_ = new RunsPage(context_);
     settings_page_ = new SettingsPage(context_);
+    server_page_ = new ServerPage(context_, server_host_);
     pages_ = new QStackedWidget;
     navigation_ = new QListWidget;
     navigation_->setObjectName("navigation");
@@ -55,6 +57,7 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     finetune_ = new FineTunePage(context_);
     add_page(tr("Fine-tune"), finetune_);
     add_page(tr("Runs"), runs_);
+    add_page(tr("Server"), server_page_);
     add_page(tr("Export"), new PlaceholderPage(tr("Export"),
                                                tr("Write the commands and manifests that serve the model at scale: vLLM, SGLang, "
                                                   "TensorRT-LLM, llama.cpp server, Ollama, Kubernetes and Docker Compose.")));
@@ -86,10 +89,13 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     connect(cancel_load_, &QPushButton::clicked, this, [this] { context_.engine.cancelLoad(); });
 
     for (QObject* page : {static_cast<QObject*>(chat_), static_cast<QObject*>(models_), static_cast<QObject*>(runs_),
-                          static_cast<QObject*>(settings_page_), static_cast<QObject*>(inspector_), static_cast<QObject*>(finetune_)})
+                          static_cast<QObject*>(settings_page_), static_cast<QObject*>(inspector_), static_cast<QObject*>(finetune_),
+                          static_cast<QObject*>(server_page_)})
         connect(page, SIGNAL(statusMessage(QString)), this, SLOT(showStatusMessage(QString)));
     connect(models_, &ModelsPage::loadRequested, this, &MainWindow::load_model);
     connect(models_, &ModelsPage::adapterRequested, this, &MainWindow::chat_with_adapter);
+    connect(models_, &ModelsPage::remoteChatRequested, this, &MainWindow::chat_with_endpoint);
+    connect(server_page_, &ServerPage::chatRequested, this, &MainWindow::chat_with_endpoint);
     connect(finetune_, &FineTunePage::chatWithAdapter, this, &MainWindow::chat_with_adapter);
     connect(context_.engine.worker(), &app::EngineWorker::adapterChanged, this, [this](const QString& adapter) {
         chat_->set_adapter(adapter);
@@ -280,6 +286,14 @@ void MainWindow::on_model_loaded(const app::LoadedModelInfo& info) {
     statusBar()->showMessage(tr("Loaded %1").arg(info.name), 5000);
 }
 
+void MainWindow::chat_with_endpoint(const app::RemoteEndpoint& endpoint) {
+    chat_->use_remote(endpoint);
+    model_status_->setText(tr("Remote: %1").arg(endpoint.label()));
+    show_page(Page::Chat);
+    statusBar()->showMessage(tr("Chat now talks to %1; load a model on the Models page to go back to the local engine")
+                                 .arg(endpoint.base_url), 8000);
+}
+
 void MainWindow::show_model(const app::LoadedModelInfo& info) {
     load_progress_->setVisible(false);
     cancel_load_->setVisible(false);
@@ -287,6 +301,7 @@ void MainWindow::show_model(const app::LoadedModelInfo& info) {
                                         : tr("%1 · context %2").arg(info.name).arg(info.context_length));
     chat_->set_model(info);
     models_->set_loaded_model(info.path);
+    server_page_->set_loaded_model(info.path, context_.settings.tokenizer_folder(info.path));
     if (info.is_demo) models_->rescan();  // the demo may have just been created
 }
 

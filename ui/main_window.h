@@ -5,6 +5,8 @@
 #include <QMainWindow>
 #include <optional>
 
+#include "app/services/remote_chat.h"
+#include "app/services/server_host.h"
 #include "ui/app_context.h"
 
 class QListWidget;
@@ -20,12 +22,13 @@ class FineTunePage;
 class InspectorPage;
 class ModelsPage;
 class RunsPage;
+class ServerPage;
 class SettingsPage;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
-    enum class Page { Chat, Documents, Inspector, FineTune, Runs, Export, Models, Settings };
+    enum class Page { Chat, Documents, Inspector, FineTune, Runs, Server, Export, Models, Settings };
 
     explicit MainWindow(AppContext& context, QWidget* parent = nullptr);
 
@@ -36,11 +39,15 @@ public:
     void show_page(Page page);
     void load_model(const QString& directory, qint64 context_length, bool cuda);
     void load_demo_model();
+    // Chat replies come from a remote OpenAI-compatible endpoint (or the local server) from now on.
+    void chat_with_endpoint(const app::RemoteEndpoint& endpoint);
 
     ChatPage* chat_page() const { return chat_; }
     ModelsPage* models_page() const { return models_; }
     RunsPage* runs_page() const { return runs_; }
     FineTunePage* finetune_page() const { return finetune_; }
+    ServerPage* server_page() const { return server_page_; }
+    app::ServerHost& server_host() { return server_host_; }
 
 private slots:
     void showStatusMessage(const QString& text);
@@ -63,6 +70,7 @@ private:
     void show_model(const app::LoadedModelInfo& info);
 
     AppContext& context_;
+    app::ServerHost server_host_;  // the local server; stopped when the window goes
     std::optional<app::LoadedModelInfo> current_model_;  // what the engine holds; a failed load keeps it
     bool fall_back_on_failure_ = false;  // the command line's model is loading: on failure, load the usual one
     QListWidget* navigation_;
@@ -81,6 +89,7 @@ private:
     ModelsPage* models_;
     RunsPage* runs_;
     SettingsPage* settings_page_;
+    ServerPage* server_page_;
     ElidedLabel* model_status_;
     QProgressBar* load_progress_;
     QPushButton* cancel_load_;

@@ -18,6 +18,8 @@
 #include <QVBoxLayout>
 #include <QtConcurrent>
 
+#include "ui/remote_endpoint_box.h"
+
 namespace mwb::ui {
 
 namespace {
@@ -91,6 +93,9 @@ ModelsPage::ModelsPage(AppContext& context, QWidget* parent) : QWidget(parent), 
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(toolbar);
     layout->addWidget(splitter, 1);
+    auto* remote = new RemoteEndpointBox(context_);
+    layout->addWidget(remote);
+    connect(remote, &RemoteEndpointBox::chatRequested, this, &ModelsPage::remoteChatRequested);
 
     connect(open, &QPushButton::clicked, this, &ModelsPage::open_folder);
     connect(rescan_button, &QPushButton::clicked, this, &ModelsPage::rescan);

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "app/services/model_library.h"
+#include "app/services/remote_chat.h"
 #include "ui/app_context.h"
 
 class QComboBox;
@@ -42,6 +43,7 @@ public:
 signals:
     void loadRequested(QString directory, qint64 context_length, bool cuda);
     void adapterRequested(QString model_directory, QString adapter_directory);
+    void remoteChatRequested(mwb::app::RemoteEndpoint endpoint);
     void statusMessage(QString text);
     void scanFinished();
     void cardShown();

@@ -76,6 +76,16 @@ void Settings::set_context_overflow(ContextOverflow policy) {
 qint64 Settings::last_chat() const { return settings_->value("chat/last_run", 0).toLongLong(); }
 void Settings::set_last_chat(qint64 run_id) { settings_->setValue("chat/last_run", run_id); }
 
+RemoteEndpoint Settings::remote_endpoint() const {
+    return {settings_->value("remote/base_url").toString(), settings_->value("remote/api_key").toString(),
+            settings_->value("remote/model").toString()};
+}
+void Settings::set_remote_endpoint(const RemoteEndpoint& endpoint) {
+    settings_->setValue("remote/base_url", endpoint.base_url);
+    settings_->setValue("remote/api_key", endpoint.api_key);
+    settings_->setValue("remote/model", endpoint.model);
+}
+
 QString Settings::last_model() const { return settings_->value("models/last").toString(); }
 void Settings::set_last_model(const QString& path) { settings_->setValue("models/last", path); }
 QStringList Settings::model_folders() const { return settings_->value("models/folders").toStringList(); }

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "app/services/chat_types.h"
+#include "app/services/remote_chat.h"
 
 namespace mwb::app {
 
@@ -44,6 +45,10 @@ public:
     void set_context_overflow(ContextOverflow policy);
     qint64 last_chat() const;  // the run id of the chat shown last, reopened at launch; 0: none
     void set_last_chat(qint64 run_id);
+
+    // The remote OpenAI-compatible endpoint chatted with last (its key too, in this settings file).
+    RemoteEndpoint remote_endpoint() const;
+    void set_remote_endpoint(const RemoteEndpoint& endpoint);
 
     QString last_model() const;
     void set_last_model(const QString& path);

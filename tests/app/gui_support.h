@@ -8,6 +8,7 @@
 #include <QTest>
 #include <QToolButton>
 
+#include "app/services/run_database.h"
 #include "test_support.h"
 #include "ui/main_window.h"
 #include "ui/message_widget.h"
@@ -56,6 +57,18 @@ inline QToolButton* button(ui::MessageWidget* message, const QString& text) {
     for (QToolButton* b : message->findChildren<QToolButton*>())
         if (b->text() == text && b->isVisible()) return b;
     return nullptr;
+}
+
+// The messages of run `wanted` in the history (0: the first run listed), and that run's id.
+inline QList<MessageRecord> stored_messages(const QString& database, qint64* run_id = nullptr, qint64 wanted = 0) {
+    RunDatabase db("gui-test-reader");
+    if (!db.open(database).ok()) return {};
+    auto runs = db.list_runs();
+    if (!runs || runs->isEmpty()) return {};
+    const qint64 id = wanted ? wanted : runs->first().id;
+    if (run_id) *run_id = id;
+    auto messages = db.messages(id);
+    return messages ? *messages : QList<MessageRecord>();
 }
 
 inline void wait_for_storage(Storage& storage) {

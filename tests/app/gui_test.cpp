@@ -59,16 +59,6 @@ int count_rows(const QString& database, const QString& table) {
     return q.exec("SELECT COUNT(*) FROM " + table) && q.next() ? q.value(0).toInt() : -1;
 }
 
-QList<MessageRecord> stored_messages(const QString& database, qint64* run_id = nullptr) {
-    RunDatabase db("gui-test-reader");
-    if (!db.open(database).ok()) return {};
-    auto runs = db.list_runs();
-    if (!runs || runs->isEmpty()) return {};
-    if (run_id) *run_id = runs->first().id;
-    auto messages = db.messages(runs->first().id);
-    return messages ? *messages : QList<MessageRecord>();
-}
-
 // Moves the Inspector's attention view to `layer`.
 void inspected_layer(ui::InspectorPage* inspector, qint64 layer) {
     auto* layers = inspector->findChild<QComboBox*>("attentionLayer");
