@@ -8,6 +8,7 @@
 # built alongside and benchmarked in the same run, for before/after numbers. Logs and JSON go to OUTDIR
 # (logs.tar.gz holds them all); a table of the numbers is printed last.
 # MWB_GPU_BENCHES (names from BENCHES below, space-separated) runs a subset; MWB_GPU_PROFILE=0 skips the profile;
+# MWB_GPU_SERVE=0 skips the serving load test;
 # MWB_GPU_TESTS=0 skips the suites and compute-sanitizer. Everything takes longer than one device call (10 min):
 # split the benches over two calls; the second, made while the machine is warm, finds the build in place.
 # Usage: scripts/gpu-check.sh OUTDIR [BASELINE]
@@ -68,7 +69,7 @@ configure() {  # configure SOURCE BUILD [CMAKE_ARGS...]
   cmake -S "$source" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMWB_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DMWB_BUILD_GUI=OFF -DMWB_SANITIZED_PARSER_TESTS=OFF "$@"
 }
-GPU_SUITES=(test_cuda_kernels test_cuda_fixtures test_cuda_reference_layer test_cuda_memory)
+GPU_SUITES=(test_cuda_kernels test_cuda_fixtures test_cuda_reference_layer test_cuda_memory test_cuda_serving)
 build_all() {
   configure "$ROOT" "$BUILD" && cmake --build "$BUILD" -j "$(nproc)" --target mwb "${GPU_SUITES[@]}"
 }
@@ -164,6 +165,15 @@ for i in "${!BENCHES[@]}"; do
   bench "$MWB" new "$name" "${entry#*|}"
   if [[ -n $BASELINE && $i -lt $BASELINE_BENCHES ]]; then bench "$BASE_BUILD/app/mwb" base "$name" "${entry#*|}"; fi
 done
+
+# Serving on CUDA through the scheduler and the HTTP server (dsv3-tiny: the path, not the speed of a real shape):
+# every request must complete; aggregate tokens/s and TTFT percentiles at 1, 16 and 64 clients.
+if [[ ${MWB_GPU_SERVE:-1} != 0 ]]; then
+  for clients in 1 16 64; do
+    step serve-cuda-c$clients "$MWB" bench-serve "$MODEL" --tokenizer "$ROOT/tests/data/tokenizer/deepseek-v3" --device cuda \
+      --max-batch 64 --clients $clients --requests $((clients * 2)) --prompt 64 --gen 64
+  done
+fi
 
 # Per-kernel device times of a short generation (prefill of 16 tokens, then decode steps), for where time goes.
 if [[ ${MWB_GPU_PROFILE:-1} != 0 ]] && command -v ncu >/dev/null; then

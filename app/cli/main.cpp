@@ -27,7 +27,7 @@ const Command kCommands[] = {
      "--device cpu|cuda --threads N --name NAME --tokenizer DIR --lora NAME=DIR,... --prefill-chunk 256 --step-tokens N "
      "--max-body-mb 8]   OpenAI-compatible server (the demo model without MODEL_DIR)"},
     {"bench-serve", mwb::cli::run_bench_serve,
-     "bench-serve [--url http://127.0.0.1:8080 --api-key KEY --model NAME | MODEL_DIR --device cpu|cuda --max-batch N] "
+     "bench-serve [--url http://127.0.0.1:8080 --api-key KEY --model NAME | MODEL_DIR --tokenizer DIR --device cpu|cuda --max-batch N] "
      "[--clients 8 --requests N --prompt 128 --gen 64 --seed S]   load test: aggregate tok/s, TTFT p50/p99"},
     {"train", mwb::cli::run_train,
      "train MODEL_DIR --data FILE(.jsonl|.safetensors) --out DIR [--init-adapter DIR | --targets a,b --rank R --alpha A --rslora] "

@@ -151,7 +151,7 @@ int run_serve(int argc, char** argv) {
 int run_bench_serve(int argc, char** argv) {
     auto args = CliArgs::parse(argc, argv, {},
                                {"url", "api-key", "model", "clients", "requests", "prompt", "gen", "seed", "device", "max-batch", "context",
-                                "threads"});
+                                "threads", "tokenizer"});
     if (!args) return fail(args.error().message);
     auto clients = args->integer_or("clients", 8);
     auto prompt = args->integer_or("prompt", 128);

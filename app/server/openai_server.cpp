@@ -85,6 +85,11 @@ struct OpenAiServer::Impl {
     std::mutex live_mutex;
     std::vector<std::weak_ptr<Exchange>> live;
     bool stopped = false;
+    // Accepted requests whose end has not been recorded yet: their callbacks use this object, so stop()
+    // waits for them.
+    std::mutex active_mutex;
+    std::condition_variable all_ended;
+    int64_t active = 0;
 
     Impl(ServedModel& m, const ServerOptions& o, ServerListener* l) : model(m), options(o), listener(l) {}
 
@@ -191,6 +196,10 @@ void OpenAiServer::stop() {
     }
     impl_->http.stop();
     if (impl_->thread.joinable()) impl_->thread.join();
+    // The scheduler ends the cancelled requests at its next step.
+    std::unique_lock lock(impl_->active_mutex);
+    impl_->all_ended.wait(lock, [&] { return impl_->active == 0; });
+    lock.unlock();
     impl_->log("stopped");
 }
 
@@ -344,6 +353,9 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
             ex->changed.notify_all();
         }
         finish_record(*ex);
+        std::lock_guard lock(active_mutex);
+        --active;
+        all_ended.notify_all();
     };
 
     {
@@ -359,6 +371,10 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
             return reply_error(res, {400, submission.message, "invalid_request_error", "", ""});
         }
         exchange->scheduler_id = submission.id;
+        {
+            std::lock_guard active_lock(active_mutex);
+            ++active;
+        }
         live.erase(std::remove_if(live.begin(), live.end(), [](const auto& w) { return w.expired(); }), live.end());
         live.push_back(exchange);
         report(record);

@@ -44,9 +44,9 @@ private:
 };
 
 struct Running {
+    Recorder recorder;  // first: the server reports to it until it has stopped
     std::unique_ptr<ServedModel> model;
     std::unique_ptr<OpenAiServer> server;
-    Recorder recorder;
     OpenAiClient client(const std::string& key = {}) const { return OpenAiClient(server->base_url(), key); }
 };
 
