@@ -13,6 +13,9 @@ int run_bench(int argc, char** argv);
 int run_serve(int argc, char** argv);
 int run_bench_serve(int argc, char** argv);
 
+// Deployment commands (export_commands.cpp).
+int run_export(int argc, char** argv);
+
 // Training commands (train_commands.cpp).
 int run_train(int argc, char** argv);
 int run_merge(int argc, char** argv);

@@ -191,6 +191,9 @@ void parse_deepseek(KeyReader& r, const json& root, ModelConfig& config) {
         config.moe = moe;
     }
 
+    config.mtp_layers = r.integer_or("num_nextn_predict_layers", 0);
+    if (config.mtp_layers < 0) r.fail("num_nextn_predict_layers must not be negative");
+
     if (root.contains("quantization_config") && !root["quantization_config"].is_null()) {
         const json& q = root["quantization_config"];
         KeyReader qr(q, "quantization_config");

@@ -76,6 +76,7 @@ struct ModelConfig {
     std::optional<MlaConfig> mla;  // DeepSeek V2/V3
     std::optional<MoeConfig> moe;  // DeepSeek V2/V3
     std::optional<Fp8Config> fp8;  // quantization_config quant_method fp8
+    int64_t mtp_layers = 0;        // num_nextn_predict_layers: DeepSeek-V3's multi-token-prediction modules
 
     bool is_moe_layer(int64_t layer) const;
     // Softmax scale of attention (1/sqrt(d), with DeepSeek's YaRN mscale² when present).
