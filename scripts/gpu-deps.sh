@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Qt Core + Test (and moc) for the QtTest suites, PCRE2 and ICU for the tokenizer, nlohmann-json, pkg-config,
-# cpp-httplib for `mwb serve` (with the headers and .pc files its pkg-config entry requires: OpenSSL, zlib,
+# cpp-httplib for `mwb serve`, yaml-cpp for `mwb export` (with the headers and .pc files its pkg-config entry requires: OpenSSL, zlib,
 # Brotli), and the shared libraries Qt Core links against that a CUDA image may lack.
 packages=(
   qt6-base-dev qt6-base-dev-tools qmake6 qmake6-bin libqt6core6 libqt6test6
@@ -14,6 +14,7 @@ packages=(
   libdouble-conversion3 libb2-1 libgomp1 libglib2.0-0 libzstd1
   pkgconf pkgconf-bin libpkgconf3
   libcpp-httplib-dev libcpp-httplib0.11 libssl-dev libssl3 zlib1g-dev libbrotli-dev libbrotli1
+  libyaml-cpp-dev libyaml-cpp0.7
 )
 mkdir -p "$root/.gpu-deps"
 cd "$root/.gpu-deps"

@@ -30,8 +30,9 @@ const Command kCommands[] = {
      "bench-serve [--url http://127.0.0.1:8080 --api-key KEY --model NAME | MODEL_DIR --tokenizer DIR --device cpu|cuda --max-batch N] "
      "[--clients 8 --requests N --prompt 128 --gen 64 --seed S]   load test: aggregate tok/s, TTFT p50/p99"},
     {"export", mwb::cli::run_export,
-     "export MODEL_DIR --plan-only [--gpu h200|h100|a100-80|a100-40|l40s|rtx4090|rtx6000-ada|mi300x --gpus-per-node 8 --nodes 1 "
-     "--context 32768 --concurrency 64 --memory-fraction 0.9 --format checkpoint|bf16|int8|int4 --model-id ID]   deployment plan as JSON"},
+     "export MODEL_DIR (--target vllm|sglang|trtllm|llama-server|ollama|k8s|compose|all --out DIR | --plan-only) "
+     "[--gpu h200|h100|a100-80|a100-40|l40s|rtx4090|rtx6000-ada|mi300x --gpus-per-node 8 --nodes 1 --context 32768 --concurrency 64 "
+     "--memory-fraction 0.9 --format checkpoint|bf16|int8|int4 --model-id ID --adapter DIR --adapter-name NAME]"},
     {"train", mwb::cli::run_train,
      "train MODEL_DIR --data FILE(.jsonl|.safetensors) --out DIR [--init-adapter DIR | --targets a,b --rank R --alpha A --rslora] "
      "[--lr X --beta1 --beta2 --eps --weight-decay --batch B --grad-accum N (--steps N | --epochs E) --no-shuffle "

@@ -115,29 +115,37 @@ Result<LoraAdapter> LoraAdapter::create(const ModelGraph& graph, LoraConfig conf
     return adapter;
 }
 
-Result<LoraAdapter> LoraAdapter::load(const std::string& directory, const ModelGraph& graph) {
+Result<LoraConfig> read_lora_config(const std::string& directory) {
     const std::string config_path = directory + "/adapter_config.json";
     auto text = read_text_file(config_path);
     if (!text) return text.error();
-    LoraAdapter adapter;
+    LoraConfig config;
     try {
         const nlohmann::json json = nlohmann::json::parse(*text);
         if (json.value("peft_type", std::string("LORA")) != "LORA")
             return make_error(config_path + ": peft_type is " + json.value("peft_type", std::string()) + ", only LORA adapters are supported");
         if (json.value("use_dora", false)) return make_error(config_path + ": DoRA adapters are not supported");
-        adapter.config_.rank = json.at("r").get<int64_t>();
-        adapter.config_.alpha = json.at("lora_alpha").get<double>();
-        adapter.config_.dropout = json.value("lora_dropout", 0.0);
-        adapter.config_.rslora = json.value("use_rslora", false);
+        config.rank = json.at("r").get<int64_t>();
+        config.alpha = json.at("lora_alpha").get<double>();
+        config.dropout = json.value("lora_dropout", 0.0);
+        config.rslora = json.value("use_rslora", false);
         const nlohmann::json& targets = json.at("target_modules");
-        if (targets.is_string()) adapter.config_.target_modules = {targets.get<std::string>()};
-        else adapter.config_.target_modules = targets.get<std::vector<std::string>>();
+        if (targets.is_string()) config.target_modules = {targets.get<std::string>()};
+        else config.target_modules = targets.get<std::vector<std::string>>();
         if (json.contains("rank_pattern") && !json["rank_pattern"].empty())
             return make_error(config_path + ": per-module ranks (rank_pattern) are not supported");
     } catch (const nlohmann::json::exception& error) {
         return make_error(config_path + " is not a PEFT LoRA config: " + error.what());
     }
-    if (adapter.config_.rank <= 0) return make_error(config_path + ": r must be positive");
+    if (config.rank <= 0) return make_error(config_path + ": r must be positive");
+    return config;
+}
+
+Result<LoraAdapter> LoraAdapter::load(const std::string& directory, const ModelGraph& graph) {
+    auto config = read_lora_config(directory);
+    if (!config) return config.error();
+    LoraAdapter adapter;
+    adapter.config_ = std::move(config.value());
 
     auto weights = TensorStore::open_file(directory + "/adapter_model.safetensors");
     if (!weights) return weights.error();

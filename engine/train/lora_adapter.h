@@ -35,6 +35,9 @@ struct LoraModule {
 // Every linear layer of a model by its module name (transformers' naming), with its weight.
 std::map<std::string, const LinearWeight*> linear_modules(const ModelGraph& graph);
 
+// adapter_config.json of a PEFT LoRA adapter folder.
+Result<LoraConfig> read_lora_config(const std::string& directory);
+
 class LoraAdapter {
 public:
     // PEFT's default initialisation: A Kaiming-uniform (bound 1/√in), B zero, from `seed`.

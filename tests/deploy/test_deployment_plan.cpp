@@ -3,6 +3,7 @@
 #include <QtTest>
 
 #include "engine/deploy/deployment_plan.h"
+#include "plan_requests.h"
 
 using namespace mwb;
 using namespace mwb::deploy;
@@ -10,14 +11,7 @@ using namespace mwb::deploy;
 namespace {
 
 PlanRequest request(const char* model, const char* gpu, int64_t per_node, int64_t nodes, int64_t context, int64_t concurrency) {
-    auto r = plan_request_for(std::string(MWB_TEST_DATA) + "/deploy/" + model);
-    if (!r) qFatal("%s", r.error().message.c_str());
-    r->gpu = *find_gpu(gpu);
-    r->gpus_per_node = per_node;
-    r->nodes = nodes;
-    r->context = context;
-    r->concurrency = concurrency;
-    return r.value();
+    return plan_request(model, gpu, per_node, nodes, context, concurrency);
 }
 
 ModelConfig config_of(const char* model) { return request(model, "h100", 1, 1, 1, 1).config; }

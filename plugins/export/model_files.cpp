@@ -1,0 +1,63 @@
+#include "plugins/export/model_files.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace mwb::exporters {
+
+namespace {
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+    std::ifstream file(path);
+    if (!file) return nullptr;
+    std::stringstream text;
+    text << file.rdbuf();
+    return nlohmann::json::parse(text.str(), nullptr, false);
+}
+
+bool has(const std::string& text, const char* marker) { return text.find(marker) != std::string::npos; }
+
+}  // namespace
+
+ModelFiles read_model_files(const std::string& model_directory) {
+    ModelFiles files;
+    if (model_directory.empty()) return files;
+    const std::filesystem::path dir(model_directory);
+    const nlohmann::json tokenizer = read_json(dir / "tokenizer_config.json");
+    if (tokenizer.is_object() && tokenizer.contains("chat_template") && tokenizer["chat_template"].is_string())
+        files.chat_template = tokenizer["chat_template"].get<std::string>();
+    std::ifstream jinja(dir / "chat_template.jinja");
+    if (jinja) {
+        std::stringstream text;
+        text << jinja.rdbuf();
+        files.chat_template = text.str();
+    }
+    const std::string& t = files.chat_template;
+    // The families differ in their turn markers; DeepSeek writes its markers with full-width bars.
+    if (has(t, "<｜Assistant｜>")) {
+        files.family = TemplateFamily::DeepseekV3;
+        files.stop = {"<｜end▁of▁sentence｜>"};
+    } else if (has(t, "<|im_start|>")) {
+        files.family = TemplateFamily::Qwen2;
+        files.stop = {"<|im_end|>"};
+    } else if (has(t, "<|start_header_id|>")) {
+        files.family = TemplateFamily::Llama3;
+        files.stop = {"<|eot_id|>"};
+    } else if (has(t, "Assistant:") && has(t, "User: ")) {
+        files.family = TemplateFamily::DeepseekV2;
+        files.stop = {"<｜end▁of▁sentence｜>"};
+    }
+    files.reasons = has(t, "<think>");
+    const nlohmann::json generation = read_json(dir / "generation_config.json");
+    if (generation.is_object()) {
+        if (generation.contains("temperature") && generation["temperature"].is_number()) files.temperature = generation["temperature"].get<double>();
+        if (generation.contains("top_p") && generation["top_p"].is_number()) files.top_p = generation["top_p"].get<double>();
+        if (generation.contains("top_k") && generation["top_k"].is_number_integer()) files.top_k = generation["top_k"].get<long long>();
+    }
+    return files;
+}
+
+}  // namespace mwb::exporters
