@@ -19,6 +19,7 @@
 #include "app/services/model_library.h"
 #include "ui/chat_page.h"
 #include "ui/elided_label.h"
+#include "ui/export_page.h"
 #include "ui/finetune/finetune_page.h"
 #include "ui/models_page.h"
 #include "ui/inspector/inspector_page.h"
@@ -39,6 +40,7 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     runs_ = new RunsPage(context_);
     settings_page_ = new SettingsPage(context_);
     server_page_ = new ServerPage(context_, server_host_);
+    export_page_ = new ExportPage(context_);
     pages_ = new QStackedWidget;
     navigation_ = new QListWidget;
     navigation_->setObjectName("navigation");
@@ -58,9 +60,7 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     add_page(tr("Fine-tune"), finetune_);
     add_page(tr("Runs"), runs_);
     add_page(tr("Server"), server_page_);
-    add_page(tr("Export"), new PlaceholderPage(tr("Export"),
-                                               tr("Write the commands and manifests that serve the model at scale: vLLM, SGLang, "
-                                                  "TensorRT-LLM, llama.cpp server, Ollama, Kubernetes and Docker Compose.")));
+    add_page(tr("Export"), export_page_);
     add_page(tr("Models"), models_);
     add_page(tr("Settings"), settings_page_);
     connect(navigation_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
@@ -90,7 +90,7 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
 
     for (QObject* page : {static_cast<QObject*>(chat_), static_cast<QObject*>(models_), static_cast<QObject*>(runs_),
                           static_cast<QObject*>(settings_page_), static_cast<QObject*>(inspector_), static_cast<QObject*>(finetune_),
-                          static_cast<QObject*>(server_page_)})
+                          static_cast<QObject*>(server_page_), static_cast<QObject*>(export_page_)})
         connect(page, SIGNAL(statusMessage(QString)), this, SLOT(showStatusMessage(QString)));
     connect(models_, &ModelsPage::loadRequested, this, &MainWindow::load_model);
     connect(models_, &ModelsPage::adapterRequested, this, &MainWindow::chat_with_adapter);
@@ -302,6 +302,7 @@ void MainWindow::show_model(const app::LoadedModelInfo& info) {
     chat_->set_model(info);
     models_->set_loaded_model(info.path);
     server_page_->set_loaded_model(info.path, context_.settings.tokenizer_folder(info.path));
+    export_page_->set_loaded_model(info.path);
     if (info.is_demo) models_->rescan();  // the demo may have just been created
 }
 

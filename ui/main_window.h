@@ -18,6 +18,7 @@ namespace mwb::ui {
 
 class ChatPage;
 class ElidedLabel;
+class ExportPage;
 class FineTunePage;
 class InspectorPage;
 class ModelsPage;
@@ -47,6 +48,7 @@ public:
     RunsPage* runs_page() const { return runs_; }
     FineTunePage* finetune_page() const { return finetune_; }
     ServerPage* server_page() const { return server_page_; }
+    ExportPage* export_page() const { return export_page_; }
     app::ServerHost& server_host() { return server_host_; }
 
 private slots:
@@ -90,6 +92,7 @@ private:
     RunsPage* runs_;
     SettingsPage* settings_page_;
     ServerPage* server_page_;
+    ExportPage* export_page_;
     ElidedLabel* model_status_;
     QProgressBar* load_progress_;
     QPushButton* cancel_load_;

@@ -33,6 +33,7 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
     kind_->addItem(tr("All kinds"), QString());
     kind_->addItem(tr("Chat"), QStringLiteral("chat"));
     kind_->addItem(tr("Fine-tune"), QStringLiteral("finetune"));
+    kind_->addItem(tr("Export"), QStringLiteral("export"));
     model_ = new QComboBox;
     model_->addItem(tr("All models"), QString());
     model_->setSizeAdjustPolicy(QComboBox::AdjustToContents);

@@ -13,6 +13,8 @@ if(TARGET mwb_app)
                 ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
   mwb_add_qtest(app_finetune_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/finetune_gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/gui_support.h
                 ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
+  mwb_add_qtest(app_export_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/export_gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/gui_support.h
+                ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
   mwb_add_qtest(app_server_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/server_gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/gui_support.h
                 ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
   # The GUI's training and generation are compared with `mwb train` and `mwb generate` on the same settings.
