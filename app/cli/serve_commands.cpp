@@ -113,6 +113,9 @@ int run_serve(int argc, char** argv) {
                                 "lora", "prefill-chunk", "step-tokens", "max-body-mb"});
     if (!args) return fail(args.error().message);
     if (args->positionals().size() > 1) return fail("give at most one model folder");
+    // Refused before minutes of model loading: an open address without a key.
+    const std::string host = args->get_or("host", "127.0.0.1");
+    if (auto open = serve::check_bind_address(host, args->get_or("api-key", "")); !open) return fail(open.error().message);
     auto options = served_model_options(*args);
     if (!options) return fail(options.error().message);
     auto port = args->integer_or("port", 8080);
@@ -129,7 +132,7 @@ int run_serve(int argc, char** argv) {
     auto model = serve::ServedModel::open(*options);
     if (!model) return fail(model.error().message);
     serve::ServerOptions server_options;
-    server_options.host = args->get_or("host", "127.0.0.1");
+    server_options.host = host;
     server_options.port = int(*port);
     server_options.api_key = args->get_or("api-key", "");
     server_options.max_body_bytes = size_t(*body_mb) << 20;

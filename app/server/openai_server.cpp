@@ -128,10 +128,13 @@ bool is_loopback_host(const std::string& host) {
     return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+Status check_bind_address(const std::string& host, const std::string& api_key) {
+    if (is_loopback_host(host) || !api_key.empty()) return {};
+    return make_error("listening on " + host + " opens the server to other machines: give an API key (--api-key KEY) or listen on 127.0.0.1");
+}
+
 Result<std::unique_ptr<OpenAiServer>> OpenAiServer::start(ServedModel& model, const ServerOptions& options, ServerListener* listener) {
-    if (!is_loopback_host(options.host) && options.api_key.empty())
-        return make_error("listening on " + options.host + " opens the server to other machines: give an API key (--api-key KEY) "
-                          "or listen on 127.0.0.1");
+    MWB_TRY(check_bind_address(options.host, options.api_key));
     if (options.port < 0 || options.port > 65535) return make_error("the port must be between 0 and 65535");
     // A client that hangs up mid-stream must cost a failed write, not the process.
     std::signal(SIGPIPE, SIG_IGN);

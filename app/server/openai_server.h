@@ -62,5 +62,7 @@ private:
 };
 
 bool is_loopback_host(const std::string& host);
+// An address beyond loopback opens the server to other machines: it needs an API key.
+Status check_bind_address(const std::string& host, const std::string& api_key);
 
 }  // namespace mwb::serve

@@ -1,6 +1,9 @@
 // The mwb command line on the fixture models: logits files the oracle can read, info, generate.
 #include <QtTest>
 
+#include <QJsonDocument>
+#include <QJsonObject>
+
 #include <cmath>
 #include <cstdint>
 
@@ -208,6 +211,29 @@ private slots:
         const Run flag = run_mwb({"info", kModels + "dsv3-tiny", "--verbose"});
         QCOMPARE(flag.exit_code, 1);
         QVERIFY2(flag.err.contains("unknown option --verbose"), qPrintable(flag.err));
+    }
+
+    // serve and export refuse what they cannot do before they start anything.
+    void serve_and_export_refuse_bad_arguments() {
+        const Run open = run_mwb({"serve", kModels + "dsv3-tiny", "--host", "0.0.0.0", "--port", "0"});
+        QCOMPARE(open.exit_code, 1);
+        QVERIFY2(open.err.contains("API key"), qPrintable(open.err));
+        const Run typo = run_mwb({"serve", kModels + "dsv3-tiny", "--max-batches", "4"});
+        QCOMPARE(typo.exit_code, 1);
+        QVERIFY2(typo.err.contains("unknown option --max-batches"), qPrintable(typo.err));
+        const QString v3 = QStringLiteral(MWB_TEST_DATA "/deploy/deepseek-v3");
+        const Run target = run_mwb({"export", v3, "--target", "kubernetes", "--out", "/tmp/unused"});
+        QCOMPARE(target.exit_code, 1);
+        QVERIFY2(target.err.contains("unknown target 'kubernetes'") && target.err.contains("k8s"), qPrintable(target.err));
+        const Run gpu = run_mwb({"export", v3, "--plan-only", "--gpu", "b300"});
+        QCOMPARE(gpu.exit_code, 1);
+        QVERIFY2(gpu.err.contains("unknown GPU 'b300'") && gpu.err.contains("h200"), qPrintable(gpu.err));
+        // The plan is JSON that says whether it fits.
+        const Run plan = run_mwb({"export", v3, "--plan-only", "--gpu", "h200", "--gpus-per-node", "8"});
+        QCOMPARE(plan.exit_code, 0);
+        const QJsonObject json = QJsonDocument::fromJson(plan.out.toUtf8()).object();
+        QCOMPARE(json.value("fits").toBool(), true);
+        QCOMPARE(json.value("layout").toObject().value("expert_parallel").toInt(), 8);
     }
 
     void jsonl_that_is_not_utf8_says_so() {
