@@ -207,8 +207,15 @@ void OpenAiServer::stop() {
 }
 
 void OpenAiServer::Impl::install_routes() {
+    // Browser-based chat front-ends call the API from another origin: allow it, as vLLM's and llama.cpp's servers
+    // do (the API key still guards /v1/ when one is set).
+    http.set_default_headers({{"Access-Control-Allow-Origin", "*"},
+                              {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
+                              {"Access-Control-Allow-Methods", "GET, POST, OPTIONS"}});
+    http.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-        if (options.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+        if (options.api_key.empty() || req.path.rfind("/v1/", 0) != 0 || req.method == "OPTIONS")
+            return httplib::Server::HandlerResponse::Unhandled;
         const std::string given = req.get_header_value("Authorization");
         const std::string bearer = "Bearer ";
         ApiError error{401, "", "authentication_error", "", "invalid_api_key"};

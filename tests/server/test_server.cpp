@@ -3,6 +3,7 @@
 // that hangs up, Prometheus text whose counters add up, stop strings and R1 reasoning.
 #include <QtTest>
 
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -253,6 +254,16 @@ private slots:
         check(running->client().post("/v1/chat/completions", chat_body("hi", 2, false).dump()), 401, "authentication_error");
         check(running->client("open-sesame").get("/v1/models"), 401, "authentication_error");
         QCOMPARE(running->client().get("/health").status, 200);  // health and metrics need no key
+        // A browser's preflight needs no key and learns that other origins may call.
+        {
+            httplib::Client browser(running->server->base_url());
+            auto preflight = browser.Options("/v1/chat/completions", {{"Origin", "http://localhost:3000"},
+                                                                      {"Access-Control-Request-Method", "POST"}});
+            QVERIFY(preflight);
+            QCOMPARE(preflight->status, 204);
+            QCOMPARE(preflight->get_header_value("Access-Control-Allow-Origin"), std::string("*"));
+            QVERIFY(preflight->get_header_value("Access-Control-Allow-Headers").find("Authorization") != std::string::npos);
+        }
 
         // One slot, no queue: a second request while the first streams is refused with 429.
         std::atomic<bool> first_event{false}, hang_up{false};
