@@ -40,6 +40,7 @@ ServerHost::ServerHost(QObject* parent) : QObject(parent), listener_(std::make_u
 
 ServerHost::~ServerHost() {
     if (opener_.joinable()) opener_.join();
+    if (stopper_.joinable()) stopper_.join();
     std::lock_guard lock(mutex_);
     for (auto* server : {&server_, &opened_server_})
         if (*server) (*server)->stop();
@@ -83,6 +84,7 @@ QString ServerHost::metrics_text() const {
 void ServerHost::start(const ServerSettings& settings) {
     if (starting_ || running()) return;
     if (opener_.joinable()) opener_.join();
+    if (stopper_.joinable()) stopper_.join();  // the previous server's port is free again
     starting_ = true;
     // Opening a model takes seconds: it runs on a thread of its own and reports back on the GUI thread.
     opener_ = std::thread([this, settings] {
@@ -149,10 +151,15 @@ void ServerHost::stop() {
         model = std::move(model_);
     }
     if (!server) return;
-    server->stop();
-    server.reset();
-    model.reset();
-    emit stopped();
+    if (stopper_.joinable()) stopper_.join();
+    // Open streams end first, and a client that stopped reading holds its stream up to the write timeout: the
+    // GUI does not wait for that.
+    stopper_ = std::thread([this, server = std::move(server), model = std::move(model)]() mutable {
+        server->stop();
+        server.reset();
+        model.reset();
+        QMetaObject::invokeMethod(this, [this] { emit stopped(); }, Qt::QueuedConnection);
+    });
 }
 
 }  // namespace mwb::app

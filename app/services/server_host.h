@@ -62,7 +62,7 @@ public:
 
 public slots:
     void start(const mwb::app::ServerSettings& settings);
-    void stop();
+    void stop();  // returns at once; stopped() follows when the server and its model are gone
 
 signals:
     void started(QString url);
@@ -84,6 +84,7 @@ private:
     std::unique_ptr<serve::OpenAiServer> opened_server_;
     QString open_error_;
     std::thread opener_;
+    std::thread stopper_;  // stops a server off the GUI thread
     std::atomic<bool> starting_{false};
 };
 

@@ -116,8 +116,11 @@ private slots:
         QCOMPARE(chat->findChild<QPlainTextEdit*>("chatInput")->toPlainText(), QString("Hello?"));
         save_screenshot(window, "chat-remote-unreachable");
 
+        QSignalSpy stopped(&window.server_host(), &app::ServerHost::stopped);
         window.server_host().stop();
         QVERIFY(!window.server_host().running());
+        QTRY_COMPARE(stopped.size(), 1);
+        QVERIFY(page->findChild<QLabel*>("serverAddress")->text().contains("Not running"));
     }
 };
 
