@@ -11,6 +11,7 @@
 #include "engine/model/model_graph.h"
 #include "engine/runtime/generation.h"
 #include "engine/runtime/scheduler.h"
+#include "engine/train/lora_adapter.h"
 
 using namespace mwb;
 
@@ -191,6 +192,50 @@ private slots:
         };
         const auto together = run({0, 1, 2, 3, 4, 5, 6, 7});
         for (int i = 0; i < 8; ++i) QCOMPARE(together.at(i).tokens, run({i}).at(i).tokens);
+    }
+
+    // Requests with a LoRA adapter and without one share the scheduler (they take turns by step): each gives
+    // what it gives alone through generate() with the same adapter, or none.
+    void requests_with_and_without_an_adapter_match_their_lone_runs() {
+        auto graph = load("dsv3-tiny");
+        auto adapter = train::LoraAdapter::load(std::string(MWB_TEST_DATA) + "/lora/dsv3-tiny-lora/adapter_final", *graph);
+        QVERIFY2(adapter, adapter ? "" : adapter.error().message.c_str());
+        const LowRankDeltas deltas = adapter->deltas(*graph);
+        const auto all = prompts(graph->config.vocab_size, 6);
+        auto lone = [&](int i) {
+            auto backend = make_cpu_backend(graph, 2);
+            if (auto status = backend->reserve_cache(1, 64); !status) qFatal("%s", status.error().message.c_str());
+            const ScheduledRequest r = request_for(all[size_t(i)], i);
+            GenerationRequest g;
+            g.prompt = r.prompt;
+            g.sampling = r.sampling;
+            g.max_new_tokens = r.max_new_tokens;
+            g.adapter = i % 2 ? &deltas : nullptr;
+            auto result = generate(*backend, g);
+            if (!result) qFatal("%s", result.error().message.c_str());
+            return result->tokens;
+        };
+        auto backend = make_cpu_backend(graph, 2);
+        SchedulerOptions options;
+        options.max_running = 4;
+        options.context = 64;
+        options.prefill_chunk = 32;
+        options.step_tokens = 36;
+        auto scheduler = Scheduler::start(*backend, graph->config, options);
+        QVERIFY(scheduler);
+        Outcomes outcomes;
+        for (int i = 0; i < 6; ++i) {
+            ScheduledRequest r = request_for(all[size_t(i)], i);
+            r.adapter = i % 2 ? &deltas : nullptr;
+            QVERIFY((*scheduler)->submit(r, outcomes.events_for(i)).accepted());
+        }
+        const auto done = outcomes.wait(6);
+        bool adapter_changed_something = false;
+        for (int i = 0; i < 6; ++i) {
+            QCOMPARE(done.at(i).tokens, lone(i));
+            if (i % 2) adapter_changed_something |= done.at(i).tokens != alone(graph, request_for(all[size_t(i)], i));
+        }
+        QVERIFY(adapter_changed_something);  // the adapter took part, not only the base model
     }
 
     void a_full_queue_refuses_and_cancel_frees_the_slot() {
