@@ -116,6 +116,30 @@ private slots:
         QVERIFY(!plan.notes.empty() && plan.notes.front().find("no FP8") != std::string::npos);
     }
 
+    // A folder with the checkpoint's index: its total_size is the weight size, not the estimate from config.json.
+    void the_safetensors_index_total_size_wins() {
+        QTemporaryDir folder;
+        QVERIFY(QFile::copy(QString::fromStdString(std::string(MWB_TEST_DATA) + "/deploy/deepseek-v3/config.json"), folder.filePath("config.json")));
+        QFile index(folder.filePath("model.safetensors.index.json"));
+        QVERIFY(index.open(QIODevice::WriteOnly));
+        index.write(R"({"metadata": {"total_size": 688586727753}, "weight_map": {}})");
+        index.close();
+        auto r = plan_request_for(folder.path().toStdString());
+        QVERIFY(r);
+        QCOMPARE(r->checkpoint_bytes.value_or(0), 688586727753.0);
+        r->gpu = *find_gpu("h200");
+        QCOMPARE(plan_deployment(*r).weight_bytes, 688586727753.0);
+        // Planned in another format, the size comes from the config again.
+        r->format = WeightFormat::Int4;
+        QVERIFY(plan_deployment(*r).weight_bytes < 400e9);
+        // A broken index is no size at all, not an error: the config still plans.
+        QVERIFY(index.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        index.write("{not json");
+        index.close();
+        auto broken = plan_request_for(folder.path().toStdString());
+        QVERIFY(broken && !broken->checkpoint_bytes);
+    }
+
     void the_plan_json_has_what_exporters_and_the_page_read() {
         const nlohmann::json json = plan_deployment(request("deepseek-v3", "h200", 8, 1, 32768, 64)).to_json();
         for (const char* key : {"model", "gpu", "fits", "verdict", "layout", "weight_format", "weight_bytes", "kv_cache_bytes_per_token",
