@@ -1,12 +1,9 @@
 #include "app/server/served_model.h"
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "engine/runtime/chat_prompt.h"
+#include "engine/runtime/generation_config.h"
 #include "engine/train/lora_adapter.h"
 #ifdef MWB_HAVE_CUDA
 #include "kernels/cuda_backend.h"
@@ -16,23 +13,13 @@ namespace mwb::serve {
 
 namespace {
 
-// Sampling the model's authors chose (generation_config.json), where the request says nothing: temperature,
-// top_p and top_k, as vLLM applies them. Without the file, OpenAI's defaults (temperature 1, top_p 1).
+// Sampling the model's authors chose (generation_config.json), where the request says nothing, as vLLM applies
+// it; without the file, or with one out of range, OpenAI's defaults (temperature 1, top_p 1).
 SamplingParams model_sampling_defaults(const std::string& model_dir) {
-    SamplingParams params;
-    std::ifstream file(std::filesystem::path(model_dir) / "generation_config.json");
-    if (!file) return params;
-    std::stringstream text;
-    text << file.rdbuf();
-    const auto config = nlohmann::json::parse(text.str(), nullptr, false);
-    if (!config.is_object()) return params;
-    const bool sample = config.value("do_sample", true);
-    if (auto t = config.find("temperature"); t != config.end() && t->is_number()) params.temperature = sample ? t->get<double>() : 0.0;
-    if (auto p = config.find("top_p"); p != config.end() && p->is_number() && p->get<double>() > 0 && p->get<double>() <= 1)
-        params.top_p = p->get<double>();
-    if (auto k = config.find("top_k"); k != config.end() && k->is_number_integer() && k->get<int64_t>() > 0) params.top_k = k->get<int64_t>();
-    if (!sample) params.temperature = 0;
-    return params;
+    auto config = load_generation_config(model_dir);
+    if (!config || !config.value()) return {};
+    auto sampling = sampling_from(**config, {});
+    return sampling ? *sampling : SamplingParams{};
 }
 
 Result<std::unique_ptr<Backend>> open_backend(std::shared_ptr<const ModelGraph> graph, const ServedModelOptions& options) {

@@ -5,6 +5,7 @@ set(MWB_RUNTIME_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/cpu/cpu_attention.cpp
   ${CMAKE_CURRENT_LIST_DIR}/sampler.cpp
   ${CMAKE_CURRENT_LIST_DIR}/generation.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/generation_config.cpp
   ${CMAKE_CURRENT_LIST_DIR}/scheduler.cpp
   ${CMAKE_CURRENT_LIST_DIR}/stop_strings.cpp
   ${CMAKE_CURRENT_LIST_DIR}/chat_prompt.cpp)

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/runtime/generation_config.h"
+
 namespace mwb::exporters {
 
 namespace {
@@ -51,11 +53,10 @@ ModelFiles read_model_files(const std::string& model_directory) {
         files.stop = {"<｜end▁of▁sentence｜>"};
     }
     files.reasons = has(t, "<think>");
-    const nlohmann::json generation = read_json(dir / "generation_config.json");
-    if (generation.is_object()) {
-        if (generation.contains("temperature") && generation["temperature"].is_number()) files.temperature = generation["temperature"].get<double>();
-        if (generation.contains("top_p") && generation["top_p"].is_number()) files.top_p = generation["top_p"].get<double>();
-        if (generation.contains("top_k") && generation["top_k"].is_number_integer()) files.top_k = generation["top_k"].get<long long>();
+    if (auto generation = load_generation_config(model_directory); generation && *generation) {
+        files.temperature = (*generation)->do_sample == false ? std::optional<double>(0.0) : (*generation)->temperature;
+        files.top_p = (*generation)->top_p;
+        if ((*generation)->top_k) files.top_k = (long long)(*(*generation)->top_k);
     }
     return files;
 }
