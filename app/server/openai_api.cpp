@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "engine/runtime/stop_strings.h"
+
 namespace mwb::serve {
 
 using nlohmann::json;
@@ -217,13 +219,7 @@ ReasoningSplitter::Delta ReasoningSplitter::push(std::string_view text) {
                 state_ = State::Content;
                 continue;
             }
-            // Keep a tail that may be the start of </think>.
-            size_t held = 0;
-            for (size_t length = std::min(kThinkClose.size() - 1, pending_.size()); length > 0; --length)
-                if (std::string_view(pending_).substr(pending_.size() - length) == kThinkClose.substr(0, length)) {
-                    held = length;
-                    break;
-                }
+            const size_t held = partial_marker_length(pending_, kThinkClose);  // may be the start of </think>
             delta.reasoning += pending_.substr(0, pending_.size() - held);
             pending_.erase(0, pending_.size() - held);
             return delta;

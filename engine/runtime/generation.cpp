@@ -15,6 +15,15 @@ std::string finish_reason_name(FinishReason reason) {
     return "?";
 }
 
+std::optional<FinishReason> finish_after_token(int32_t token, std::span<const int32_t> stop_tokens, bool caller_stops, bool caller_cancels,
+                                               int64_t generated, int64_t max_new_tokens, int64_t context_tokens, int64_t capacity) {
+    if (caller_stops || std::find(stop_tokens.begin(), stop_tokens.end(), token) != stop_tokens.end()) return FinishReason::Stop;
+    if (caller_cancels) return FinishReason::Cancelled;
+    if (generated >= max_new_tokens) return FinishReason::Length;
+    if (context_tokens - 1 >= capacity) return FinishReason::ContextFull;
+    return std::nullopt;
+}
+
 Result<GenerationResult> generate_with(const Backend& backend, const GenerationRequest& request, const NextTokenStep& step,
                                        const TokenCallback& on_token, const std::atomic<bool>* cancel) {
     if (request.prompt.empty()) return make_error("the prompt is empty");
@@ -49,20 +58,12 @@ Result<GenerationResult> generate_with(const Backend& backend, const GenerationR
             decode_clock.restart();
         }
         const bool keep_going = !on_token || on_token(token);
-        if (std::find(request.stop_tokens.begin(), request.stop_tokens.end(), token) != request.stop_tokens.end()) {
-            result.finish = FinishReason::Stop;
+        if (auto finish = finish_after_token(token, request.stop_tokens, false, !keep_going, int64_t(result.tokens.size()),
+                                             request.max_new_tokens, int64_t(context.size()), backend.cache_capacity())) {
+            result.finish = *finish;
             break;
         }
-        if (!keep_going) {
-            result.finish = FinishReason::Cancelled;
-            break;
-        }
-        if (int64_t(result.tokens.size()) >= request.max_new_tokens) break;
         const int64_t position = int64_t(context.size()) - 1;
-        if (position >= backend.cache_capacity()) {
-            result.finish = FinishReason::ContextFull;
-            break;
-        }
         batch.tokens = {token};
         batch.chunks = {{request.slot, position, 1}};
         next = step(batch, context);

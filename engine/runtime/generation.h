@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -32,6 +33,12 @@ struct GenerationResult {
     FinishReason finish = FinishReason::Length;
     GenerationTimings timings;
 };
+
+// Why a generation ends after it sampled `token` (nullopt: it goes on), in one order for the plain loop and the
+// scheduler: a stop token or the caller's stop string, then the caller's cancel, then the length, then the
+// context (`context_tokens` counts prompt and generated tokens; the next position must fit `capacity`).
+std::optional<FinishReason> finish_after_token(int32_t token, std::span<const int32_t> stop_tokens, bool caller_stops, bool caller_cancels,
+                                               int64_t generated, int64_t max_new_tokens, int64_t context_tokens, int64_t capacity);
 
 // Called for each generated token; return false to stop after it.
 using TokenCallback = std::function<bool(int32_t token)>;

@@ -240,7 +240,6 @@ bool Scheduler::step() {
 
     auto logits = backend_.forward(batch, routing_.get());
     const int64_t vocab = logits ? int64_t(logits->size() / std::max<size_t>(1, batch.chunks.size())) : 0;
-    std::set<Active*> ended;
     std::vector<std::pair<Active*, FinishReason>> endings;
     int64_t prompt_tokens = 0, generated_tokens = 0;
     std::vector<double> first_token_latencies, inter_token_latencies;
@@ -268,15 +267,9 @@ bool Scheduler::step() {
         }
         r.last_token_s = now;
         const TokenVerdict verdict = r.events.on_token ? r.events.on_token(token) : TokenVerdict::Continue;
-        const auto& stops = r.request.stop_tokens;
-        if (std::find(stops.begin(), stops.end(), token) != stops.end() || verdict == TokenVerdict::Stop)
-            endings.emplace_back(&r, FinishReason::Stop);
-        else if (verdict == TokenVerdict::Cancel)
-            endings.emplace_back(&r, FinishReason::Cancelled);
-        else if (int64_t(r.generated.size()) >= r.request.max_new_tokens)
-            endings.emplace_back(&r, FinishReason::Length);
-        else if (int64_t(r.context.size()) - 1 >= options_.context)
-            endings.emplace_back(&r, FinishReason::ContextFull);
+        if (auto finish = finish_after_token(token, r.request.stop_tokens, verdict == TokenVerdict::Stop, verdict == TokenVerdict::Cancel,
+                                             int64_t(r.generated.size()), r.request.max_new_tokens, int64_t(r.context.size()), options_.context))
+            endings.emplace_back(&r, *finish);
     }
 
     std::vector<std::pair<std::unique_ptr<Active>, FinishReason>> leaving;

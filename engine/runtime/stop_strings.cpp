@@ -4,6 +4,13 @@
 
 namespace mwb {
 
+size_t partial_marker_length(std::string_view text, std::string_view marker) {
+    if (marker.empty()) return 0;
+    for (size_t length = std::min(marker.size() - 1, text.size()); length > 0; --length)
+        if (text.substr(text.size() - length) == marker.substr(0, length)) return length;
+    return 0;
+}
+
 StopStringFilter::StopStringFilter(std::vector<std::string> stops) : stops_(std::move(stops)) {
     stops_.erase(std::remove(stops_.begin(), stops_.end(), std::string()), stops_.end());
 }
@@ -23,14 +30,8 @@ StopStringFilter::Piece StopStringFilter::push(std::string_view text) {
         pending_.clear();
         return piece;
     }
-    // Hold back the longest tail of the text that is the start of some stop string.
     size_t held = 0;
-    for (const auto& stop : stops_)
-        for (size_t length = std::min(stop.size() - 1, pending_.size()); length > held; --length)
-            if (std::string_view(pending_).substr(pending_.size() - length) == std::string_view(stop).substr(0, length)) {
-                held = length;
-                break;
-            }
+    for (const auto& stop : stops_) held = std::max(held, partial_marker_length(pending_, stop));
     piece.text = pending_.substr(0, pending_.size() - held);
     pending_.erase(0, pending_.size() - held);
     return piece;

@@ -8,6 +8,10 @@
 
 namespace mwb {
 
+// The length of the longest end of `text` that is a start of `marker` but not all of it: text that must wait for
+// the next piece to show whether the marker follows.
+size_t partial_marker_length(std::string_view text, std::string_view marker);
+
 class StopStringFilter {
 public:
     explicit StopStringFilter(std::vector<std::string> stops);
