@@ -31,8 +31,6 @@ namespace mwb::ui {
 
 namespace {
 
-QString gb(double bytes) { return QString::number(bytes / 1e9, 'f', bytes >= 100e9 ? 0 : 1) + " GB"; }
-
 QSpinBox* spin(int low, int high, int value, int step = 1) {
     auto* s = new QSpinBox;
     s->setRange(low, high);
@@ -243,12 +241,12 @@ void ExportPage::show_preview(std::shared_ptr<app::ExportPreview> preview) {
     const QLocale locale;
     QList<QPair<QString, QString>> rows = {
         {tr("Layout"), QString::fromStdString(plan.layout.describe())},
-        {tr("Weights"), tr("%1 in %2").arg(gb(plan.weight_bytes), QString::fromStdString(plan.weight_format))},
+        {tr("Weights"), tr("%1 in %2").arg(gigabytes(plan.weight_bytes), QString::fromStdString(plan.weight_format))},
         {tr("KV cache per token"), tr("%1 bytes (%2)").arg(locale.toString(plan.kv_bytes_per_token),
                                                             plan.request.config.mla ? tr("MLA latent") : tr("K and V per head"))},
-        {tr("KV cache, all requests"), gb(plan.kv_bytes_total)},
+        {tr("KV cache, all requests"), gigabytes(plan.kv_bytes_total)},
         {tr("Per GPU"), tr("%1 weights + %2 KV + %3 workspace of %4 usable")
-                            .arg(gb(plan.per_gpu.weights), gb(plan.per_gpu.kv_cache), gb(plan.per_gpu.workspace), gb(plan.per_gpu.usable))},
+                            .arg(gigabytes(plan.per_gpu.weights), gigabytes(plan.per_gpu.kv_cache), gigabytes(plan.per_gpu.workspace), gigabytes(plan.per_gpu.usable))},
         {tr("Sequences that fit"), tr("%1 of %2 tokens").arg(locale.toString(plan.max_concurrency)).arg(locale.toString(plan.request.context))},
         {tr("MTP"), plan.mtp_layers > 0 ? tr("speculative decoding with %1 MTP module(s)").arg(plan.mtp_layers) : tr("none")},
         {tr("Decode, batch 1"), tr("about %1 tok/s (bound %2 tok/s from bandwidth)")

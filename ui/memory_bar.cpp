@@ -4,9 +4,7 @@
 
 namespace mwb::ui {
 
-namespace {
-QString gb(double bytes) { return QString::number(bytes / 1e9, 'f', bytes >= 100e9 ? 0 : 1) + " GB"; }
-}  // namespace
+QString gigabytes(double bytes) { return QString::number(bytes / 1e9, 'f', bytes >= 100e9 ? 0 : 1) + " GB"; }
 
 MemoryBar::MemoryBar(QWidget* parent) : QWidget(parent) { setMinimumHeight(sizeHint().height()); }
 
@@ -17,7 +15,7 @@ void MemoryBar::set_memory(double capacity, double usable, double weights, doubl
     kv_ = kv_cache;
     workspace_ = workspace;
     setToolTip(tr("Per GPU: %1 weights, %2 KV cache, %3 workspace of %4 (%5 usable at the memory fraction)")
-                   .arg(gb(weights), gb(kv_cache), gb(workspace), gb(capacity), gb(usable)));
+                   .arg(gigabytes(weights), gigabytes(kv_cache), gigabytes(workspace), gigabytes(capacity), gigabytes(usable)));
     update();
 }
 
@@ -61,14 +59,14 @@ void MemoryBar::paintEvent(QPaintEvent*) {
         }
     };
     for (const Part& part : parts) {
-        const QString text = part.name + " " + gb(part.bytes);
+        const QString text = part.name + " " + gigabytes(part.bytes);
         place(line + fontMetrics().horizontalAdvance(text));
         p.fillRect(QRectF(lx, ly + 3, line - 6, line - 6), part.color);
         p.drawText(QPointF(lx + line, ly + line - 3), text);
         lx += line + fontMetrics().horizontalAdvance(text) + 14;
     }
-    const QString free = total <= usable_ ? tr("free %1 of %2").arg(gb(usable_ - total), gb(capacity_))
-                                          : tr("%1 over the %2 usable").arg(gb(total - usable_), gb(usable_));
+    const QString free = total <= usable_ ? tr("free %1 of %2").arg(gigabytes(usable_ - total), gigabytes(capacity_))
+                                          : tr("%1 over the %2 usable").arg(gigabytes(total - usable_), gigabytes(usable_));
     place(fontMetrics().horizontalAdvance(free));
     p.drawText(QPointF(lx, ly + line - 3), free);
 }

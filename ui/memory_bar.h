@@ -6,6 +6,9 @@
 
 namespace mwb::ui {
 
+// Bytes as decimal gigabytes, "688 GB" / "18.7 GB", the way the plan's verdicts count them.
+QString gigabytes(double bytes);
+
 class MemoryBar : public QWidget {
     Q_OBJECT
 public:

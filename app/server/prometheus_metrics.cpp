@@ -70,10 +70,9 @@ std::string prometheus_text(const MetricsSnapshot& snapshot) {
     w.single("mwb_prompt_tokens_total", "counter", "Prompt tokens prefilled.", double(s.prompt_tokens));
     w.single("mwb_generation_tokens_total", "counter", "Tokens generated.", double(s.generated_tokens));
     w.single("mwb_scheduler_steps_total", "counter", "Batched forward passes.", double(s.steps));
-    const double capacity = double(s.slot_count) * double(s.context_tokens);
     w.single("mwb_kv_cache_slots", "gauge", "KV-cache slots (requests that can run at once).", double(s.slot_count));
     w.single("mwb_kv_cache_tokens", "gauge", "KV-cache positions in use.", double(s.cached_tokens));
-    w.single("mwb_kv_cache_usage_ratio", "gauge", "KV-cache positions in use over all positions (1 = full).", capacity > 0 ? double(s.cached_tokens) / capacity : 0);
+    w.single("mwb_kv_cache_usage_ratio", "gauge", "KV-cache positions in use over all positions (1 = full).", s.kv_cache_usage());
     w.histogram("mwb_time_to_first_token_seconds", "Submission to first generated token, the queue included.", s.time_to_first_token);
     w.histogram("mwb_inter_token_latency_seconds", "Time between consecutive tokens of a request.", s.inter_token);
 

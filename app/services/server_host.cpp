@@ -68,8 +68,7 @@ ServerGauges ServerHost::gauges() const {
     g.running = s.running;
     g.waiting = s.waiting;
     g.slot_count = s.slot_count;
-    const double capacity = double(s.slot_count) * double(s.context_tokens);
-    g.kv_cache_usage = capacity > 0 ? double(s.cached_tokens) / capacity : 0;
+    g.kv_cache_usage = s.kv_cache_usage();
     g.prompt_tokens = s.prompt_tokens;
     g.generated_tokens = s.generated_tokens;
     g.finished = s.finished;

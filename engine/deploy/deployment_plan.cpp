@@ -130,6 +130,10 @@ std::string ParallelLayout::describe() const {
     return text;
 }
 
+std::string cluster_name(const PlanRequest& r) {
+    return (r.nodes > 1 ? std::to_string(r.nodes) + " nodes of " : "") + std::to_string(r.gpus_per_node) + "×" + r.gpu.name;
+}
+
 DeploymentPlan plan_deployment(const PlanRequest& request) {
     DeploymentPlan plan;
     plan.request = request;
@@ -156,8 +160,7 @@ DeploymentPlan plan_deployment(const PlanRequest& request) {
     plan.decode_bound_tokens_per_s = shown.decode_bound;
     plan.decode_estimate_tokens_per_s = shown.decode_bound * kBatch1Efficiency;
 
-    const std::string cluster = (r.nodes > 1 ? std::to_string(r.nodes) + " nodes of " : "") + std::to_string(r.gpus_per_node) + "×" +
-                                r.gpu.name;
+    const std::string cluster = cluster_name(r);
     const double cluster_memory = r.gpu.memory_gib * kGiB * double(r.gpus_per_node * r.nodes);
     const std::string need = gb(s.weights) + " of " + plan.weight_format + " weights + " + gb(plan.kv_bytes_total) + " of KV cache (" +
                              std::to_string(r.concurrency) + " × " + std::to_string(r.context) + " tokens)";

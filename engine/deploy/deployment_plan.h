@@ -73,6 +73,9 @@ struct DeploymentPlan {
 
 DeploymentPlan plan_deployment(const PlanRequest& request);
 
+// "8×NVIDIA H200", "2 nodes of 8×NVIDIA H100 SXM".
+std::string cluster_name(const PlanRequest& request);
+
 // A model folder with config.json and perhaps no weights; reads model.safetensors.index.json's total_size.
 Result<PlanRequest> plan_request_for(const std::string& model_directory);
 

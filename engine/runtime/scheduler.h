@@ -81,6 +81,12 @@ struct SchedulerStats {
     LatencyHistogram inter_token{{}};
     std::vector<int64_t> moe_layers;                 // layers with routed experts
     std::vector<std::vector<int64_t>> expert_tokens; // per MoE layer: tokens routed to each expert
+
+    // KV-cache positions in use over all positions (1 = full).
+    double kv_cache_usage() const {
+        const double capacity = double(slot_count) * double(context_tokens);
+        return capacity > 0 ? double(cached_tokens) / capacity : 0;
+    }
 };
 
 class Scheduler {

@@ -151,8 +151,7 @@ public:
         const std::string name = app_name(r.model);
         if (name.empty()) return make_error("the model name '" + r.model + "' gives no Kubernetes name: set one with --model-id");
         const std::string header = "# Kubernetes " + std::string(kVersion) + ": " + r.model + " on " +
-                                   (r.nodes > 1 ? std::to_string(r.nodes) + " nodes of " : "") + std::to_string(r.gpus_per_node) + "×" +
-                                   r.gpu.name + ", " + plan.layout.describe() + ". Written by MoE Workbench.\n";
+                                   deploy::cluster_name(r) + ", " + plan.layout.describe() + ". Written by MoE Workbench.\n";
         ExportResult result{id(), {}, {}};
         if (r.nodes == 1) {
             result.files.push_back({"k8s/" + name + ".yaml", header + single_node(plan, context, name) + "\n"});

@@ -46,8 +46,7 @@ public:
     Result<ExportResult> write(const deploy::DeploymentPlan& plan, const ExportContext& context) const override {
         const deploy::PlanRequest& r = plan.request;
         const std::string header = "#!/usr/bin/env bash\n# SGLang " + std::string(kSglangVersion) + ": " + r.model + " on " +
-                                   (r.nodes > 1 ? std::to_string(r.nodes) + " nodes of " : "") + std::to_string(r.gpus_per_node) + "×" +
-                                   r.gpu.name + ", " + plan.layout.describe() + ". Written by MoE Workbench.\nset -euo pipefail\n";
+                                   deploy::cluster_name(r) + ", " + plan.layout.describe() + ". Written by MoE Workbench.\nset -euo pipefail\n";
         ExportResult result{id(), {}, {}};
         if (r.nodes == 1) {
             result.files.push_back({"sglang/serve.sh", header + sglang_command(plan, context, "0", "", "1").shell(), true});
