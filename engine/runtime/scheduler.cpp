@@ -1,6 +1,7 @@
 #include "engine/runtime/scheduler.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <utility>
@@ -37,33 +38,40 @@ struct Scheduler::Active {
     std::vector<int32_t> generated;
 };
 
-// Counts, per MoE layer, the tokens each routed expert received.
+// Counts, per MoE layer, the tokens each routed expert received. The forward pass counts on the scheduler's
+// thread while stats() may read from another, so the counters are atomic: nothing is copied per step.
 class Scheduler::RoutingCounter final : public ForwardObserver {
 public:
-    explicit RoutingCounter(const ModelConfig& config) {
+    explicit RoutingCounter(const ModelConfig& config) : row_of_layer_(size_t(config.num_layers), -1) {
         if (!config.moe) return;
         for (int64_t l = 0; l < config.num_layers; ++l)
             if (config.is_moe_layer(l)) {
-                row_of_layer_[l] = layers_.size();
+                row_of_layer_[size_t(l)] = int64_t(layers_.size());
                 layers_.push_back(l);
             }
-        counts_.assign(layers_.size(), std::vector<int64_t>(size_t(config.moe->n_routed_experts), 0));
+        experts_ = config.moe->n_routed_experts;
+        counts_ = std::vector<std::atomic<int64_t>>(layers_.size() * size_t(experts_));
     }
     void on_routing(int64_t, int64_t, int64_t layer, std::span<const int32_t> experts, std::span<const float>,
                     std::span<const float>) override {
-        auto row = row_of_layer_.find(layer);
-        if (row == row_of_layer_.end()) return;
-        auto& counts = counts_[row->second];
+        if (layer < 0 || size_t(layer) >= row_of_layer_.size() || row_of_layer_[size_t(layer)] < 0) return;
+        const size_t row = size_t(row_of_layer_[size_t(layer)] * experts_);
         for (int32_t e : experts)
-            if (e >= 0 && size_t(e) < counts.size()) ++counts[size_t(e)];
+            if (e >= 0 && e < experts_) counts_[row + size_t(e)].fetch_add(1, std::memory_order_relaxed);
     }
     const std::vector<int64_t>& layers() const { return layers_; }
-    const std::vector<std::vector<int64_t>>& counts() const { return counts_; }
+    std::vector<std::vector<int64_t>> counts() const {
+        std::vector<std::vector<int64_t>> out(layers_.size(), std::vector<int64_t>(size_t(experts_)));
+        for (size_t r = 0; r < out.size(); ++r)
+            for (int64_t e = 0; e < experts_; ++e) out[r][size_t(e)] = counts_[r * size_t(experts_) + size_t(e)].load(std::memory_order_relaxed);
+        return out;
+    }
 
 private:
-    std::map<int64_t, size_t> row_of_layer_;
+    std::vector<int64_t> row_of_layer_;  // per layer: its row, or -1 for a dense layer
     std::vector<int64_t> layers_;
-    std::vector<std::vector<int64_t>> counts_;
+    int64_t experts_ = 0;
+    std::vector<std::atomic<int64_t>> counts_;  // [MoE layer][expert]
 };
 
 Result<std::unique_ptr<Scheduler>> Scheduler::start(Backend& backend, const ModelConfig& config, const SchedulerOptions& options) {
@@ -87,7 +95,6 @@ Scheduler::Scheduler(Backend& backend, const ModelConfig& config, const Schedule
     stats_.time_to_first_token = LatencyHistogram(latency_buckets());
     stats_.inter_token = LatencyHistogram(latency_buckets());
     stats_.moe_layers = routing_->layers();
-    stats_.expert_tokens = routing_->counts();
 }
 
 Scheduler::~Scheduler() {
@@ -147,7 +154,9 @@ void Scheduler::cancel(int64_t id) {
 
 SchedulerStats Scheduler::stats() const {
     std::lock_guard lock(mutex_);
-    return stats_;
+    SchedulerStats stats = stats_;
+    stats.expert_tokens = routing_->counts();
+    return stats;
 }
 
 void Scheduler::run() {
@@ -289,7 +298,6 @@ bool Scheduler::step() {
         for (const auto& r : running_) stats_.cached_tokens += r->decoding() ? int64_t(r->context.size()) - 1 : r->prefilled;
         for (double s : first_token_latencies) stats_.time_to_first_token.observe(s);
         for (double s : inter_token_latencies) stats_.inter_token.observe(s);
-        stats_.expert_tokens = routing_->counts();
     }
     for (auto& [request, reason] : leaving) finish(std::move(request), reason, logits ? std::nullopt : std::optional<Error>(logits.error()));
     return true;
