@@ -1,6 +1,6 @@
 // Reading a whole small text file (config.json, tokenizer.json, a template), with errors that name the file.
 // Regular files only, opened without blocking and bounded in size: a FIFO, a device such as /dev/zero or a
-// directory in a model folder is an error, not a hang or a read of gigabytes.
+// directory in a model folder is an error, not a hang or a read of gigabytes. And writing one atomically.
 #pragma once
 
 #include <fcntl.h>
@@ -10,7 +10,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <system_error>
 
 #include "engine/core/result.h"
 
@@ -46,6 +49,21 @@ inline Result<std::string> read_text_file(const std::string& path, size_t max_by
     }
     ::close(fd);
     return contents;
+}
+
+// Written beside `path` and renamed over it, so that a killed process leaves the old file or the new one.
+inline Status write_text_file_atomically(const std::string& path, const std::string& text) {
+    const std::string temporary = path + ".partial";
+    {
+        std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+        file << text;
+        file.flush();
+        if (!file) return make_error("cannot write " + temporary + ": check that the folder is writable and the disk has room");
+    }
+    std::error_code error;
+    std::filesystem::rename(temporary, path, error);
+    if (error) return make_error("cannot rename " + temporary + " to " + path + ": " + error.message());
+    return Status::success();
 }
 
 }  // namespace mwb

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include "engine/core/text_file.h"
 
 namespace mwb::deploy {
 
@@ -252,11 +252,9 @@ Result<PlanRequest> plan_request_for(const std::string& model_directory) {
     request.config = std::move(config.value());
     request.model = std::filesystem::path(model_directory).lexically_normal().filename().string();
     if (request.model.empty()) request.model = std::filesystem::path(model_directory).lexically_normal().parent_path().filename().string();
-    std::ifstream index(std::filesystem::path(model_directory) / "model.safetensors.index.json");
-    if (index) {
-        std::stringstream text;
-        text << index.rdbuf();
-        const auto json = nlohmann::json::parse(text.str(), nullptr, false);
+    // A missing or broken index is no size, not an error: the config still plans.
+    if (auto index = read_text_file((std::filesystem::path(model_directory) / "model.safetensors.index.json").string())) {
+        const auto json = nlohmann::json::parse(*index, nullptr, false);
         if (json.is_object() && json.contains("metadata") && json["metadata"].is_object() && json["metadata"].contains("total_size") &&
             json["metadata"]["total_size"].is_number())
             request.checkpoint_bytes = json["metadata"]["total_size"].get<double>();

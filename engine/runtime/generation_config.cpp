@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include "engine/core/text_file.h"
 
 namespace mwb {
 
@@ -33,11 +33,9 @@ Result<GenerationConfig> parse_generation_config(std::string_view json_text) {
 Result<std::optional<GenerationConfig>> load_generation_config(const std::string& model_directory) {
     const std::filesystem::path path = std::filesystem::path(model_directory) / "generation_config.json";
     if (!std::filesystem::exists(path)) return std::optional<GenerationConfig>();
-    std::ifstream file(path);
-    if (!file) return make_error("cannot read " + path.string());
-    std::stringstream text;
-    text << file.rdbuf();
-    auto config = parse_generation_config(text.str());
+    auto text = read_text_file(path.string());
+    if (!text) return text.error();
+    auto config = parse_generation_config(*text);
     if (!config) return config.error();
     return std::optional<GenerationConfig>(std::move(config.value()));
 }

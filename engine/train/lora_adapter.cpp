@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <random>
 
 #include "engine/core/text_file.h"
@@ -29,20 +28,6 @@ void add_mlp(std::map<std::string, const LinearWeight*>& out, const std::string&
     out[prefix + ".gate_proj"] = &mlp.gate_proj;
     out[prefix + ".up_proj"] = &mlp.up_proj;
     out[prefix + ".down_proj"] = &mlp.down_proj;
-}
-
-Status write_text_atomically(const std::string& path, const std::string& text) {
-    const std::string temporary = path + ".partial";
-    {
-        std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-        file << text;
-        file.flush();
-        if (!file) return make_error("cannot write " + temporary);
-    }
-    std::error_code error;
-    std::filesystem::rename(temporary, path, error);
-    if (error) return make_error("cannot rename " + temporary + " to " + path + ": " + error.message());
-    return Status::success();
 }
 
 }  // namespace
@@ -196,7 +181,7 @@ Status LoraAdapter::save(const std::string& directory, const std::string& base_m
         {"inference_mode", true},        {"modules_to_save", nullptr},        {"rank_pattern", nlohmann::json::object()},
         {"alpha_pattern", nlohmann::json::object()}, {"layers_to_transform", nullptr}, {"layers_pattern", nullptr},
         {"revision", nullptr}};
-    return write_text_atomically(directory + "/adapter_config.json", config.dump(2) + "\n");
+    return write_text_file_atomically(directory + "/adapter_config.json", config.dump(2) + "\n");
 }
 
 const LoraModule* LoraAdapter::find(const std::string& name) const {

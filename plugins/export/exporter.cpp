@@ -1,8 +1,9 @@
 #include "plugins/export/exporter.h"
 
 #include <filesystem>
-#include <fstream>
 #include <system_error>
+
+#include "engine/core/text_file.h"
 
 namespace mwb::exporters {
 
@@ -37,22 +38,15 @@ const Exporter* find_exporter(const std::string& id) {
 
 namespace {
 
-// Written beside the target and renamed over it, so that a killed process leaves the old file or the new one.
 Status write_file(const std::filesystem::path& path, const std::string& contents, bool executable) {
     std::error_code error;
     std::filesystem::create_directories(path.parent_path(), error);
     if (error) return make_error("cannot create " + path.parent_path().string() + ": " + error.message());
-    const std::filesystem::path partial = path.string() + ".partial";
-    {
-        std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-        if (!out || !out.write(contents.data(), std::streamsize(contents.size())) || !out.flush())
-            return make_error("cannot write " + partial.string() + ": check that the folder is writable and the disk has room");
-    }
+    MWB_TRY(write_text_file_atomically(path.string(), contents));
     if (executable)
-        std::filesystem::permissions(partial, std::filesystem::perms::owner_exec | std::filesystem::perms::group_exec |
-                                                  std::filesystem::perms::others_exec, std::filesystem::perm_options::add, error);
-    std::filesystem::rename(partial, path, error);
-    if (error) return make_error("cannot write " + path.string() + ": " + error.message());
+        std::filesystem::permissions(path, std::filesystem::perms::owner_exec | std::filesystem::perms::group_exec |
+                                               std::filesystem::perms::others_exec, std::filesystem::perm_options::add, error);
+    if (error) return make_error("cannot make " + path.string() + " executable: " + error.message());
     return {};
 }
 

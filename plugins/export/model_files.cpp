@@ -3,9 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "engine/core/text_file.h"
 #include "engine/runtime/generation_config.h"
 
 namespace mwb::exporters {
@@ -13,11 +12,8 @@ namespace mwb::exporters {
 namespace {
 
 nlohmann::json read_json(const std::filesystem::path& path) {
-    std::ifstream file(path);
-    if (!file) return nullptr;
-    std::stringstream text;
-    text << file.rdbuf();
-    return nlohmann::json::parse(text.str(), nullptr, false);
+    auto text = read_text_file(path.string());
+    return text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
 }
 
 bool has(const std::string& text, const char* marker) { return text.find(marker) != std::string::npos; }
@@ -31,12 +27,7 @@ ModelFiles read_model_files(const std::string& model_directory) {
     const nlohmann::json tokenizer = read_json(dir / "tokenizer_config.json");
     if (tokenizer.is_object() && tokenizer.contains("chat_template") && tokenizer["chat_template"].is_string())
         files.chat_template = tokenizer["chat_template"].get<std::string>();
-    std::ifstream jinja(dir / "chat_template.jinja");
-    if (jinja) {
-        std::stringstream text;
-        text << jinja.rdbuf();
-        files.chat_template = text.str();
-    }
+    if (auto jinja = read_text_file((dir / "chat_template.jinja").string())) files.chat_template = *jinja;
     const std::string& t = files.chat_template;
     // The families differ in their turn markers; DeepSeek writes its markers with full-width bars.
     if (has(t, "<｜Assistant｜>")) {
