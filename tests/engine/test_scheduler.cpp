@@ -120,12 +120,9 @@ private slots:
         const auto all = prompts(graph->config.vocab_size, 12);
 
         auto backend = make_cpu_backend(graph, 2);
-        SchedulerOptions options;
-        options.max_running = 5;  // 12 requests: some wait in the queue and join as others leave
-        options.max_queue = 16;
-        options.context = 64;
-        options.prefill_chunk = prefill_chunk;
-        options.step_tokens = 5 + prefill_chunk;
+        // 12 requests through 5 slots: some wait in the queue and join as others leave
+        const SchedulerOptions options{
+            .max_running = 5, .max_queue = 16, .context = 64, .step_tokens = 5 + prefill_chunk, .prefill_chunk = prefill_chunk};
         auto scheduler = Scheduler::start(*backend, graph->config, options);
         QVERIFY2(scheduler, scheduler ? "" : scheduler.error().message.c_str());
         Outcomes outcomes;
@@ -179,11 +176,8 @@ private slots:
         const auto all = prompts(graph->config.vocab_size, 8);
         auto run = [&](std::vector<int> which) {
             auto backend = make_cpu_backend(graph, 2);
-            SchedulerOptions options;
-            options.max_running = 4;
-            options.context = 64;
-            options.prefill_chunk = 5;
-            options.step_tokens = 12;  // room for two chunks beside the decode tokens, so chunks of several prompts mix
+            // Room for two chunks beside the decode tokens, so chunks of several prompts mix.
+            const SchedulerOptions options{.max_running = 4, .context = 64, .step_tokens = 12, .prefill_chunk = 5};
             auto scheduler = Scheduler::start(*backend, graph->config, options);
             if (!scheduler) qFatal("%s", scheduler.error().message.c_str());
             Outcomes outcomes;
@@ -216,11 +210,7 @@ private slots:
             return result->tokens;
         };
         auto backend = make_cpu_backend(graph, 2);
-        SchedulerOptions options;
-        options.max_running = 4;
-        options.context = 64;
-        options.prefill_chunk = 32;
-        options.step_tokens = 36;
+        const SchedulerOptions options{.max_running = 4, .context = 64, .step_tokens = 36, .prefill_chunk = 32};
         auto scheduler = Scheduler::start(*backend, graph->config, options);
         QVERIFY(scheduler);
         Outcomes outcomes;
@@ -241,12 +231,7 @@ private slots:
     void a_full_queue_refuses_and_cancel_frees_the_slot() {
         auto graph = load("dsv3-tiny");
         auto backend = make_cpu_backend(graph, 1);
-        SchedulerOptions options;
-        options.max_running = 1;
-        options.max_queue = 1;
-        options.context = 64;
-        options.prefill_chunk = 16;
-        options.step_tokens = 17;
+        const SchedulerOptions options{.max_running = 1, .max_queue = 1, .context = 64, .step_tokens = 17, .prefill_chunk = 16};
         auto scheduler = Scheduler::start(*backend, graph->config, options);
         QVERIFY(scheduler);
         Scheduler& s = **scheduler;
@@ -292,11 +277,7 @@ private slots:
     void bad_requests_are_refused_with_reasons() {
         auto graph = load("dsv3-tiny");
         auto backend = make_cpu_backend(graph, 1);
-        SchedulerOptions options;
-        options.max_running = 2;
-        options.context = 16;
-        options.prefill_chunk = 8;
-        options.step_tokens = 10;
+        SchedulerOptions options{.max_running = 2, .context = 16, .step_tokens = 10, .prefill_chunk = 8};
         auto scheduler = Scheduler::start(*backend, graph->config, options);
         QVERIFY(scheduler);
         QCOMPARE((*scheduler)->submit({}, {}).status, SubmitStatus::Invalid);
@@ -313,11 +294,7 @@ private slots:
     void stop_verdicts_stop_and_the_counters_add_up() {
         auto graph = load("dsv3-tiny");
         auto backend = make_cpu_backend(graph, 2);
-        SchedulerOptions options;
-        options.max_running = 3;
-        options.context = 64;
-        options.prefill_chunk = 32;
-        options.step_tokens = 40;
+        const SchedulerOptions options{.max_running = 3, .context = 64, .step_tokens = 40, .prefill_chunk = 32};
         auto scheduler = Scheduler::start(*backend, graph->config, options);
         QVERIFY(scheduler);
         const auto all = prompts(graph->config.vocab_size, 5);
