@@ -4,6 +4,7 @@
 
 #include "app/cli/cli_args.h"
 #include "app/cli/commands.h"
+#include "engine/core/text_file.h"
 #include "engine/deploy/deployment_plan.h"
 #include "engine/train/lora_adapter.h"
 #include "plugins/export/exporter.h"
@@ -63,7 +64,7 @@ int run_export(int argc, char** argv) {
     if (auto adapter_dir = args->get("adapter")) {
         auto config = train::read_lora_config(*adapter_dir);
         if (!config) return fail(config.error().message);
-        request->adapter = deploy::AdapterInfo{args->get_or("adapter-name", std::filesystem::path(*adapter_dir).lexically_normal().filename().string()),
+        request->adapter = deploy::AdapterInfo{args->get_or("adapter-name", folder_name(*adapter_dir)),
                                                std::filesystem::absolute(*adapter_dir).lexically_normal().string(), config->rank};
     }
     const deploy::DeploymentPlan plan = deploy::plan_deployment(*request);

@@ -1,7 +1,7 @@
 #include "app/server/served_model.h"
 
-#include <filesystem>
 
+#include "engine/core/text_file.h"
 #include "engine/runtime/chat_prompt.h"
 #include "engine/runtime/generation_config.h"
 #include "engine/train/lora_adapter.h"
@@ -52,8 +52,7 @@ Result<std::unique_ptr<ServedModel>> ServedModel::open(const ServedModelOptions&
     model->stop_tokens_ = stop_token_ids(*model->tokenizer_, model->graph_->config);
     model->default_sampling_ = model_sampling_defaults(options.model_dir);
     model->name_ = options.name;
-    if (model->name_.empty()) model->name_ = std::filesystem::path(options.model_dir).lexically_normal().filename().string();
-    if (model->name_.empty()) model->name_ = std::filesystem::path(options.model_dir).lexically_normal().parent_path().filename().string();
+    if (model->name_.empty()) model->name_ = folder_name(options.model_dir);
     for (const auto& [name, directory] : options.adapters) {
         if (name == model->name_) return make_error("the adapter name '" + name + "' is the base model's name; choose another");
         auto adapter = train::LoraAdapter::load(directory, *model->graph_);

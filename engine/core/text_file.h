@@ -51,6 +51,12 @@ inline Result<std::string> read_text_file(const std::string& path, size_t max_by
     return contents;
 }
 
+// The last component of a folder's path, "DeepSeek-V3" for ".../DeepSeek-V3/" too: a model's default name.
+inline std::string folder_name(const std::string& path) {
+    const std::filesystem::path normal = std::filesystem::path(path).lexically_normal();
+    return normal.has_filename() ? normal.filename().string() : normal.parent_path().filename().string();
+}
+
 // Written beside `path` and renamed over it, so that a killed process leaves the old file or the new one.
 inline Status write_text_file_atomically(const std::string& path, const std::string& text) {
     const std::string temporary = path + ".partial";

@@ -250,8 +250,7 @@ Result<PlanRequest> plan_request_for(const std::string& model_directory) {
     if (!config) return config.error();
     PlanRequest request;
     request.config = std::move(config.value());
-    request.model = std::filesystem::path(model_directory).lexically_normal().filename().string();
-    if (request.model.empty()) request.model = std::filesystem::path(model_directory).lexically_normal().parent_path().filename().string();
+    request.model = folder_name(model_directory);
     // A missing or broken index is no size, not an error: the config still plans.
     if (auto index = read_text_file((std::filesystem::path(model_directory) / "model.safetensors.index.json").string())) {
         const auto json = nlohmann::json::parse(*index, nullptr, false);
