@@ -246,6 +246,12 @@ Result<TensorStore> TensorStore::from_memory(std::vector<TensorToWrite> tensors)
     return store;
 }
 
+void TensorStore::prefix_names(const std::string& prefix) {
+    std::map<std::string, TensorView> renamed;
+    for (auto& [name, view] : tensors_) renamed.emplace(prefix + name, std::move(view));
+    tensors_ = std::move(renamed);
+}
+
 Result<TensorView> TensorStore::get(const std::string& name) const {
     auto it = tensors_.find(name);
     if (it == tensors_.end()) {

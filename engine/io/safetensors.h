@@ -55,6 +55,9 @@ public:
     // Reads a float tensor into float32 (any float dtype), checking its shape.
     Result<std::vector<float>> read_float(const std::string& name, const std::vector<int64_t>& shape) const;
     Result<std::vector<int64_t>> read_int64(const std::string& name) const;
+    // Puts `prefix` before every tensor's name: a checkpoint saved from a base model (Qwen2Model, LlamaModel,
+    // as embedding models are) names its tensors without the "model." of the causal-LM layout.
+    void prefix_names(const std::string& prefix);
 
 private:
     Status add(SafetensorsFile file, const std::string& file_name);

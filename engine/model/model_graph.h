@@ -45,6 +45,10 @@ Result<ModelGraph> build_llama(const ModelConfig& config, std::shared_ptr<const 
 Result<ModelGraph> build_model_graph(const ModelConfig& config, std::shared_ptr<const TensorStore> store);
 // config.json + safetensors of a Hugging Face model directory.
 Result<ModelGraph> load_model_graph(const std::string& model_directory);
+// The same for a checkpoint that may hold only the decoder stack, saved from a base model (Qwen2Model,
+// LlamaModel) as embedding models are: tensor names without "model." and no lm_head. Such a graph is for
+// hidden states: the embedding table stands in for the missing head, whose logits are then meaningless.
+Result<ModelGraph> load_base_model_graph(const std::string& model_directory);
 
 // Shared by the architecture files: embedding, final norm and lm_head around per-layer blocks.
 template <class BuildLayer>

@@ -29,4 +29,14 @@ Result<ModelGraph> load_model_graph(const std::string& model_directory) {
     return build_model_graph(*config, std::make_shared<const TensorStore>(std::move(store.value())));
 }
 
+Result<ModelGraph> load_base_model_graph(const std::string& model_directory) {
+    auto config = load_model_config(model_directory);
+    if (!config) return config.error();
+    auto store = TensorStore::open_directory(model_directory);
+    if (!store) return store.error();
+    if (!store->contains("model.embed_tokens.weight") && store->contains("embed_tokens.weight")) store->prefix_names("model.");
+    if (!store->contains("lm_head.weight")) config->tie_word_embeddings = true;
+    return build_model_graph(*config, std::make_shared<const TensorStore>(std::move(store.value())));
+}
+
 }  // namespace mwb

@@ -8,4 +8,5 @@ set(MWB_RUNTIME_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/generation_config.cpp
   ${CMAKE_CURRENT_LIST_DIR}/scheduler.cpp
   ${CMAKE_CURRENT_LIST_DIR}/stop_strings.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/text_embedder.cpp
   ${CMAKE_CURRENT_LIST_DIR}/chat_prompt.cpp)
