@@ -15,6 +15,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev libqt6sql6-sqlite libgl-dev
   libsqlite3-dev libpcre2-dev libicu-dev nlohmann-json3-dev zlib1g-dev libcpp-httplib-dev libyaml-cpp-dev
+  qt6-pdf-dev libtesseract-dev tesseract-ocr-eng qt6-image-formats-plugins
   fonts-dejavu-core fonts-droid-fallback
 )
 

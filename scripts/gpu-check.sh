@@ -67,7 +67,7 @@ configure() {  # configure SOURCE BUILD [CMAKE_ARGS...]
   local source=$1 build=$2
   shift 2
   cmake -S "$source" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMWB_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DMWB_BUILD_GUI=OFF -DMWB_SANITIZED_PARSER_TESTS=OFF "$@"
+    -DMWB_BUILD_GUI=OFF -DMWB_DOCUMENTS=OFF -DMWB_SANITIZED_PARSER_TESTS=OFF "$@"
 }
 GPU_SUITES=(test_cuda_kernels test_cuda_fixtures test_cuda_reference_layer test_cuda_memory test_cuda_serving)
 build_all() {

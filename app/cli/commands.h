@@ -16,6 +16,10 @@ int run_bench_serve(int argc, char** argv);
 // Deployment commands (export_commands.cpp).
 int run_export(int argc, char** argv);
 
+// Document commands (docs_commands.cpp, bench_docs.cpp), in builds with MWB_DOCUMENTS.
+int run_docs(int argc, char** argv);
+int run_bench_docs(int argc, char** argv);
+
 // Training commands (train_commands.cpp).
 int run_train(int argc, char** argv);
 int run_merge(int argc, char** argv);

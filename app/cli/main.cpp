@@ -33,6 +33,15 @@ const Command kCommands[] = {
      "export MODEL_DIR (--target vllm|sglang|trtllm|llama-server|ollama|k8s|compose|all --out DIR | --plan-only) "
      "[--gpu h200|h100|a100-80|a100-40|l40s|rtx4090|rtx6000-ada|mi300x --gpus-per-node 8 --nodes 1 --context 32768 --concurrency 64 "
      "--memory-fraction 0.9 --format checkpoint|bf16|int8|int4 --model-id ID --adapter DIR --adapter-name NAME]"},
+#ifdef MWB_HAVE_DOCUMENTS
+    {"docs", mwb::cli::run_docs,
+     "docs index --db FILE PATH... [--collection NAME --ocr-lang eng --chunk-tokens 128 --overlap 24 --embed MODEL_DIR]; "
+     "docs search --db FILE \"query\" [--top 5 --embed MODEL_DIR --json]; "
+     "docs ask MODEL_DIR --db FILE \"question\" [--top 5 --embed MODEL_DIR --max-new 512 --temperature T --device cpu|cuda]; "
+     "docs list --db FILE"},
+    {"bench-docs", mwb::cli::run_bench_docs,
+     "bench-docs [--pages 200 --ocr-pages 8 --chunks 10000 --queries 200]   pages/s of text PDFs and OCR, query latency p50/p99"},
+#endif
     {"train", mwb::cli::run_train,
      "train MODEL_DIR --data FILE(.jsonl|.safetensors) --out DIR [--init-adapter DIR | --targets a,b --rank R --alpha A --rslora] "
      "[--lr X --beta1 --beta2 --eps --weight-decay --batch B --grad-accum N (--steps N | --epochs E) --no-shuffle "

@@ -48,6 +48,9 @@ QString chat_to_markdown(const RunRecord& run, const QList<MessageRecord>& messa
         QString role = m.role;
         if (!role.isEmpty()) role[0] = role[0].toUpper();
         md += QStringLiteral("## %1\n\n%2\n\n").arg(role, m.content.trimmed());
+        for (const CitedSource& source : m.sources)
+            md += QStringLiteral("%1. %2, page %3: \"%4\"\n").arg(source.number).arg(source.document).arg(source.page).arg(source.text.simplified());
+        if (!m.sources.isEmpty()) md += '\n';
         if (m.has_stats) md += QStringLiteral("*%1*\n\n").arg(stats_line(m.stats));
     }
     return md;

@@ -20,7 +20,8 @@ struct ReasoningSplit {
 
 ReasoningSplit split_reasoning(const QString& reply);
 
-// The conversation as Markdown: a title, then one section per message with its statistics.
+// The conversation as Markdown: a title, then one section per message with its sources (document answers) and
+// statistics.
 QString chat_to_markdown(const RunRecord& run, const QList<MessageRecord>& messages);
 // The OpenAI chat format: {"model": ..., "messages": [{"role": ..., "content": ...}, ...]}.
 QByteArray chat_to_openai_json(const RunRecord& run, const QList<MessageRecord>& messages);

@@ -26,6 +26,19 @@ struct SamplingSettings : SamplingParams {
     int max_new_tokens = 256;
 };
 
+// A passage an answer was given as source [number], copied from the document index so that the answer keeps
+// its sources when the document is removed or changes.
+struct CitedSource {
+    int number = 0;          // from 1, as cited in the answer
+    qint64 document_id = 0;  // 0 once the document has left the index
+    QString path;
+    QString document;        // the file's name
+    int page = 0;            // from 1
+    int char_start = 0;      // in the page's text
+    int char_end = 0;
+    QString text;
+};
+
 // Expert-load counts of one reply: for each MoE layer, how many tokens each routed expert received.
 struct RoutingSummary {
     int experts = 0;

@@ -1,5 +1,8 @@
 #include "app/services/run_database.h"
 
+#include "app/services/history_schema.h"
+#include "app/services/sql_support.h"
+
 #include <QDateTime>
 #include <QFile>
 #include <QFileInfo>
@@ -12,82 +15,6 @@
 namespace mwb::app {
 
 namespace {
-
-// Forward migrations: step i takes a database from user_version i to i + 1. Released steps never change.
-const char* const kMigrations[] = {
-    // 0 → 1: runs and their messages.
-    R"sql(
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        title TEXT NOT NULL,
-        model TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        finished_at INTEGER,
-        params TEXT NOT NULL DEFAULT '{}',
-        status TEXT NOT NULL DEFAULT 'open');
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,
-        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        role TEXT NOT NULL,
-        content TEXT NOT NULL,
-        created_at INTEGER NOT NULL);
-    )sql",
-    // 1 → 2: generation statistics per message and the routing summary of each reply.
-    R"sql(
-    ALTER TABLE messages ADD COLUMN prompt_tokens INTEGER;
-    ALTER TABLE messages ADD COLUMN generated_tokens INTEGER;
-    ALTER TABLE messages ADD COLUMN ttft_s REAL;
-    ALTER TABLE messages ADD COLUMN prefill_tokens_per_s REAL;
-    ALTER TABLE messages ADD COLUMN decode_tokens_per_s REAL;
-    ALTER TABLE messages ADD COLUMN finish_reason TEXT;
-    CREATE TABLE routing_summaries (
-        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
-        experts INTEGER NOT NULL,
-        layers BLOB NOT NULL,
-        counts BLOB NOT NULL);
-    )sql",
-    // 2 → 3: sort runs by last activity; indices for the Runs page and for opening a chat.
-    R"sql(
-    ALTER TABLE runs ADD COLUMN updated_at INTEGER;
-    UPDATE runs SET updated_at = COALESCE(finished_at, created_at);
-    CREATE INDEX messages_by_run ON messages(run_id, position);
-    CREATE INDEX runs_by_updated ON runs(updated_at);
-    )sql",
-    // 3 → 4: messages form a tree (edits and regenerations keep the earlier branch), the run remembers the
-    // branch shown, and a reply is stored while it streams (complete = 0 until it ends).
-    R"sql(
-    ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE;
-    ALTER TABLE messages ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
-    ALTER TABLE runs ADD COLUMN head_message_id INTEGER;
-    UPDATE messages SET parent_id = (SELECT p.id FROM messages p WHERE p.run_id = messages.run_id AND p.position < messages.position
-                                     ORDER BY p.position DESC, p.id DESC LIMIT 1);
-    UPDATE runs SET head_message_id = (SELECT m.id FROM messages m WHERE m.run_id = runs.id ORDER BY m.position DESC, m.id DESC LIMIT 1);
-    WITH RECURSIVE depth(id, d) AS (SELECT id, 0 FROM messages WHERE parent_id IS NULL
-                                    UNION ALL SELECT m.id, depth.d + 1 FROM messages m JOIN depth ON m.parent_id = depth.id)
-    UPDATE messages SET position = (SELECT d FROM depth WHERE depth.id = messages.id);
-    CREATE INDEX messages_by_parent ON messages(parent_id);
-    )sql",
-    // 4 → 5: the curve of a training run, one row per optimizer step.
-    R"sql(
-    CREATE TABLE training_steps (
-        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        step INTEGER NOT NULL,
-        loss REAL NOT NULL,
-        learning_rate REAL NOT NULL,
-        grad_norm REAL NOT NULL,
-        tokens INTEGER NOT NULL,
-        seconds REAL NOT NULL,
-        validation_loss REAL,
-        PRIMARY KEY (run_id, step));
-    )sql",
-};
-static_assert(std::size(kMigrations) == RunDatabase::kSchemaVersion);
-
-Error sql_error(const QString& what, const QSqlError& error) {
-    return make_error((what + ": " + error.text()).toStdString());
-}
 
 qint64 now_ms() { return QDateTime::currentMSecsSinceEpoch(); }
 
@@ -187,6 +114,8 @@ bool RunDatabase::is_open() const {
     return QSqlDatabase::contains(connection_name_) && QSqlDatabase::database(connection_name_, false).isOpen();
 }
 
+QSqlDatabase RunDatabase::connection() const { return QSqlDatabase::database(connection_name_, false); }
+
 int RunDatabase::schema_version() const {
     QSqlQuery q(QSqlDatabase::database(connection_name_, false));
     if (!q.exec("PRAGMA user_version") || !q.next()) return -1;
@@ -215,9 +144,7 @@ Status RunDatabase::migrate() {
     QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
     for (int step = version; step < kSchemaVersion; ++step) {
         if (!db.transaction()) return sql_error("cannot start the schema migration", db.lastError());
-        // QSqlQuery runs one statement at a time.
-        for (const QString& statement : QString(kMigrations[step]).split(';', Qt::SkipEmptyParts)) {
-            if (statement.trimmed().isEmpty()) continue;
+        for (const QString& statement : sql_statements(kHistoryMigrations[step])) {
             if (Status status = exec(statement); !status) {
                 db.rollback();
                 return make_error("migrating the run history to schema " + std::to_string(step + 1) + " failed: " + status.error().message);
@@ -355,17 +282,47 @@ Status store_routing(QSqlDatabase& db, qint64 message_id, const RoutingSummary& 
     return Status::success();
 }
 
-// Runs `body` in a transaction: committed when it succeeds, rolled back otherwise.
-template <class T, class Body>
-Result<T> in_transaction(QSqlDatabase db, const char* what, Body body) {
-    if (!db.transaction()) return sql_error(QString("cannot ") + what, db.lastError());
-    Result<T> result = body();
-    if (!result) {
-        db.rollback();
-        return result;
+Status store_sources(QSqlDatabase& db, qint64 message_id, const QList<CitedSource>& sources) {
+    QSqlQuery q(db);
+    q.prepare("INSERT INTO message_sources (message_id, number, document_id, path, document, page, char_start, char_end, text) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    for (const CitedSource& s : sources) {
+        q.addBindValue(message_id);
+        q.addBindValue(s.number);
+        // The document may have left the index since it was retrieved.
+        q.addBindValue(s.document_id > 0 ? QVariant(s.document_id) : QVariant(QMetaType::fromType<qint64>()));
+        q.addBindValue(s.path);
+        q.addBindValue(s.document);
+        q.addBindValue(s.page);
+        q.addBindValue(s.char_start);
+        q.addBindValue(s.char_end);
+        q.addBindValue(s.text);
+        if (!q.exec()) return sql_error("cannot store the sources of the message", q.lastError());
     }
-    if (!db.commit()) return sql_error(QString("cannot commit: ") + what, db.lastError());
-    return result;
+    return Status::success();
+}
+
+// Sources of the messages of a run, by message id.
+Result<QHash<qint64, QList<CitedSource>>> read_sources(QSqlDatabase db, qint64 run_id) {
+    QSqlQuery q(db);
+    q.prepare("SELECT s.message_id, s.number, s.document_id, s.path, s.document, s.page, s.char_start, s.char_end, s.text "
+              "FROM message_sources s JOIN messages m ON m.id = s.message_id WHERE m.run_id = ? ORDER BY s.message_id, s.number");
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot read the sources of the messages", q.lastError());
+    QHash<qint64, QList<CitedSource>> sources;
+    while (q.next()) {
+        CitedSource s;
+        s.number = q.value(1).toInt();
+        s.document_id = q.value(2).toLongLong();
+        s.path = q.value(3).toString();
+        s.document = q.value(4).toString();
+        s.page = q.value(5).toInt();
+        s.char_start = q.value(6).toInt();
+        s.char_end = q.value(7).toInt();
+        s.text = q.value(8).toString();
+        sources[q.value(0).toLongLong()] << s;
+    }
+    return sources;
 }
 
 // A query with one row and one column; null (or no row) gives std::nullopt.
@@ -410,6 +367,7 @@ Result<qint64> RunDatabase::add_message(const MessageRecord& m) {
         if (!q.exec()) return sql_error("cannot store the message", q.lastError());
         const qint64 id = q.lastInsertId().toLongLong();
         MWB_TRY(store_routing(db, id, m.routing));
+        MWB_TRY(store_sources(db, id, m.sources));
         QSqlQuery head(db);
         head.prepare("UPDATE runs SET head_message_id = ?, updated_at = ? WHERE id = ?");
         head.addBindValue(id);
@@ -507,11 +465,14 @@ Result<QList<MessageRecord>> RunDatabase::messages(qint64 run_id) const {
     if (!head) return head.error();
     qint64 at = head->value_or(0);
     if (!by_id.contains(at)) at = newest;  // a history written before heads were kept
+    auto sources = read_sources(db, run_id);
+    if (!sources) return sources.error();
     QList<MessageRecord> path;
     // Each message is taken once, so even a damaged file with a cycle of parents ends the walk.
     while (at != 0 && by_id.contains(at)) {
         MessageRecord m = by_id.take(at);
         m.siblings = children.value(*m.parent_id);
+        m.sources = sources->value(m.id);
         at = *m.parent_id;
         path.prepend(std::move(m));
     }

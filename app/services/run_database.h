@@ -5,6 +5,7 @@
 
 #include <QDateTime>
 #include <QList>
+#include <QSqlDatabase>
 #include <QString>
 #include <QStringList>
 #include <optional>
@@ -45,6 +46,7 @@ struct MessageRecord {
     bool has_stats = false;  // assistant replies carry generation statistics
     GenerationStats stats;
     RoutingSummary routing;
+    QList<CitedSource> sources;  // the document passages an answer was given (stored by add_message)
     QList<qint64> siblings;  // read only: the alternatives at this point of the conversation, oldest first
 };
 
@@ -58,7 +60,7 @@ struct RunFilter {
 
 class RunDatabase {
 public:
-    static constexpr int kSchemaVersion = 5;
+    static constexpr int kSchemaVersion = 6;
 
     // `connection_name` must be unique among live connections of the process.
     explicit RunDatabase(QString connection_name);
@@ -75,6 +77,8 @@ public:
     bool is_open() const;
     int schema_version() const;
     Result<QString> integrity_check() const;  // "ok" when the file is sound
+    // The connection, for the stores that share this database (documents); same thread rule.
+    QSqlDatabase connection() const;
 
     Result<qint64> create_run(const QString& kind, const QString& title, const QString& model, const QString& params_json);
     Status rename_run(qint64 run_id, const QString& title);

@@ -296,6 +296,10 @@ private slots:
         QVERIFY(md.contains("## User\n\nPrimes below 10?\n"));
         QVERIFY(md.contains("## Assistant\n\n2, 3, 5, 7\n"));
         QVERIFY(md.contains("8 prompt tokens · 4 generated · TTFT 0.25 s · 40.0 tok/s"));
+
+        // A document answer lists its sources under it.
+        reply.sources = {CitedSource{1, 7, "/docs/primes.pdf", "primes.pdf", 4, 0, 20, "The primes below ten\nare 2, 3, 5, 7."}};
+        QVERIFY(chat_to_markdown(run, {user, reply}).contains("## Assistant\n\n2, 3, 5, 7\n\n1. primes.pdf, page 4: \"The primes below ten are 2, 3, 5, 7.\"\n\n*8 prompt"));
     }
 
     void demoModelIsDeterministicAndLabelled() {

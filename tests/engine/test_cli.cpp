@@ -14,6 +14,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/model/random_weights.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "tests/support/cli_process.h"
 
 using namespace mwb;
 
@@ -21,17 +22,8 @@ namespace {
 
 const QString kModels = QStringLiteral(MWB_TEST_DATA "/models/");
 
-struct Run {
-    int exit_code;
-    QString out, err;
-};
-
-Run run_mwb(const QStringList& arguments) {
-    QProcess process;
-    process.start(QStringLiteral(MWB_CLI), arguments);
-    if (!process.waitForFinished(120000)) qFatal("mwb did not finish");
-    return {process.exitCode(), QString::fromUtf8(process.readAllStandardOutput()), QString::fromUtf8(process.readAllStandardError())};
-}
+using testing::run_mwb;
+using Run = testing::CliRun;
 
 // 1234567 → "1,234,567", as mwb info prints counts.
 std::string grouped(int64_t value) {
