@@ -18,12 +18,12 @@
 
 #include "app/services/model_library.h"
 #include "ui/chat_page.h"
+#include "ui/documents/documents_page.h"
 #include "ui/elided_label.h"
 #include "ui/export_page.h"
 #include "ui/finetune/finetune_page.h"
 #include "ui/models_page.h"
 #include "ui/inspector/inspector_page.h"
-#include "ui/placeholder_page.h"
 #include "ui/runs_page.h"
 #include "ui/server_page.h"
 #include "ui/settings_page.h"
@@ -51,9 +51,8 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
         pages_->addWidget(page);
     };
     add_page(tr("Chat"), chat_);
-    add_page(tr("Documents"), new PlaceholderPage(tr("Documents"),
-                                                  tr("Ask questions about PDFs, text files and images: ingest them into a local index, "
-                                                     "and get answers that cite page-numbered sources.")));
+    documents_ = new DocumentsPage(context_, document_library_);
+    add_page(tr("Documents"), documents_);
     inspector_ = new InspectorPage(context_.engine.inspector());
     add_page(tr("Inspector"), inspector_);
     finetune_ = new FineTunePage(context_);
@@ -90,7 +89,7 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
 
     for (QObject* page : {static_cast<QObject*>(chat_), static_cast<QObject*>(models_), static_cast<QObject*>(runs_),
                           static_cast<QObject*>(settings_page_), static_cast<QObject*>(inspector_), static_cast<QObject*>(finetune_),
-                          static_cast<QObject*>(server_page_), static_cast<QObject*>(export_page_)})
+                          static_cast<QObject*>(server_page_), static_cast<QObject*>(export_page_), static_cast<QObject*>(documents_)})
         connect(page, SIGNAL(statusMessage(QString)), this, SLOT(showStatusMessage(QString)));
     connect(models_, &ModelsPage::loadRequested, this, &MainWindow::load_model);
     connect(models_, &ModelsPage::adapterRequested, this, &MainWindow::chat_with_adapter);
@@ -117,6 +116,11 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
         chat_->open_run(id);
         show_page(Page::Chat);
     });
+    connect(runs_, &RunsPage::openDocumentsRequested, this, [this](qint64 id) {
+        documents_->open_run(id);
+        show_page(Page::Documents);
+    });
+    connect(&context_.storage, &app::Storage::opened, &document_library_, [this](const QString& path) { document_library_.open(path); });
     connect(runs_, &RunsPage::resumeTrainingRequested, this, [this](qint64 id) {
         show_page(Page::FineTune);
         finetune_->resume_run(id);

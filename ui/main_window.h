@@ -5,6 +5,7 @@
 #include <QMainWindow>
 #include <optional>
 
+#include "app/services/document_library.h"
 #include "app/services/remote_chat.h"
 #include "app/services/server_host.h"
 #include "ui/app_context.h"
@@ -17,6 +18,7 @@ class QStackedWidget;
 namespace mwb::ui {
 
 class ChatPage;
+class DocumentsPage;
 class ElidedLabel;
 class ExportPage;
 class FineTunePage;
@@ -49,6 +51,8 @@ public:
     FineTunePage* finetune_page() const { return finetune_; }
     ServerPage* server_page() const { return server_page_; }
     ExportPage* export_page() const { return export_page_; }
+    DocumentsPage* documents_page() const { return documents_; }
+    app::DocumentLibrary& document_library() { return document_library_; }
     app::ServerHost& server_host() { return server_host_; }
 
 private slots:
@@ -73,11 +77,13 @@ private:
 
     AppContext& context_;
     app::ServerHost server_host_;  // the local server; stopped when the window goes
+    app::DocumentLibrary document_library_;  // the document index; an add in progress is cancelled when the window goes
     std::optional<app::LoadedModelInfo> current_model_;  // what the engine holds; a failed load keeps it
     bool fall_back_on_failure_ = false;  // the command line's model is loading: on failure, load the usual one
     QListWidget* navigation_;
     QStackedWidget* pages_;
     ChatPage* chat_;
+    DocumentsPage* documents_;
     InspectorPage* inspector_;
     FineTunePage* finetune_;
     QString pending_adapter_;  // applied when the model being loaded is ready

@@ -32,6 +32,7 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
     kind_ = new QComboBox;
     kind_->addItem(tr("All kinds"), QString());
     kind_->addItem(tr("Chat"), QStringLiteral("chat"));
+    kind_->addItem(tr("Documents"), QStringLiteral("documents"));
     kind_->addItem(tr("Fine-tune"), QStringLiteral("finetune"));
     kind_->addItem(tr("Export"), QStringLiteral("export"));
     model_ = new QComboBox;
@@ -97,6 +98,7 @@ RunsPage::RunsPage(AppContext& context, QWidget* parent) : QWidget(parent), cont
         const qint64 id = selected_run();
         if (!id) return;
         if (selected_kind() == "chat") emit openChatRequested(id);
+        else if (selected_kind() == "documents") emit openDocumentsRequested(id);
         else emit statusMessage(tr("This is a training run: its curve is shown below the table, its adapter in the folder of its settings"));
     };
     connect(open, &QPushButton::clicked, this, open_chat);

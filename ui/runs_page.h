@@ -25,6 +25,7 @@ public:
 
 signals:
     void openChatRequested(qint64 run_id);
+    void openDocumentsRequested(qint64 run_id);
     void resumeTrainingRequested(qint64 run_id);
     void runDeleted(qint64 run_id);
     void statusMessage(QString text);
