@@ -24,6 +24,10 @@ Result<QString> sha256_of(const QString& path) {
 
 bool cancelled(const std::atomic<bool>* cancel) { return cancel && cancel->load(); }
 
+// Drops a half-indexed document. Should that fail as well, it stays "indexing": never searched, and indexed
+// again when its file is next added.
+void drop_partial(DocumentStore& store, qint64 document_id) { static_cast<void>(store.remove_document(document_id)); }
+
 // Indexes one file whose hash is `sha256`; fills `outcome`.
 void index_file(DocumentStore& store, const QString& path, const QString& sha256, const IngestOptions& options,
                 std::unique_ptr<OcrEngine>& ocr, IngestProgress progress,
@@ -48,7 +52,7 @@ void index_file(DocumentStore& store, const QString& path, const QString& sha256
     progress.pages = (*reader)->page_count();
     for (int number = 1; number <= progress.pages; ++number) {
         if (cancelled(cancel)) {
-            store.remove_document(*document_id);
+            drop_partial(store, *document_id);
             outcome.state = FileOutcome::State::Cancelled;
             return;
         }
@@ -61,7 +65,7 @@ void index_file(DocumentStore& store, const QString& path, const QString& sha256
             if (!ocr) {
                 auto opened = OcrEngine::open(options.ocr_languages);
                 if (!opened) {
-                    store.remove_document(*document_id);
+                    drop_partial(store, *document_id);
                     return fail(record.name.toStdString() + ": page " + std::to_string(number) + " needs OCR: " + opened.error().message);
                 }
                 ocr = std::move(*opened);
@@ -71,12 +75,12 @@ void index_file(DocumentStore& store, const QString& path, const QString& sha256
             page = (*reader)->read_page(number, ocr.get());
         }
         if (!page) {
-            store.remove_document(*document_id);
+            drop_partial(store, *document_id);
             return fail(page.error().message);
         }
         const QList<TextChunk> chunks = chunk_page(number, page->text, options.chunks);
         if (auto stored = store.add_page(*document_id, *page, chunks); !stored) {
-            store.remove_document(*document_id);
+            drop_partial(store, *document_id);
             return fail(stored.error().message);
         }
         outcome.pages = number;
