@@ -184,10 +184,21 @@ int64_t CudaBackendImpl::decode_splits(const MicroBatch& batch) const {
                                    decode_partial_blocks(multiprocessors_));
 }
 
-Result<std::vector<float>> CudaBackendImpl::forward(const ForwardBatch& batch, ForwardObserver* observer) {
-    if (slots_ == 0) return make_error("reserve the KV cache before running the model");
+namespace {
+
+// What a batch may carry that only the CPU backend runs so far.
+Status check_cpu_only_inputs(const ForwardBatch& batch) {
     if (batch.adapter && !batch.adapter->empty())
         return make_error("LoRA adapters run on the CPU backend so far: use --device cpu, or merge the adapter (mwb merge)");
+    if (!batch.embedding_overrides.empty()) return make_error("image inputs run on the CPU backend for now: use --device cpu");
+    return Status::success();
+}
+
+}  // namespace
+
+Result<std::vector<float>> CudaBackendImpl::forward(const ForwardBatch& batch, ForwardObserver* observer) {
+    if (slots_ == 0) return make_error("reserve the KV cache before running the model");
+    MWB_TRY(check_cpu_only_inputs(batch));
     auto plan = plan_batch(batch, slots_, capacity_, config_.vocab_size, ws_.rows);
     if (!plan) return plan.error();
     std::vector<float> logits(size_t(plan->output_rows) * size_t(config_.vocab_size));
@@ -199,6 +210,7 @@ Result<std::vector<float>> CudaBackendImpl::forward(const ForwardBatch& batch, F
 Result<std::vector<int32_t>> CudaBackendImpl::forward_sampled(const ForwardBatch& batch, std::span<const SamplingParams> sampling,
                                                               ForwardObserver* observer) {
     if (slots_ == 0) return make_error("reserve the KV cache before running the model");
+    MWB_TRY(check_cpu_only_inputs(batch));
     if (batch.logits_for_all_tokens) return make_error("sampling on the GPU takes one token per chunk, not logits for all tokens");
     if (sampling.size() != batch.chunks.size()) return make_error("give one set of sampling parameters per chunk");
     auto plan = plan_batch(batch, slots_, capacity_, config_.vocab_size, ws_.rows);

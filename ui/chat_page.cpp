@@ -2,6 +2,9 @@
 
 #include <QApplication>
 #include <QClipboard>
+#include <QDropEvent>
+#include <QKeyEvent>
+#include <QMimeData>
 #include <QFileInfo>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -23,6 +26,8 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 
+#include "app/services/image_store.h"
+#include "ui/attachment_bar.h"
 #include "ui/message_widget.h"
 #include "ui/sampling_panel.h"
 
@@ -212,7 +217,11 @@ void ChatPage::build_ui() {
     center_layout->addWidget(error_);
     center_layout->addWidget(context_label_);
     center_layout->addWidget(edit_bar_);
+    attachments_ = new AttachmentBar;
+    center_layout->addWidget(attachments_);
     center_layout->addLayout(input_row);
+    input_->installEventFilter(this);
+    connect(attachments_, &AttachmentBar::statusMessage, this, &ChatPage::statusMessage);
 
     // System prompt and sampling.
     system_prompt_ = new QPlainTextEdit;
@@ -299,6 +308,7 @@ void ChatPage::set_model(const app::LoadedModelInfo& info) {
     remote_endpoint_.reset();
     model_ = info;
     model_ready_ = true;
+    attachments_->set_vision_available(info.sees_images, info.name);
     if (!info.has_generation_config) model_.default_sampling = context_.settings.default_sampling();
     // A conversation from the history keeps the sampling it was answered with ("Model defaults" resets it).
     if (!history_->has_run()) sampling_->set_settings(model_.default_sampling);
@@ -307,8 +317,19 @@ void ChatPage::set_model(const app::LoadedModelInfo& info) {
     request_token_count();
 }
 
+bool ChatPage::eventFilter(QObject* watched, QEvent* event) {
+    if (watched != input_) return QWidget::eventFilter(watched, event);
+    if (event->type() == QEvent::Drop && attachments_->add_mime(static_cast<QDropEvent*>(event)->mimeData())) return true;
+    if (event->type() == QEvent::KeyPress && static_cast<QKeyEvent*>(event)->matches(QKeySequence::Paste)) {
+        const QMimeData* clipboard = QApplication::clipboard()->mimeData();
+        if (clipboard && !clipboard->hasText() && attachments_->add_mime(clipboard)) return true;
+    }
+    return QWidget::eventFilter(watched, event);
+}
+
 void ChatPage::use_remote(const app::RemoteEndpoint& endpoint) {
     remote_endpoint_ = endpoint;
+    attachments_->set_vision_available(false, endpoint.label());
     model_ = {};
     model_.path = endpoint.base_url + "#" + endpoint.model;
     model_.name = endpoint.label();
@@ -397,7 +418,7 @@ QList<app::ChatMessage> ChatPage::prompt_messages(int turns, const QString& draf
     QList<app::ChatMessage> messages;
     const QString system = system_prompt_->toPlainText().trimmed();
     if (!system.isEmpty()) messages << app::ChatMessage{"system", system};
-    for (int i = 0; i < turns && i < turns_.size(); ++i) messages << app::ChatMessage{turns_[i].role, turns_[i].content};
+    for (int i = 0; i < turns && i < turns_.size(); ++i) messages << app::ChatMessage{turns_[i].role, turns_[i].content, turns_[i].images};
     if (!draft.isEmpty()) messages << app::ChatMessage{"user", draft};
     return messages;
 }
@@ -419,7 +440,9 @@ void ChatPage::send() {
     }
     input_->clear();
     error_->setVisible(false);
-    turns_ << Turn{"user", text, true, add_turn_widget("user", text), nullptr};
+    const QStringList images = attachments_->take();
+    turns_ << Turn{"user", text, true, add_turn_widget("user", text), nullptr, images};
+    turns_.last().widget->set_images(images);
     user_turn_pending_ = true;
     start_generation(false);
 }
@@ -461,7 +484,7 @@ void ChatPage::on_generation_started(quint64 request_id, int, const QString& con
         app::MessageRecord message;
         message.role = "user";
         message.content = turns_.last().content;
-        turns_.last().id = history_->add(message, pending_parent_);
+        turns_.last().id = history_->add(message, pending_parent_, turns_.last().images, app::ImageStore(context_.settings.image_directory()));
         pending_parent_.reset();
     }
     if (streaming_.continues_last_turn) {
@@ -628,6 +651,7 @@ void ChatPage::remove_turns_from(int turn_index) {
 
 void ChatPage::show_conversation(const QList<app::MessageRecord>& messages) {
     remove_turns_from(0);
+    const app::ImageStore image_store(context_.settings.image_directory());
     for (const app::MessageRecord& m : messages) {
         if (m.role == "system") {
             system_prompt_->setPlainText(m.content);
@@ -636,7 +660,10 @@ void ChatPage::show_conversation(const QList<app::MessageRecord>& messages) {
         MessageWidget* widget = add_turn_widget(m.role, m.content);
         if (m.has_stats) widget->set_stats(m.stats);
         widget->set_alternatives(int(m.siblings.indexOf(m.id)), int(m.siblings.size()));
-        turns_ << Turn{m.role, m.content, m.complete, widget, std::make_shared<std::atomic<qint64>>(m.id)};
+        QStringList images;
+        for (const QString& sha256 : m.images) images << image_store.path(sha256);
+        widget->set_images(images);
+        turns_ << Turn{m.role, m.content, m.complete, widget, std::make_shared<std::atomic<qint64>>(m.id), images};
     }
     show_stored_routing(messages);
     update_controls();
@@ -782,7 +809,8 @@ void ChatPage::delete_selected() {
     if (id == history_->run_id()) new_chat();
     if (id == context_.settings.last_chat()) context_.settings.set_last_chat(0);
     delete item;
-    context_.storage.write([id](app::RunDatabase& db) { return db.delete_run(id); });
+    const app::ImageStore images(context_.settings.image_directory());
+    context_.storage.write([id, images](app::RunDatabase& db) { return app::delete_run_and_images(db, images, id); });
 }
 
 }  // namespace mwb::ui

@@ -26,6 +26,7 @@ class QVBoxLayout;
 
 namespace mwb::ui {
 
+class AttachmentBar;
 class MessageWidget;
 class SamplingPanel;
 
@@ -57,6 +58,8 @@ public:
 
 protected:
     void resizeEvent(QResizeEvent* event) override;
+    // Images dropped or pasted into the input become attachments instead of text.
+    bool eventFilter(QObject* watched, QEvent* event) override;
 
 signals:
     void statusMessage(QString text);
@@ -72,6 +75,7 @@ private:
         bool complete = true;
         MessageWidget* widget = nullptr;
         app::ChatHistory::MessageId id;  // null while a sent message waits for the engine to accept it
+        QStringList images{};            // files of the images attached to the message
     };
     // The reply being generated.
     struct Streaming {
@@ -146,6 +150,7 @@ private:
     QLabel* context_label_;
     QWidget* edit_bar_;
     QPlainTextEdit* input_;
+    AttachmentBar* attachments_;  // images for the next message: dropped or pasted into the input, or attached
     QPushButton* send_;
     QPushButton* stop_;
     QPlainTextEdit* system_prompt_;

@@ -1,7 +1,9 @@
 #include "ui/message_widget.h"
 
 #include <QAbstractTextDocumentLayout>
+#include <QFileInfo>
 #include <QHBoxLayout>
+#include <QImage>
 #include <QLabel>
 #include <QTextBlock>
 #include <QTextBrowser>
@@ -145,6 +147,9 @@ MessageWidget::MessageWidget(const QString& role, QWidget* parent) : QFrame(pare
     layout->addLayout(header_row_);
     layout->addWidget(thinking_toggle_);
     layout->addWidget(thinking_);
+    images_ = new QHBoxLayout;
+    images_->setAlignment(Qt::AlignLeft);
+    layout->addLayout(images_);
     layout->addWidget(body_);
     layout->addWidget(interrupted_label_);
     layout->addWidget(note_);
@@ -243,5 +248,24 @@ QString MessageWidget::stats_text() const { return stats_->isHidden() ? QString(
 QString MessageWidget::answer_text() const { return body_->toPlainText(); }
 QString MessageWidget::thinking_text() const { return thinking_->toPlainText(); }
 bool MessageWidget::thinking_visible() const { return thinking_toggle_->isVisible(); }
+
+void MessageWidget::set_images(const QStringList& files) {
+    while (QLayoutItem* item = images_->takeAt(0)) {
+        delete item->widget();
+        delete item;
+    }
+    constexpr int kThumbnail = 160;
+    for (const QString& file : files) {
+        auto* picture = new QLabel(this);
+        picture->setObjectName("messageImage");
+        const QImage image(file);
+        if (image.isNull()) picture->setText(tr("[image missing: %1]").arg(QFileInfo(file).fileName()));
+        else picture->setPixmap(QPixmap::fromImage(image.scaled(kThumbnail, kThumbnail, Qt::KeepAspectRatio, Qt::SmoothTransformation)));
+        picture->setToolTip(file);
+        images_->addWidget(picture);
+    }
+}
+
+int MessageWidget::image_count() const { return images_->count(); }
 
 }  // namespace mwb::ui

@@ -36,6 +36,9 @@ public:
     QString alternatives_text() const;
     // A line under the message, e.g. what the context overflow policy left out of the prompt.
     void set_note(const QString& note);
+    // The images attached to a message, shown as thumbnails above its text (empty: none).
+    void set_images(const QStringList& files);
+    int image_count() const;
     QString note_text() const;
     QString stats_text() const;
     QString answer_text() const;    // the body as shown, without the reasoning
@@ -73,6 +76,7 @@ private:
     QLabel* stats_;
     QLabel* note_;
     QLabel* interrupted_label_;
+    QHBoxLayout* images_;
     QToolButton* regenerate_;
     QToolButton* continue_;
     QToolButton* previous_;

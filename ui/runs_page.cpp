@@ -17,6 +17,7 @@
 #include <QTimer>
 #include <QVBoxLayout>
 
+#include "app/services/image_store.h"
 #include "app/services/chat_text.h"
 
 namespace mwb::ui {
@@ -251,7 +252,8 @@ void RunsPage::delete_selected() {
         QMessageBox::Yes)
         return;
     table_->removeRow(row);
-    context_.storage.write([id](app::RunDatabase& db) { return db.delete_run(id); });
+    const app::ImageStore images(context_.settings.image_directory());
+    context_.storage.write([id, images](app::RunDatabase& db) { return app::delete_run_and_images(db, images, id); });
     emit runDeleted(id);
 }
 

@@ -16,9 +16,9 @@ const Command kCommands[] = {
     {"info", mwb::cli::run_info, "info DIR [--json]                architecture, parameters, memory of a model"},
     {"generate", mwb::cli::run_generate,
      "generate DIR (--ids 1,2,3 | --prompt TEXT [--chat --system TEXT --tokenizer DIR]) [--max-new N --temperature T "
-     "--top-p P --top-k K --min-p P --repetition-penalty R --seed S --adapter DIR --device cpu|cuda --int8|--int4]"},
+     "--top-p P --top-k K --min-p P --repetition-penalty R --seed S --adapter DIR --image FILE --device cpu|cuda --int8|--int4]"},
     {"logits", mwb::cli::run_logits,
-     "logits DIR --ids 1,2,3 --out FILE.safetensors [--attention --adapter DIR --device cpu|cuda --int8|--int4]"},
+     "logits DIR --ids 1,2,3 --out FILE.safetensors [--attention --adapter DIR --image FILE --device cpu|cuda --int8|--int4]"},
     {"bench", mwb::cli::run_bench,
      "bench --shape v3-16b --layers N --random-weights [--prompt 512 --gen 128 --batch B --bandwidth GBps --seed S "
      "--threads N --device cpu|cuda --int8|--int4 --trace-routing]"},

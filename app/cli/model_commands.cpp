@@ -1,4 +1,5 @@
 // mwb info / generate / logits / bench.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "engine/runtime/generation.h"
 #include "engine/tokenizer/streaming_detokenizer.h"
 #include "engine/train/lora_adapter.h"
+#include "engine/vision/image_prompt.h"
 #ifdef MWB_HAVE_CUDA
 #include "kernels/cuda_backend.h"
 #endif
@@ -37,7 +39,7 @@ int run_info(int argc, char** argv) {
 }
 
 int run_logits(int argc, char** argv) {
-    auto args = CliArgs::parse(argc, argv, {"attention", "int8", "int4"}, {"ids", "out", "device", "adapter"});
+    auto args = CliArgs::parse(argc, argv, {"attention", "int8", "int4"}, {"ids", "out", "device", "adapter", "image"});
     if (!args) return fail(args.error().message);
     auto out = args->get("out");
     if (!out) return fail("give the output file with --out FILE.safetensors");
@@ -45,6 +47,13 @@ int run_logits(int argc, char** argv) {
     if (!graph) return fail(graph.error().message);
     auto tokens = token_ids(*args, (*graph)->config.vocab_size);
     if (!tokens) return fail(tokens.error().message);
+    auto image = image_input(*args, *graph);
+    if (!image) return fail(image.error().message);
+    if (*image) {
+        auto expanded = expand_image_placeholders(*tokens, (*image)->image_token_id, (*image)->tokens);
+        if (!expanded) return fail(expanded.error().message);
+        *tokens = std::move(expanded.value());
+    }
     auto made = make_backend(*graph, *args);
     if (!made) return fail(made.error().message);
     auto& backend = made.value();
@@ -58,9 +67,18 @@ int run_logits(int argc, char** argv) {
     auto adapter = adapter_deltas(*args, **graph);
     if (!adapter) return fail(adapter.error().message);
     ForwardBatch batch{*tokens, {{0, 0, count}}, true, adapter->empty() ? nullptr : &*adapter};
+    if (*image) {
+        auto overrides = image_embedding_overrides(*tokens, (*image)->image_token_id, (*image)->features, (*image)->width);
+        if (!overrides) return fail(overrides.error().message);
+        batch.embedding_overrides = std::move(overrides.value());
+    }
     auto logits = backend->forward(batch, &capture);
     if (!logits) return fail(logits.error().message);
     auto tensors = capture.tensors();
+    if (*image) {
+        tensors.push_back(tensor_f32("pixel_values", {3, (*image)->size, (*image)->size}, (*image)->pixel_values));
+        tensors.push_back(tensor_f32("image_features", {(*image)->tokens, (*image)->width}, (*image)->features));
+    }
     tensors.push_back(tensor_f32("logits", {count, (*graph)->config.vocab_size}, *logits));
     std::vector<int64_t> ids(tokens->begin(), tokens->end());
     tensors.push_back(tensor_i64("input_ids", {count}, ids));
@@ -69,10 +87,32 @@ int run_logits(int argc, char** argv) {
     return 0;
 }
 
+namespace {
+
+// `--image`: the prompt's image placeholder becomes the image's tokens, and its features their embeddings.
+Status add_image(const CliArgs& args, std::shared_ptr<const ModelGraph> graph, GenerationRequest& request) {
+    auto image = image_input(args, graph);
+    if (!image) return image.error();
+    if (!*image) return Status::success();
+    const int32_t image_token = (*image)->image_token_id;
+    if (std::find(request.prompt.begin(), request.prompt.end(), image_token) == request.prompt.end())
+        return make_error(args.has("ids") ? "--ids has no image token (" + std::to_string(image_token) + ") for the image to take"
+                                          : "the prompt has no image placeholder: the tokenizer does not know the image token " + std::to_string(image_token));
+    auto expanded = expand_image_placeholders(request.prompt, image_token, (*image)->tokens);
+    if (!expanded) return expanded.error();
+    request.prompt = std::move(expanded.value());
+    auto overrides = image_embedding_overrides(request.prompt, image_token, (*image)->features, (*image)->width);
+    if (!overrides) return overrides.error();
+    request.prompt_embeddings = std::move(overrides.value());
+    return Status::success();
+}
+
+}  // namespace
+
 int run_generate(int argc, char** argv) {
     auto args = CliArgs::parse(argc, argv, {"chat", "int8", "int4"},
                                {"ids", "prompt", "system", "tokenizer", "max-new", "temperature", "top-p", "top-k", "min-p",
-                                "repetition-penalty", "seed", "device", "adapter"});
+                                "repetition-penalty", "seed", "device", "adapter", "image"});
     if (!args) return fail(args.error().message);
     auto graph = open_model(*args);
     if (!graph) return fail(graph.error().message);
@@ -90,20 +130,26 @@ int run_generate(int argc, char** argv) {
     std::optional<tok::Tokenizer> tokenizer;
     std::optional<tok::StreamingDetokenizer> detokenizer;
     if (args->has("prompt") && args->has("ids")) return fail("--prompt and --ids exclude each other: give the prompt as text or as ids");
-    if (auto prompt = args->get("prompt")) {
+    if (auto given = args->get("prompt")) {
         auto loaded = tok::Tokenizer::load(args->get_or("tokenizer", args->positionals()[0]));
         if (!loaded && !args->has("tokenizer"))
             return fail(loaded.error().message + "; a model folder without its tokenizer takes one with --tokenizer DIR");
         if (!loaded) return fail(loaded.error().message);
         tokenizer.emplace(std::move(loaded.value()));
+        // A question about an image starts with the image's placeholder (DeepSeek-VL's "<image_placeholder>")
+        // unless it places it itself.
+        std::string prompt = *given;
+        if (const auto& vision = (*graph)->config.vision_language; vision && args->has("image"))
+            if (auto placeholder = tokenizer->id_to_token(int32_t(vision->image_token_id)); placeholder && prompt.find(*placeholder) == std::string::npos)
+                prompt = *placeholder + prompt;
         Result<std::vector<int32_t>> ids = std::vector<int32_t>{};
         if (args->has("chat")) {
             std::vector<tok::ChatMessage> messages;
             if (auto system = args->get("system")) messages.push_back({"system", *system, {}, {}, tok::TemplateJson::object()});
-            messages.push_back({"user", *prompt, {}, {}, tok::TemplateJson::object()});
+            messages.push_back({"user", prompt, {}, {}, tok::TemplateJson::object()});
             ids = chat_prompt_ids(*tokenizer, messages);
         } else {
-            ids = tokenizer->encode(*prompt, true);
+            ids = tokenizer->encode(prompt, true);
         }
         if (!ids) return fail(ids.error().message);
         request.prompt = *ids;
@@ -115,6 +161,7 @@ int run_generate(int argc, char** argv) {
         request.prompt = *tokens;
     }
 
+    if (auto status = add_image(*args, *graph, request); !status) return fail(status.error().message);
     auto made = make_backend(*graph, *args);
     if (!made) return fail(made.error().message);
     auto& backend = made.value();

@@ -3,6 +3,13 @@
 #include <cstdio>
 
 #include "engine/train/lora_adapter.h"
+#include "engine/vision/image_processor.h"
+#include "engine/vision/vision_encoder.h"
+#ifdef MWB_HAVE_IMAGE_FILES
+#include <QString>
+
+#include "app/vision/image_file.h"
+#endif
 #ifdef MWB_HAVE_CUDA
 #include "kernels/cuda_backend.h"
 #endif
@@ -103,6 +110,37 @@ void print_generation_summary(const GenerationRequest& request, const Generation
     std::fprintf(stderr, "finish=%s prompt=%zu generated=%zu ttft=%.3fs prefill=%.1f tok/s decode=%.1f tok/s\n",
                  finish_reason_name(result.finish).c_str(), request.prompt.size(), result.tokens.size(),
                  result.timings.time_to_first_token_s, result.timings.prefill_tokens_per_s(), result.timings.decode_tokens_per_s());
+}
+
+Result<std::optional<ImageInput>> image_input(const CliArgs& args, std::shared_ptr<const ModelGraph> graph) {
+    auto file = args.get("image");
+    if (!file) return std::optional<ImageInput>();
+    if (!graph->config.vision_language)
+        return make_error("this model (" + architecture_name(graph->config.architecture) +
+                          ") cannot see images: --image needs a vision-language model such as DeepSeek-VL");
+#ifdef MWB_HAVE_IMAGE_FILES
+    if (args.get_or("device", "cpu") != "cpu") return make_error("image inputs run on the CPU backend for now: use --device cpu");
+    auto image = app::read_image_file(QString::fromStdString(*file));
+    if (!image) return image.error();
+    auto processor = load_image_processor_config(args.positionals()[0]);
+    if (!processor) return processor.error();
+    auto encoder = VisionEncoder::load(graph);
+    if (!encoder) return encoder.error();
+    ImageInput input;
+    auto pixels = preprocess_image(*image, *processor);
+    if (!pixels) return pixels.error();
+    input.pixel_values = std::move(pixels.value());
+    auto features = encoder->encode(input.pixel_values);
+    if (!features) return features.error();
+    input.features = std::move(features.value());
+    input.size = encoder->image_size();
+    input.tokens = encoder->tokens_per_image();
+    input.width = encoder->feature_width();
+    input.image_token_id = encoder->image_token_id();
+    return std::optional<ImageInput>(std::move(input));
+#else
+    return make_error("this build of mwb reads no image files (it was configured with MWB_DOCUMENTS=OFF, without Qt's image decoders)");
+#endif
 }
 
 }  // namespace mwb::cli

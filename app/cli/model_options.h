@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "app/cli/cli_args.h"
@@ -23,6 +24,16 @@ Result<LowRankDeltas> adapter_deltas(const CliArgs& args, const ModelGraph& grap
 Result<std::vector<int32_t>> token_ids(const CliArgs& args, int64_t vocab);
 // --temperature --top-p --top-k --min-p --repetition-penalty --seed (greedy by default).
 Result<SamplingParams> sampling_from(const CliArgs& args);
+
+// `--image FILE` run through the model's vision tower (DeepSeek-VL): the processor's pixel values and the
+// features that take the place of the prompt's image tokens. Empty without the option.
+struct ImageInput {
+    std::vector<float> pixel_values;  // [3, size, size]
+    std::vector<float> features;      // [tokens, width]
+    int64_t size = 0, tokens = 0, width = 0;
+    int32_t image_token_id = 0;
+};
+Result<std::optional<ImageInput>> image_input(const CliArgs& args, std::shared_ptr<const ModelGraph> graph);
 
 // Generates, printing the text to stdout as it comes when `detokenizer` is given.
 Result<GenerationResult> generate_printing(Backend& backend, const GenerationRequest& request, tok::StreamingDetokenizer* detokenizer);

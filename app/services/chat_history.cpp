@@ -61,13 +61,19 @@ void ChatHistory::set_params(const QString& params_json) {
     });
 }
 
-ChatHistory::MessageId ChatHistory::add(MessageRecord message, const MessageId& parent) {
+ChatHistory::MessageId ChatHistory::add(MessageRecord message, const MessageId& parent, const QStringList& image_files,
+                                        const ImageStore& images) {
     MessageId id = new_id();
     const MessageId after = parent ? parent : system_message_;
-    storage_.write([run = run_, after, id, message = std::move(message)](RunDatabase& db) mutable -> Status {
+    storage_.write([run = run_, after, id, message = std::move(message), image_files, images](RunDatabase& db) mutable -> Status {
         if (!run || run->load() == 0)
             return make_error("the message was not saved because its conversation could not be created in the run history");
         if (after && after->load() == 0) return make_error("the message was not saved because the one before it was not saved");
+        for (const QString& file : image_files) {
+            auto stored = images.add(file);
+            if (!stored) return stored.error();
+            message.images << *stored;
+        }
         message.run_id = run->load();
         message.parent_id = after ? after->load() : 0;
         auto stored = db.add_message(message);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 
+#include "app/services/image_store.h"
 #include "app/services/storage.h"
 
 namespace mwb::app {
@@ -36,8 +37,10 @@ public:
     void create_run(const QString& title, const QString& model, const QString& params_json, const QString& system_prompt);
     void set_params(const QString& params_json);
 
-    // Adds `message` after `parent` (null: after the system message, when there is one).
-    MessageId add(MessageRecord message, const MessageId& parent);
+    // Adds `message` after `parent` (null: after the system message, when there is one). `image_files` are
+    // copied into `images` on the storage thread and stored with the message by their hashes.
+    MessageId add(MessageRecord message, const MessageId& parent, const QStringList& image_files = {},
+                  const ImageStore& images = ImageStore({}));
     // A reply in progress: its whole text so far, written within kStreamIntervalMs.
     void stream(const MessageId& reply, const QString& content);
     // Writes the reply's final state now (complete, or interrupted with `complete` false).

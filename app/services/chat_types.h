@@ -5,6 +5,7 @@
 #include <QList>
 #include <QMetaType>
 #include <QString>
+#include <QStringList>
 #include <QVector>
 
 #include "engine/runtime/sampler.h"
@@ -14,6 +15,7 @@ namespace mwb::app {
 struct ChatMessage {
     QString role;  // "system", "user" or "assistant"
     QString content;
+    QStringList images{};  // image files attached to the message, shown to the model before its text
 };
 
 // The engine's sampling parameters plus the reply length, starting from DeepSeek's recommended
@@ -81,6 +83,7 @@ struct LoadedModelInfo {
     qint64 context_length = 0;  // the KV cache reserved for one conversation
     qint64 max_context_length = 0;
     bool is_demo = false;
+    bool sees_images = false;  // a vision-language model (DeepSeek-VL): messages may carry images
     bool has_generation_config = false;  // default_sampling came from the model's generation_config.json
     SamplingSettings default_sampling;
 };

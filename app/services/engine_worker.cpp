@@ -9,6 +9,7 @@
 #include "app/services/demo_model.h"
 #include "app/services/generation_defaults.h"
 #include "app/services/model_library.h"
+#include "app/services/vision_input.h"
 #include "engine/model/model_graph.h"
 #include "engine/runtime/chat_prompt.h"
 #include "engine/runtime/backend.h"
@@ -158,14 +159,26 @@ void EngineWorker::finish_load(const QString& directory, const QString& tokenize
         adapter_.clear();
         emit adapterChanged({});
     }
+    std::unique_ptr<VisionInput> vision;
+    if (shared_graph->config.vision_language) {
+        progress(0.9, tr("Loading the vision tower"));
+        auto loaded = VisionInput::load(shared_graph, directory, threads);
+        if (!loaded) {
+            fail(tr("Cannot load the model's vision tower: %1").arg(text_of(loaded.error())));
+            return;
+        }
+        vision = std::move(loaded.value());
+    }
     graph_ = std::move(shared_graph);
     backend_ = std::move(backend);
     tokenizer_ = std::make_unique<tok::Tokenizer>(std::move(tokenizer.value()));
+    vision_ = std::move(vision);
     info_ = {};
     info_.path = directory;
     info_.is_demo = is_demo_model(directory);
     info_.name = info_.is_demo ? tr("Demo model (random weights)") : QFileInfo(directory).fileName();
     info_.architecture = QString::fromStdString(architecture_name(graph_->config.architecture));
+    info_.sees_images = vision_ != nullptr;
     info_.context_length = context;
     info_.max_context_length = model_context;
     const GenerationDefaults defaults = load_generation_defaults(directory);
@@ -180,6 +193,7 @@ void EngineWorker::unloadModel() {
     adapter_.clear();
     backend_.reset();
     tokenizer_.reset();
+    vision_.reset();
     graph_.reset();
     info_ = {};
     emit modelUnloaded();
@@ -325,16 +339,39 @@ void EngineWorker::generate_reply(const ChatRequest& chat) {
         return;
     }
     const qint64 context = backend_->cache_capacity();
-    auto prompt = fit_prompt(*tokenizer_, chat, context);
+    // Images: a placeholder each in the text, which becomes the image's tokens once the prompt fits.
+    const QStringList images = conversation_images(chat.messages);
+    ChatRequest marked = chat;
+    qint64 image_tokens = 0;
+    if (!images.isEmpty()) {
+        if (!vision_) {
+            emit generationFailed(chat.id, tr("%1 cannot see images: open a DeepSeek-VL model to ask about pictures.").arg(info_.name));
+            return;
+        }
+        auto with_placeholders = vision_->with_placeholders(chat.messages, *tokenizer_);
+        if (!with_placeholders) {
+            emit generationFailed(chat.id, text_of(with_placeholders.error()));
+            return;
+        }
+        marked.messages = *with_placeholders;
+        image_tokens = qint64(images.size()) * (vision_->tokens_per_image() - 1);
+    }
+    auto prompt = fit_prompt(*tokenizer_, marked, context - image_tokens);
     if (!prompt) {
         emit generationFailed(chat.id, text_of(prompt.error()));
         return;
     }
-    const qint64 prompt_tokens = qint64(prompt->ids.size());
-    emit generationStarted(chat.id, int(prompt_tokens), prompt->note);
-
     GenerationRequest request;
     request.prompt = std::move(prompt->ids);
+    if (!images.isEmpty()) {
+        if (Status attached = vision_->attach(images, request); !attached) {
+            emit generationFailed(chat.id, tr("The image cannot be shown to the model: %1").arg(text_of(attached.error())));
+            return;
+        }
+    }
+    const qint64 prompt_tokens = qint64(request.prompt.size());
+    emit generationStarted(chat.id, int(prompt_tokens), prompt->note);
+
     request.sampling = chat.sampling;
     request.max_new_tokens = std::min<qint64>(std::max(chat.sampling.max_new_tokens, 1), context - prompt_tokens);
     request.stop_tokens = stop_token_ids(*tokenizer_, graph_->config);

@@ -23,6 +23,8 @@ class Tokenizer;
 
 namespace mwb::app {
 
+class VisionInput;
+
 struct LoadOptions {
     qint64 context_length = 0;  // 0: the model's own, capped at kDefaultContextCap
     int threads = 0;            // 0: all cores
@@ -102,6 +104,7 @@ private:
     std::shared_ptr<const ModelGraph> graph_;
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<tok::Tokenizer> tokenizer_;
+    std::unique_ptr<VisionInput> vision_;  // a DeepSeek-VL model's vision tower; null for text models
     LowRankDeltas adapter_;  // applied to every request while not empty
     LoadedModelInfo info_;
     InspectorFeed* inspector_;

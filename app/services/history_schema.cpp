@@ -130,6 +130,15 @@ const char* const kHistoryMigrations[] = {
         text TEXT NOT NULL,
         PRIMARY KEY (message_id, number));
     )sql",
+    // 6 → 7: images attached to messages, by the SHA-256 of their bytes (the files live in the image store).
+    R"sql(
+    CREATE TABLE message_images (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (message_id, position));
+    CREATE INDEX message_images_by_hash ON message_images(sha256);
+    )sql",
 };
 static_assert(std::size(kHistoryMigrations) == RunDatabase::kSchemaVersion);
 

@@ -203,14 +203,6 @@ Status RunDatabase::finish_run(qint64 run_id, const QString& status) {
     return Status::success();
 }
 
-Status RunDatabase::delete_run(qint64 run_id) {
-    QSqlQuery q(QSqlDatabase::database(connection_name_, false));
-    q.prepare("DELETE FROM runs WHERE id = ?");  // messages and routing summaries follow by ON DELETE CASCADE
-    q.addBindValue(run_id);
-    if (!q.exec()) return sql_error("cannot delete the run", q.lastError());
-    return Status::success();
-}
-
 Result<QList<RunRecord>> RunDatabase::list_runs(const RunFilter& filter) const {
     QString sql = kRunColumns;
     QStringList where;
@@ -302,6 +294,30 @@ Status store_sources(QSqlDatabase& db, qint64 message_id, const QList<CitedSourc
     return Status::success();
 }
 
+Status store_images(QSqlDatabase& db, qint64 message_id, const QStringList& images) {
+    QSqlQuery q(db);
+    q.prepare("INSERT INTO message_images (message_id, position, sha256) VALUES (?, ?, ?)");
+    for (qsizetype i = 0; i < images.size(); ++i) {
+        q.addBindValue(message_id);
+        q.addBindValue(int(i));
+        q.addBindValue(images[i]);
+        if (!q.exec()) return sql_error("cannot store the images of the message", q.lastError());
+    }
+    return Status::success();
+}
+
+// Images of the messages of a run, by message id, in order.
+Result<QHash<qint64, QStringList>> read_images(QSqlDatabase db, qint64 run_id) {
+    QSqlQuery q(db);
+    q.prepare("SELECT i.message_id, i.sha256 FROM message_images i JOIN messages m ON m.id = i.message_id WHERE m.run_id = ? "
+              "ORDER BY i.message_id, i.position");
+    q.addBindValue(run_id);
+    if (!q.exec()) return sql_error("cannot read the images of the messages", q.lastError());
+    QHash<qint64, QStringList> images;
+    while (q.next()) images[q.value(0).toLongLong()] << q.value(1).toString();
+    return images;
+}
+
 // Sources of the messages of a run, by message id.
 Result<QHash<qint64, QList<CitedSource>>> read_sources(QSqlDatabase db, qint64 run_id) {
     QSqlQuery q(db);
@@ -337,6 +353,29 @@ Result<std::optional<qint64>> single_id(QSqlDatabase db, const QString& sql, con
 
 }  // namespace
 
+Result<QStringList> RunDatabase::delete_run(qint64 run_id) {
+    QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
+    return in_transaction<QStringList>(db, "delete the run", [&]() -> Result<QStringList> {
+        QSqlQuery images(db);
+        images.prepare("SELECT DISTINCT i.sha256 FROM message_images i JOIN messages m ON m.id = i.message_id WHERE m.run_id = ?");
+        images.addBindValue(run_id);
+        if (!images.exec()) return sql_error("cannot read the images of the run", images.lastError());
+        QStringList attached;
+        while (images.next()) attached << images.value(0).toString();
+        QSqlQuery q(db);
+        q.prepare("DELETE FROM runs WHERE id = ?");  // messages and what hangs on them follow by ON DELETE CASCADE
+        q.addBindValue(run_id);
+        if (!q.exec()) return sql_error("cannot delete the run", q.lastError());
+        QStringList unused;
+        for (const QString& sha256 : attached) {
+            auto still = single_id(db, "SELECT COUNT(*) FROM message_images WHERE sha256 = ?", {sha256});
+            if (!still) return still.error();
+            if (still->value_or(0) == 0) unused << sha256;
+        }
+        return unused;
+    });
+}
+
 Result<qint64> RunDatabase::add_message(const MessageRecord& m) {
     QSqlDatabase db = QSqlDatabase::database(connection_name_, false);
     return in_transaction<qint64>(db, "store the message", [&]() -> Result<qint64> {
@@ -368,6 +407,7 @@ Result<qint64> RunDatabase::add_message(const MessageRecord& m) {
         const qint64 id = q.lastInsertId().toLongLong();
         MWB_TRY(store_routing(db, id, m.routing));
         MWB_TRY(store_sources(db, id, m.sources));
+        MWB_TRY(store_images(db, id, m.images));
         QSqlQuery head(db);
         head.prepare("UPDATE runs SET head_message_id = ?, updated_at = ? WHERE id = ?");
         head.addBindValue(id);
@@ -467,12 +507,15 @@ Result<QList<MessageRecord>> RunDatabase::messages(qint64 run_id) const {
     if (!by_id.contains(at)) at = newest;  // a history written before heads were kept
     auto sources = read_sources(db, run_id);
     if (!sources) return sources.error();
+    auto images = read_images(db, run_id);
+    if (!images) return images.error();
     QList<MessageRecord> path;
     // Each message is taken once, so even a damaged file with a cycle of parents ends the walk.
     while (at != 0 && by_id.contains(at)) {
         MessageRecord m = by_id.take(at);
         m.siblings = children.value(*m.parent_id);
         m.sources = sources->value(m.id);
+        m.images = images->value(m.id);
         at = *m.parent_id;
         path.prepend(std::move(m));
     }

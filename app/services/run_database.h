@@ -47,6 +47,7 @@ struct MessageRecord {
     GenerationStats stats;
     RoutingSummary routing;
     QList<CitedSource> sources;  // the document passages an answer was given (stored by add_message)
+    QStringList images;          // attached images, by the SHA-256 that names them in the ImageStore
     QList<qint64> siblings;  // read only: the alternatives at this point of the conversation, oldest first
 };
 
@@ -60,7 +61,7 @@ struct RunFilter {
 
 class RunDatabase {
 public:
-    static constexpr int kSchemaVersion = 6;
+    static constexpr int kSchemaVersion = 7;
 
     // `connection_name` must be unique among live connections of the process.
     explicit RunDatabase(QString connection_name);
@@ -84,7 +85,9 @@ public:
     Status rename_run(qint64 run_id, const QString& title);
     Status set_run_params(qint64 run_id, const QString& params_json);
     Status finish_run(qint64 run_id, const QString& status);
-    Status delete_run(qint64 run_id);
+    // Deletes the run with its messages; the value names the images that no message refers to any more, for the
+    // ImageStore to delete.
+    Result<QStringList> delete_run(qint64 run_id);
     Result<QList<RunRecord>> list_runs(const RunFilter& filter = {}) const;
     Result<RunRecord> run(qint64 run_id) const;
     Result<QStringList> models() const;

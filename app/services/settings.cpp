@@ -27,6 +27,7 @@ QString Settings::data_directory() const {
 }
 void Settings::set_data_directory(const QString& directory) { settings_->setValue("storage/data_directory", directory); }
 QString Settings::database_path() const { return QDir(data_directory()).filePath("history.sqlite"); }
+QString Settings::image_directory() const { return QDir(data_directory()).filePath("images"); }
 QString Settings::demo_model_directory() const { return QDir(data_directory()).filePath("demo-model"); }
 
 SamplingSettings Settings::default_sampling() const {

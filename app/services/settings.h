@@ -33,6 +33,7 @@ public:
     QString data_directory() const;
     void set_data_directory(const QString& directory);
     QString database_path() const;
+    QString image_directory() const;  // images attached to messages (the ImageStore)
     QString demo_model_directory() const;
     SamplingSettings default_sampling() const;
     void set_default_sampling(const SamplingSettings& sampling);

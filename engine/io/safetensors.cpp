@@ -252,6 +252,17 @@ void TensorStore::prefix_names(const std::string& prefix) {
     tensors_ = std::move(renamed);
 }
 
+void TensorStore::rename_prefix(const std::string& from, const std::string& to) {
+    std::map<std::string, TensorView> renamed;
+    for (auto& [name, view] : tensors_) {
+        if (!name.starts_with(from)) continue;
+        view.name = to + name.substr(from.size());
+        renamed.insert_or_assign(view.name, std::move(view));
+    }
+    std::erase_if(tensors_, [&](const auto& entry) { return entry.first.starts_with(from); });
+    for (auto& [name, view] : renamed) tensors_.insert_or_assign(name, std::move(view));
+}
+
 Result<TensorView> TensorStore::get(const std::string& name) const {
     auto it = tensors_.find(name);
     if (it == tensors_.end()) {

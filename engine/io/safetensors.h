@@ -58,6 +58,9 @@ public:
     // Puts `prefix` before every tensor's name: a checkpoint saved from a base model (Qwen2Model, LlamaModel,
     // as embedding models are) names its tensors without the "model." of the causal-LM layout.
     void prefix_names(const std::string& prefix);
+    // Names that start with `from` start with `to` instead; the others stay. A vision-language checkpoint keeps its
+    // language model under "model.language_model.", where the text architectures read "model.".
+    void rename_prefix(const std::string& from, const std::string& to);
 
 private:
     Status add(SafetensorsFile file, const std::string& file_name);

@@ -18,6 +18,7 @@ std::string architecture_name(Architecture architecture) {
         case Architecture::DeepseekV2: return "deepseek_v2";
         case Architecture::Qwen2: return "qwen2";
         case Architecture::Llama: return "llama";
+        case Architecture::DeepseekVL: return "deepseek_vl";
     }
     return "?";
 }
@@ -238,13 +239,12 @@ int64_t ModelConfig::kv_cache_values_per_token() const {
     return per_layer * num_layers;
 }
 
-Result<ModelConfig> parse_model_config(const std::string& json_text, const std::string& source) {
-    json root;
-    try {
-        root = json::parse(json_text);
-    } catch (const json::exception& e) {
-        return make_error(source + " is not valid JSON (" + e.what() + ")");
-    }
+namespace {
+
+Result<ModelConfig> parse_deepseek_vl(const json& root, const std::string& source);
+
+// One language model's keys: the whole config.json, or the text_config of deepseek_vl.
+Result<ModelConfig> parse_config_object(const json& root, const std::string& source) {
     if (!root.is_object()) return make_error(source + " is not a JSON object");
     KeyReader r(root, source);
     ModelConfig config;
@@ -255,9 +255,10 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
     else if (model_type == "deepseek_v2") config.architecture = Architecture::DeepseekV2;
     else if (model_type == "qwen2") config.architecture = Architecture::Qwen2;
     else if (model_type == "llama") config.architecture = Architecture::Llama;
+    else if (model_type == "deepseek_vl") return parse_deepseek_vl(root, source);
     else
         return make_error(source + ": model_type '" + model_type +
-                          "' is not supported (supported: deepseek_v3, deepseek_v2, qwen2, llama)");
+                          "' is not supported (supported: deepseek_v3, deepseek_v2, qwen2, llama, deepseek_vl)");
 
     config.vocab_size = r.positive("vocab_size");
     config.hidden_size = r.positive("hidden_size");
@@ -301,6 +302,80 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
     if (!config.mla && config.head_dim % 2) r.fail("head_dim must be even for rotary embeddings");
     if (r.error()) return *r.error();
     return config;
+}
+
+// vision_config: SigLIP, with SiglipVisionConfig's defaults for missing keys.
+VisionConfig parse_vision(KeyReader& top, const json& root, const std::string& source) {
+    VisionConfig vision;
+    if (!root.contains("vision_config") || root["vision_config"].is_null()) return vision;
+    const json& object = root["vision_config"];
+    if (!object.is_object()) {
+        top.fail("key vision_config must be an object");
+        return vision;
+    }
+    KeyReader r(object, source + ": vision_config");
+    const std::string model_type = r.string_or("model_type", "siglip_vision_model");
+    if (model_type != "siglip_vision_model") r.fail("model_type '" + model_type + "' is not supported (siglip_vision_model)");
+    auto positive_or = [&](const char* key, int64_t fallback) {
+        const int64_t value = r.integer_or(key, fallback);
+        if (value <= 0) r.fail(std::string("key ") + key + " must be positive, got " + std::to_string(value));
+        return value;
+    };
+    vision.hidden_size = positive_or("hidden_size", vision.hidden_size);
+    vision.intermediate_size = positive_or("intermediate_size", vision.intermediate_size);
+    vision.num_layers = positive_or("num_hidden_layers", vision.num_layers);
+    vision.num_heads = positive_or("num_attention_heads", vision.num_heads);
+    vision.num_channels = positive_or("num_channels", vision.num_channels);
+    vision.image_size = positive_or("image_size", vision.image_size);
+    vision.patch_size = positive_or("patch_size", vision.patch_size);
+    vision.layer_norm_eps = r.bounded("layer_norm_eps", r.number_or("layer_norm_eps", vision.layer_norm_eps), 0.0, 1.0, true);
+    const std::string activation = r.string_or("hidden_act", "gelu_pytorch_tanh");
+    if (activation == "gelu_pytorch_tanh") vision.activation = VisionActivation::GeluTanh;
+    else if (activation == "gelu") vision.activation = VisionActivation::GeluErf;
+    else r.fail("hidden_act '" + activation + "' is not supported (gelu_pytorch_tanh, gelu)");
+    if (!r.error() && vision.num_channels != 3) r.fail("num_channels must be 3 (RGB images)");
+    if (!r.error() && vision.hidden_size % vision.num_heads) r.fail("hidden_size must be a multiple of num_attention_heads");
+    // Bounds keep every later product (patches × hidden, pixels) far from overflow.
+    if (!r.error() && vision.image_size > 8192) r.fail("image_size " + std::to_string(vision.image_size) + " is larger than 8192");
+    if (!r.error() && vision.image_size % vision.patch_size)
+        r.fail("image_size (" + std::to_string(vision.image_size) + ") must be a multiple of patch_size (" +
+               std::to_string(vision.patch_size) + ")");
+    if (r.error()) top.fail(r.error()->message.substr(source.size() + 2));
+    return vision;
+}
+
+// deepseek_vl: text_config is the language model (llama unless it says otherwise), vision_config its SigLIP tower.
+Result<ModelConfig> parse_deepseek_vl(const json& root, const std::string& source) {
+    KeyReader r(root, source);
+    if (!root.contains("text_config") || !root["text_config"].is_object()) return make_error(source + ": key text_config must be an object");
+    json text = root["text_config"];
+    if (!text.contains("model_type")) text["model_type"] = "llama";
+    if (text["model_type"] == "deepseek_vl") return make_error(source + ": text_config cannot itself be deepseek_vl");
+    auto config = parse_config_object(text, source + ": text_config");
+    if (!config) return config.error();
+    VisionLanguageConfig vision_language;
+    vision_language.text_architecture = config->architecture;
+    vision_language.vision = parse_vision(r, root, source);
+    vision_language.image_token_id = r.integer_or("image_token_id", 100015);
+    if (!r.error() && (vision_language.image_token_id < 0 || vision_language.image_token_id >= config->vocab_size))
+        r.fail("image_token_id " + std::to_string(vision_language.image_token_id) + " is outside the vocabulary of " +
+               std::to_string(config->vocab_size));
+    if (r.error()) return *r.error();
+    config->architecture = Architecture::DeepseekVL;
+    config->vision_language = vision_language;
+    return config;
+}
+
+}  // namespace
+
+Result<ModelConfig> parse_model_config(const std::string& json_text, const std::string& source) {
+    json root;
+    try {
+        root = json::parse(json_text);
+    } catch (const json::exception& e) {
+        return make_error(source + " is not valid JSON (" + e.what() + ")");
+    }
+    return parse_config_object(root, source);
 }
 
 Result<ModelConfig> load_model_config(const std::string& model_directory) {

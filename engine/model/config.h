@@ -1,4 +1,5 @@
-// config.json of a Hugging Face checkpoint, in the spelling of the released DeepSeek / Qwen2 / Llama models.
+// config.json of a Hugging Face checkpoint, in the spelling of the released DeepSeek / Qwen2 / Llama models, and
+// of DeepSeek-VL (a SigLIP vision tower in front of one of those language models).
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@
 
 namespace mwb {
 
-enum class Architecture { DeepseekV3, DeepseekV2, Qwen2, Llama };
+enum class Architecture { DeepseekV3, DeepseekV2, Qwen2, Llama, DeepseekVL };
 
 std::string architecture_name(Architecture architecture);  // the model_type spelling
 
@@ -56,6 +57,31 @@ struct Fp8Config {
     int64_t block_rows = 128, block_cols = 128;
 };
 
+enum class VisionActivation { GeluTanh, GeluErf };  // hidden_act gelu_pytorch_tanh, gelu
+
+// vision_config of deepseek_vl: a SigLIP vision transformer (SiglipVisionConfig, whose defaults fill missing keys).
+struct VisionConfig {
+    int64_t hidden_size = 768;
+    int64_t intermediate_size = 3072;
+    int64_t num_layers = 12;
+    int64_t num_heads = 12;
+    int64_t num_channels = 3;
+    int64_t image_size = 224;  // pixels per side of the square input
+    int64_t patch_size = 16;
+    double layer_norm_eps = 1e-6;
+    VisionActivation activation = VisionActivation::GeluTanh;
+
+    int64_t head_dim() const { return hidden_size / num_heads; }
+    int64_t patches_per_image() const { return (image_size / patch_size) * (image_size / patch_size); }
+};
+
+// What deepseek_vl adds to its language model: the images' tower and the token that stands for an image patch.
+struct VisionLanguageConfig {
+    Architecture text_architecture = Architecture::Llama;  // model_type of text_config
+    VisionConfig vision;
+    int64_t image_token_id = 0;
+};
+
 struct ModelConfig {
     Architecture architecture = Architecture::Llama;
     int64_t vocab_size = 0;
@@ -77,6 +103,8 @@ struct ModelConfig {
     std::optional<MoeConfig> moe;  // DeepSeek V2/V3
     std::optional<Fp8Config> fp8;  // quantization_config quant_method fp8
     int64_t mtp_layers = 0;        // num_nextn_predict_layers: DeepSeek-V3's multi-token-prediction modules
+    // deepseek_vl: the fields above describe text_config, the language model.
+    std::optional<VisionLanguageConfig> vision_language;
 
     bool is_moe_layer(int64_t layer) const;
     // Softmax scale of attention (1/sqrt(d), with DeepSeek's YaRN mscale² when present).

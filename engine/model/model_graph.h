@@ -40,6 +40,8 @@ Result<ModelGraph> build_deepseek_v3(const ModelConfig& config, std::shared_ptr<
 Result<ModelGraph> build_deepseek_v2(const ModelConfig& config, std::shared_ptr<const TensorStore> store);
 Result<ModelGraph> build_qwen2(const ModelConfig& config, std::shared_ptr<const TensorStore> store);
 Result<ModelGraph> build_llama(const ModelConfig& config, std::shared_ptr<const TensorStore> store);
+// The language model of deepseek_vl; the graph's store also holds the vision tower (engine/vision).
+Result<ModelGraph> build_deepseek_vl(const ModelConfig& config, std::shared_ptr<const TensorStore> store);
 
 // The architecture registry: builds the graph that config.model_type names.
 Result<ModelGraph> build_model_graph(const ModelConfig& config, std::shared_ptr<const TensorStore> store);

@@ -17,6 +17,7 @@ Result<ModelGraph> build_model_graph(const ModelConfig& config, std::shared_ptr<
         case Architecture::DeepseekV2: return build_deepseek_v2(config, std::move(store));
         case Architecture::Qwen2: return build_qwen2(config, std::move(store));
         case Architecture::Llama: return build_llama(config, std::move(store));
+        case Architecture::DeepseekVL: return build_deepseek_vl(config, std::move(store));
     }
     return make_error("unknown architecture");
 }

@@ -10,6 +10,7 @@ set(MWB_MODEL_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/gqa_common.cpp
   ${CMAKE_CURRENT_LIST_DIR}/qwen2.cpp
   ${CMAKE_CURRENT_LIST_DIR}/llama.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deepseek_vl.cpp
   ${CMAKE_CURRENT_LIST_DIR}/registry.cpp
   ${CMAKE_CURRENT_LIST_DIR}/random_weights.cpp
   ${CMAKE_CURRENT_LIST_DIR}/model_summary.cpp)

@@ -21,11 +21,21 @@ struct SequenceChunk {
     int64_t token_count = 0;
 };
 
+// Rows of a batch whose input is given rather than looked up in the embedding table: an image's features in
+// place of its placeholder tokens. Row rows[i] of the batch takes values[i·hidden, (i+1)·hidden).
+struct EmbeddingOverrides {
+    std::vector<int64_t> rows;   // indices into the batch's tokens
+    std::vector<float> values;   // [rows.size(), hidden_size]
+
+    bool empty() const { return rows.empty(); }
+};
+
 struct ForwardBatch {
     std::vector<int32_t> tokens;  // the chunks' tokens, concatenated in chunk order
     std::vector<SequenceChunk> chunks;
     bool logits_for_all_tokens = false;  // else only for each chunk's last token
     const LowRankDeltas* adapter = nullptr;  // a LoRA adapter applied unmerged to the whole batch, or none
+    EmbeddingOverrides embedding_overrides{};  // none for text
 };
 
 struct MemoryReport {

@@ -40,9 +40,11 @@ Result<GenerationResult> generate_with(const Backend& backend, const GenerationR
     batch.tokens = request.prompt;
     batch.chunks = {{request.slot, 0, int64_t(request.prompt.size())}};
     batch.adapter = request.adapter;
+    batch.embedding_overrides = request.prompt_embeddings;
     auto next = step(batch, context);
     if (!next) return next.error();
     result.timings.prefill_s = clock.seconds();
+    batch.embedding_overrides = {};
 
     Stopwatch decode_clock;
     while (int64_t(result.tokens.size()) < request.max_new_tokens) {

@@ -23,6 +23,9 @@ struct GenerationRequest {
     std::vector<int32_t> stop_tokens;  // usually the EOS ids
     int64_t slot = 0;                  // KV-cache slot to use
     const LowRankDeltas* adapter = nullptr;  // a LoRA adapter applied unmerged, or none
+    // Prompt rows that take given embeddings (an image's features; rows index the prompt). The prefill uses
+    // them; the decoded tokens after it are plain text.
+    EmbeddingOverrides prompt_embeddings;
 };
 
 enum class FinishReason { Stop, Length, ContextFull, Cancelled };

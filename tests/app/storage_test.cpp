@@ -1,6 +1,7 @@
 // The run history: schema migrations from every released version, round trips, filters, cascades, the
 // asynchronous Storage front, and a writer process killed mid-write.
 #include <QCoreApplication>
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QProcess>
@@ -10,6 +11,7 @@
 #include <QTest>
 #include <cstdio>
 
+#include "app/services/image_store.h"
 #include "app/services/run_database.h"
 #include "app/services/storage.h"
 #include "test_support.h"
@@ -341,6 +343,48 @@ private slots:
         QCOMPARE(count_rows(path, "routing_summaries"), 0);
         QCOMPARE(db.list_runs()->size(), 1);
         QVERIFY(!db.run(*first).ok());
+    }
+
+    void imagesOfDeletedRunsAreReported() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("history.sqlite");
+        RunDatabase db("images-test");
+        QVERIFY(db.open(path).ok());
+        const QString shared(64, 'a'), only_first(64, 'b');
+        auto first = db.create_run("chat", "first", "/m", "{}");
+        auto second = db.create_run("chat", "second", "/m", "{}");
+        QVERIFY(first && second);
+        MessageRecord m;
+        m.run_id = *first;
+        m.role = "user";
+        m.content = "look";
+        m.images = {only_first, shared};
+        QVERIFY(db.add_message(m).ok());
+        m.run_id = *second;
+        m.images = {shared};
+        QVERIFY(db.add_message(m).ok());
+        QCOMPARE(db.messages(*first)->first().images, (QStringList{only_first, shared}));  // in attachment order
+        // The picture the other run still shows stays.
+        QCOMPARE(*db.delete_run(*first), QStringList{only_first});
+        QCOMPARE(count_rows(path, "message_images"), 1);
+        QCOMPARE(*db.delete_run(*second), QStringList{shared});
+
+        // The store keeps one file per content and deletes what it is told.
+        ImageStore store(dir.filePath("images"));
+        const QString picture = dir.filePath("picture.png");
+        {
+            QFile file(picture);
+            QVERIFY(file.open(QIODevice::WriteOnly));
+            file.write("\x89PNG pretend bytes");
+        }
+        auto added = store.add(picture);
+        QVERIFY(added.ok());
+        QCOMPARE(*store.add(picture), *added);
+        QCOMPARE(QDir(store.folder()).entryList(QDir::Files), QStringList{*added + ".png"});
+        QVERIFY(store.path(*added).endsWith(".png"));
+        QVERIFY(store.path("../history.sqlite").isEmpty());
+        store.remove({*added});
+        QVERIFY(store.path(*added).isEmpty());
     }
 
     // A version 3 history (a flat list of messages per run, possibly with a gap in positions) becomes a chain:

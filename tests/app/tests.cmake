@@ -19,6 +19,8 @@ if(TARGET mwb_app)
                 ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
   mwb_add_qtest(app_documents_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/documents_gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/gui_support.h
                 ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
+  mwb_add_qtest(app_vision_gui_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/vision_gui_test.cpp ${CMAKE_CURRENT_LIST_DIR}/gui_support.h
+                ${CMAKE_CURRENT_LIST_DIR}/test_support.h LIBS mwb_ui mwb_app)
   # The GUI's training and generation are compared with `mwb train` and `mwb generate` on the same settings.
   foreach(suite app_gui_test app_finetune_gui_test)
     target_compile_definitions(${suite} PRIVATE MWB_CLI="$<TARGET_FILE:mwb>")

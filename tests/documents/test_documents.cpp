@@ -20,6 +20,7 @@
 #include "engine/model/model_graph.h"
 #include "engine/observe/forward_capture.h"
 #include "engine/runtime/backend.h"
+#include "tests/support/byte_tokenizer.h"
 
 using namespace mwb;
 using namespace mwb::app;
@@ -86,27 +87,12 @@ void write_bytes(const QString& path, const QByteArray& bytes) {
     QCOMPARE(file.write(bytes), bytes.size());
 }
 
-// GPT-2's byte-to-character table: the byte-level alphabet of tokenizer.json files.
-QString byte_character(int byte) {
-    int extra = 0;
-    for (int b = 0; b < 256; ++b) {
-        const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-        if (b == byte) return QString(QChar(printable ? b : 256 + extra));
-        extra += !printable;
-    }
-    return {};
-}
-
 // A sentence-transformers folder around the tiny Qwen2 fixture: mean pooling, Normalize, a "query" prompt,
 // and a byte-level tokenizer without merges whose ids are the UTF-8 bytes of the text (within the vocab of 512).
 void write_embedding_folder(const QString& folder) {
     const QString fixture = QStringLiteral(MWB_TEST_DATA) + "/models/qwen2-tiny/";
     for (const char* name : {"config.json", "model.safetensors"}) QVERIFY(QFile::copy(fixture + name, folder + "/" + name));
-    nlohmann::json vocab = nlohmann::json::object();
-    for (int b = 0; b < 256; ++b) vocab[byte_character(b).toStdString()] = b;
-    const nlohmann::json tokenizer = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
-                                      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}}},
-                                      {"decoder", {{"type", "ByteLevel"}}}};
+    const nlohmann::json tokenizer = testing::byte_level_tokenizer();
     write_bytes(folder + "/tokenizer.json", QByteArray::fromStdString(tokenizer.dump()));
     const nlohmann::json modules = nlohmann::json::array({
         {{"idx", 0}, {"name", "0"}, {"path", ""}, {"type", "sentence_transformers.models.Transformer"}},

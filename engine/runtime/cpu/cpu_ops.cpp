@@ -215,6 +215,32 @@ void rms_norm(const float* x, const float* weight, int64_t rows, int64_t width, 
     }
 }
 
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t width, float eps, float* y) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * width;
+        float* yr = y + r * width;
+        double sum = 0;
+        for (int64_t i = 0; i < width; ++i) sum += xr[i];
+        const float mean = float(sum / double(width));
+        double squares = 0;
+        for (int64_t i = 0; i < width; ++i) squares += double(xr[i] - mean) * double(xr[i] - mean);
+        const float inverse = float(1.0 / std::sqrt(squares / double(width) + double(eps)));
+        for (int64_t i = 0; i < width; ++i) yr[i] = (xr[i] - mean) * inverse * weight[i] + bias[i];
+    }
+}
+
+void gelu_tanh(float* values, int64_t count) {
+    const float k = std::sqrt(2.0f / float(M_PI));
+    for (int64_t i = 0; i < count; ++i) {
+        const float v = values[i];
+        values[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void gelu_erf(float* values, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) values[i] = 0.5f * values[i] * (1.0f + std::erf(values[i] * float(M_SQRT1_2)));
+}
+
 void silu_mul(float* gate, const float* up, int64_t count) {
     for (int64_t i = 0; i < count; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }

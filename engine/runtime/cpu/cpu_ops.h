@@ -28,6 +28,13 @@ void add_low_rank(ThreadPool& pool, const LowRankDelta& delta, const float* x, i
 void rms_norm(const float* x, const float* weight, int64_t rows, int64_t width, float eps, float* y, int64_t x_stride = 0,
               int64_t y_stride = 0);
 
+// y = (x − mean(x)) / sqrt(var(x) + eps) · weight + bias, row by row, with the biased variance (x and y may alias).
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t rows, int64_t width, float eps, float* y);
+
+// In place: GELU with tanh (torch's approximate="tanh", gelu_pytorch_tanh) or exact with erf (nn.GELU()).
+void gelu_tanh(float* values, int64_t count);
+void gelu_erf(float* values, int64_t count);
+
 // gate ← silu(gate) · up
 void silu_mul(float* gate, const float* up, int64_t count);
 
