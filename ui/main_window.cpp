@@ -15,6 +15,7 @@
 #include <QShortcut>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <algorithm>
 
 #include "app/services/model_library.h"
 #include "ui/chat_page.h"
@@ -105,7 +106,8 @@ MainWindow::MainWindow(AppContext& context, QWidget* parent) : QMainWindow(paren
     connect(chat_, &ChatPage::inspectRequested, this, [this](const QList<app::ChatMessage>& messages, const QString& reply, const QString& origin) {
         last_inspection_ = Inspection{messages, reply, origin};
         show_page(Page::Inspector);
-        inspector_->show_view(InspectorPage::View::Attention);
+        const bool with_images = std::any_of(messages.begin(), messages.end(), [](const app::ChatMessage& m) { return !m.images.isEmpty(); });
+        inspector_->show_view(with_images ? InspectorPage::View::ImageAttention : InspectorPage::View::Attention);
         context_.engine.inspect(messages, reply, inspector_->attention_layer(), origin);
         statusBar()->showMessage(tr("Inspecting %1…").arg(origin));
     });

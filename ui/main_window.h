@@ -52,6 +52,7 @@ public:
     ServerPage* server_page() const { return server_page_; }
     ExportPage* export_page() const { return export_page_; }
     DocumentsPage* documents_page() const { return documents_; }
+    InspectorPage* inspector_page() const { return inspector_; }
     app::DocumentLibrary& document_library() { return document_library_; }
     app::ServerHost& server_host() { return server_host_; }
 

@@ -224,10 +224,33 @@ void EngineWorker::inspect_message(quint64 request_id, const QList<ChatMessage>&
         emit inspectionFailed(request_id, tr("No model is loaded: open one on the Models page."));
         return;
     }
-    auto prompt = conversation_ids(*tokenizer_, messages);
+    // Images: placeholders in the text, then the image tokens with the images' features, as for a reply.
+    const QStringList images = conversation_images(messages);
+    QList<ChatMessage> marked = messages;
+    if (!images.isEmpty() && vision_) {
+        auto with_placeholders = vision_->with_placeholders(messages, *tokenizer_);
+        if (!with_placeholders) {
+            emit inspectionFailed(request_id, text_of(with_placeholders.error()));
+            return;
+        }
+        marked = *with_placeholders;
+    }
+    auto prompt = conversation_ids(*tokenizer_, marked);
     if (!prompt) {
         emit inspectionFailed(request_id, tr("Cannot build the prompt: %1").arg(text_of(prompt.error())));
         return;
+    }
+    GenerationRequest with_images;
+    std::vector<InspectedImage> shown_images;
+    if (!images.isEmpty() && vision_) {
+        with_images.prompt = std::move(prompt.value());
+        auto attached = vision_->attach(images, with_images);
+        if (!attached) {
+            emit inspectionFailed(request_id, tr("The image cannot be shown to the model: %1").arg(text_of(attached.error())));
+            return;
+        }
+        shown_images = std::move(attached.value());
+        *prompt = with_images.prompt;
     }
     std::vector<int32_t> reply_ids;
     if (!reply.isEmpty()) {
@@ -249,7 +272,7 @@ void EngineWorker::inspect_message(quint64 request_id, const QList<ChatMessage>&
     auto token_text = [&](int32_t token) { return QString::fromStdString(tokenizer_->decode({&token, 1}, false)); };
     std::vector<QString> texts;
     for (int32_t token : *prompt) texts.push_back(token_text(token));
-    inspector_->begin(*prompt, texts, origin);
+    inspector_->begin(*prompt, texts, origin, shown_images);
     for (int32_t token : reply_ids) inspector_->append_token(token, token_text(token));
 
     ForwardBatch batch;
@@ -257,6 +280,7 @@ void EngineWorker::inspect_message(quint64 request_id, const QList<ChatMessage>&
     batch.tokens.insert(batch.tokens.end(), reply_ids.begin(), reply_ids.end());
     batch.chunks = {{0, 0, tokens}};
     if (!adapter_.empty()) batch.adapter = &adapter_;
+    batch.embedding_overrides = std::move(with_images.prompt_embeddings);
     inspector_->capture_attention({attention_layer});
     auto logits = backend_->forward(batch, inspector_);
     inspector_->capture_attention({});
@@ -363,11 +387,14 @@ void EngineWorker::generate_reply(const ChatRequest& chat) {
     }
     GenerationRequest request;
     request.prompt = std::move(prompt->ids);
+    std::vector<InspectedImage> shown_images;
     if (!images.isEmpty()) {
-        if (Status attached = vision_->attach(images, request); !attached) {
+        auto attached = vision_->attach(images, request);
+        if (!attached) {
             emit generationFailed(chat.id, tr("The image cannot be shown to the model: %1").arg(text_of(attached.error())));
             return;
         }
+        shown_images = std::move(attached.value());
     }
     const qint64 prompt_tokens = qint64(request.prompt.size());
     emit generationStarted(chat.id, int(prompt_tokens), prompt->note);
@@ -383,7 +410,7 @@ void EngineWorker::generate_reply(const ChatRequest& chat) {
     if (inspector_) {
         std::vector<QString> texts;
         for (int32_t token : request.prompt) texts.push_back(token_text(token));
-        inspector_->begin(request.prompt, texts);
+        inspector_->begin(request.prompt, texts, {}, shown_images);
     }
     tok::StreamingDetokenizer detokenizer(*tokenizer_, /*skip_special_tokens=*/true);
     std::string text;

@@ -45,9 +45,11 @@ void InspectorFeed::set_model(const ModelGraph& graph) {
     data_.version = ++version_;
 }
 
-void InspectorFeed::begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts, const QString& origin) {
+void InspectorFeed::begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts, const QString& origin,
+                          std::vector<InspectedImage> images) {
     std::lock_guard lock(mutex_);
     data_.origin = origin;
+    data_.images = std::move(images);
     data_.token_ids = prompt;
     data_.token_texts = prompt_texts;
     data_.token_texts.resize(prompt.size());
@@ -67,6 +69,7 @@ void InspectorFeed::show_stored_load(LoadMatrix load, const QString& label) {
     data_.prompt_tokens = 0;
     data_.routing.clear();
     data_.attention.clear();
+    data_.images.clear();
     data_.stored_load = std::move(load);
     data_.stored_label = label;
     data_.origin.clear();
@@ -137,6 +140,24 @@ void InspectorFeed::on_attention(int64_t, int64_t position, int64_t layer, int64
     snapshot.heads = heads;
     snapshot.rows[position].assign(probabilities, probabilities + heads * keys);
     data_.version = ++version_;
+}
+
+std::vector<float> image_attention(const InspectorSnapshot& snapshot, int64_t layer, int64_t position, const InspectedImage& image,
+                                   int head) {
+    const auto captured = snapshot.attention.find(layer);
+    if (captured == snapshot.attention.end()) return {};
+    const auto row = captured->second.rows.find(position);
+    if (row == captured->second.rows.end()) return {};
+    const int64_t heads = captured->second.heads, keys = position + 1;
+    if (head >= heads) return {};
+    std::vector<float> weights;
+    for (int64_t key : image.positions) {
+        if (key >= keys) return {};  // the image comes after this token: it cannot be attended to
+        double sum = 0;
+        for (int64_t h = head < 0 ? 0 : head; h < (head < 0 ? heads : head + 1); ++h) sum += row->second[size_t(h * keys + key)];
+        weights.push_back(float(head < 0 ? sum / double(heads) : sum));
+    }
+    return weights;
 }
 
 }  // namespace mwb::app

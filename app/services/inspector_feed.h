@@ -31,6 +31,12 @@ struct AttentionSnapshot {
     std::map<int64_t, std::vector<float>> rows;
 };
 
+// An image of the prompt: its file and the positions of its image tokens, in patch order (row by row).
+struct InspectedImage {
+    QString file;
+    std::vector<int64_t> positions;
+};
+
 struct InspectorSnapshot {
     std::vector<int32_t> token_ids;
     std::vector<QString> token_texts;  // one label per position
@@ -40,6 +46,7 @@ struct InspectorSnapshot {
     int64_t num_layers = 0;
     std::map<int64_t, std::vector<float>> score_bias;  // per MoE layer, empty without noaux_tc
     std::map<int64_t, AttentionSnapshot> attention;
+    std::vector<InspectedImage> images;  // the prompt's images (a vision-language model)
     // A reply reopened from the history: its stored expert-load counts, shown until a new generation starts.
     std::optional<LoadMatrix> stored_load;
     QString stored_label;
@@ -48,6 +55,11 @@ struct InspectorSnapshot {
     uint64_t version = 0;     // grows with every change, so views redraw only when needed
     uint64_t generation = 0;  // grows when the data starts over (a new model, generation or stored reply)
 };
+
+// How much the token at `position` attends to each patch of `image` in `layer`: head `head`'s probabilities, or
+// their mean over the heads when `head` is negative. Empty when that row of that layer was not captured.
+std::vector<float> image_attention(const InspectorSnapshot& snapshot, int64_t layer, int64_t position, const InspectedImage& image,
+                                   int head);
 
 // The history keeps a reply's expert load as a RoutingSummary; the Inspector computes with LoadMatrix.
 RoutingSummary routing_summary_of(const LoadMatrix& load);
@@ -61,7 +73,8 @@ public:
     // A new model: its MoE shape and router biases. Clears everything.
     void set_model(const ModelGraph& graph);
     // A new generation of one sequence, with its prompt; `origin` says what it is when not a live reply.
-    void begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts, const QString& origin = {});
+    void begin(const std::vector<int32_t>& prompt, const std::vector<QString>& prompt_texts, const QString& origin = {},
+               std::vector<InspectedImage> images = {});
     void append_token(int32_t id, const QString& text);
     // Shows a stored reply's expert load (counts per MoE layer) in place of a live generation.
     void show_stored_load(LoadMatrix load, const QString& label);

@@ -31,7 +31,7 @@ Result<QList<ChatMessage>> VisionInput::with_placeholders(const QList<ChatMessag
     return marked;
 }
 
-Status VisionInput::attach(const QStringList& conversation_images, GenerationRequest& request) {
+Result<std::vector<InspectedImage>> VisionInput::attach(const QStringList& conversation_images, GenerationRequest& request) {
     const int32_t image_token = encoder_.image_token_id();
     auto expanded = expand_image_placeholders(request.prompt, image_token, encoder_.tokens_per_image());
     if (!expanded) return expanded.error();
@@ -40,7 +40,9 @@ Status VisionInput::attach(const QStringList& conversation_images, GenerationReq
     const qsizetype kept = qsizetype(image_tokens / encoder_.tokens_per_image());
     if (kept > conversation_images.size()) return make_error("the prompt has more image placeholders than the conversation has images");
     std::vector<float> features;
+    std::vector<InspectedImage> shown;
     for (const QString& file : conversation_images.mid(conversation_images.size() - kept)) {
+        shown.push_back({file, {}});
         auto image = read_image_file(file);
         if (!image) return image.error();
         auto pixels = preprocess_image(*image, processor_);
@@ -52,7 +54,9 @@ Status VisionInput::attach(const QStringList& conversation_images, GenerationReq
     auto overrides = image_embedding_overrides(request.prompt, image_token, features, encoder_.feature_width());
     if (!overrides) return overrides.error();
     request.prompt_embeddings = std::move(overrides.value());
-    return Status::success();
+    const auto& rows = request.prompt_embeddings.rows;
+    for (size_t i = 0; i < rows.size(); ++i) shown[i / size_t(encoder_.tokens_per_image())].positions.push_back(rows[i]);
+    return shown;
 }
 
 }  // namespace mwb::app

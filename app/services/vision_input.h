@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "app/services/chat_types.h"
+#include "app/services/inspector_feed.h"
 #include "engine/core/result.h"
 #include "engine/model/model_graph.h"
 #include "engine/runtime/generation.h"
@@ -26,8 +27,9 @@ public:
     // `messages` with one placeholder per attached image before each message's text.
     Result<QList<ChatMessage>> with_placeholders(const QList<ChatMessage>& messages, const tok::Tokenizer& tokenizer) const;
     // Expands the placeholders of `request.prompt` into image tokens and gives them the features of the images,
-    // which are the last images of the conversation (those of messages that fitted the context), in order.
-    Status attach(const QStringList& conversation_images, GenerationRequest& request);
+    // which are the last images of the conversation (those of messages that fitted the context), in order. The
+    // value says which image took which positions, for the Inspector.
+    Result<std::vector<InspectedImage>> attach(const QStringList& conversation_images, GenerationRequest& request);
 
 private:
     VisionInput(VisionEncoder encoder, ImageProcessorConfig processor) : encoder_(std::move(encoder)), processor_(processor) {}

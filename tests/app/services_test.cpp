@@ -9,10 +9,12 @@
 #include <QJsonObject>
 #include <QTemporaryDir>
 #include <QTest>
+#include <cmath>
 
 #include "app/services/chat_text.h"
 #include "app/services/demo_model.h"
 #include "app/services/generation_defaults.h"
+#include "app/services/inspector_feed.h"
 #include "app/services/model_library.h"
 #include "app/services/settings.h"
 #include "engine/io/safetensors.h"
@@ -260,6 +262,24 @@ private slots:
         const ReasoningSplit plain = split_reasoning("Use the `<think>` tag like this.");
         QVERIFY(!plain.has_thinking);
         QCOMPARE(plain.answer, QStringLiteral("Use the `<think>` tag like this."));
+    }
+
+    void imageAttentionIsReadFromTheCapturedRow() {
+        // Layer 3, 2 heads, the row of position 3 (keys 0..3): head 0 = .1 .2 .3 .4, head 1 = .4 .3 .2 .1; the image
+        // is tokens 1 and 2.
+        InspectorSnapshot snapshot;
+        snapshot.attention[3].heads = 2;
+        snapshot.attention[3].rows[3] = {0.1f, 0.2f, 0.3f, 0.4f, 0.4f, 0.3f, 0.2f, 0.1f};
+        const InspectedImage image{"picture.png", {1, 2}};
+        QCOMPARE(image_attention(snapshot, 3, 3, image, 0), (std::vector<float>{0.2f, 0.3f}));
+        QCOMPARE(image_attention(snapshot, 3, 3, image, 1), (std::vector<float>{0.3f, 0.2f}));
+        const std::vector<float> mean = image_attention(snapshot, 3, 3, image, -1);  // (.2 + .3) / 2, (.3 + .2) / 2
+        QCOMPARE(mean.size(), size_t(2));
+        QVERIFY(std::abs(mean[0] - 0.25f) < 1e-6f && std::abs(mean[1] - 0.25f) < 1e-6f);
+        QVERIFY(image_attention(snapshot, 2, 3, image, 0).empty());  // layer not captured
+        QVERIFY(image_attention(snapshot, 3, 2, image, 0).empty());  // row not captured
+        QVERIFY(image_attention(snapshot, 3, 3, image, 2).empty());  // no such head
+        QVERIFY(image_attention(snapshot, 3, 3, InspectedImage{"later.png", {3, 4}}, 0).empty());  // after the token
     }
 
     void exportsChatsAsMarkdownAndOpenAiJson() {

@@ -1,8 +1,8 @@
 // Images in Chat offscreen: the demo model cannot see, so attaching is refused with a message that says so; a
 // DeepSeek-VL model (the dsvl-tiny fixture with a small byte-level tokenizer whose token 511 is the image
-// placeholder) takes the fixture picture with a question, shows it in the conversation, answers, and the
-// history keeps the picture in the image store. Screenshots: chat-no-vision, chat-image-attached,
-// chat-image-answer.
+// placeholder) takes the fixture picture with a question, shows it in the conversation and answers; the
+// Inspector shows where the reply looked in the picture; the history keeps the picture in the image store.
+// Screenshots: chat-no-vision, chat-image-attached, chat-image-answer, inspector-image-attention.
 #include <QtTest>
 
 #include <QDir>
@@ -17,6 +17,8 @@
 #include "tests/support/byte_tokenizer.h"
 #include "ui/attachment_bar.h"
 #include "ui/chat_page.h"
+#include "ui/inspector/image_attention_view.h"
+#include "ui/inspector/inspector_page.h"
 
 namespace {
 
@@ -96,6 +98,26 @@ private slots:
         // "User: " + placeholder + question + "\n\nAssistant:": 6 + 16 image tokens + 23 + 12 bytes.
         QVERIFY2(widgets[1]->stats_text().startsWith("57 prompt tokens"), qPrintable(widgets[1]->stats_text()));
         save_screenshot(window, "chat-image-answer");
+
+        // Where the reply's first token looked: the Inspector re-runs the conversation with the image.
+        app::testing::QueuedSpy inspected(app.engine.worker(), &EngineWorker::inspectionFinished);
+        QToolButton* inspect = button(widgets[1], "Inspect");
+        QVERIFY(inspect);
+        inspect->click();
+        QTRY_VERIFY_WITH_TIMEOUT(inspected.size() == 1, 60000);
+        ui::InspectorPage* inspector = window.inspector_page();
+        inspector->refresh();
+        ui::ImageAttentionView* view = inspector->image_attention_view();
+        QTRY_VERIFY(!view->overlay().isNull());
+        const InspectorSnapshot snapshot = app.engine.inspector()->snapshot();
+        QCOMPARE(snapshot.images.size(), size_t(1));
+        QCOMPARE(snapshot.images[0].positions.size(), size_t(16));
+        QCOMPARE(snapshot.images[0].positions.front(), int64_t(6));  // after "User: "
+        const std::vector<float> mean = image_attention(snapshot, inspector->attention_layer(), snapshot.prompt_tokens - 1, snapshot.images[0], -1);
+        QCOMPARE(mean.size(), size_t(16));
+        for (float w : mean) QVERIFY(w > 0 && w < 1);
+        QVERIFY(view->export_png(QStringLiteral(MWB_TEST_OUTPUT "/inspector-image-attention-export.png")));
+        save_screenshot(window, "inspector-image-attention");
 
         // The history keeps the picture by its hash in the image store.
         wait_for_storage(app.storage);

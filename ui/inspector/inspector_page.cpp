@@ -32,6 +32,7 @@
 #include <cstdint>
 
 #include "ui/inspector/heatmap_widget.h"
+#include "ui/inspector/image_attention_view.h"
 
 namespace mwb::ui {
 
@@ -102,6 +103,12 @@ InspectorPage::InspectorPage(app::InspectorFeed* feed, QWidget* parent) : QWidge
     tabs_->addTab(build_token_view(), tr("Per token"));
     tabs_->addTab(build_coactivation_view(), tr("Co-activation"));
     tabs_->addTab(build_attention_view(), tr("Attention heads"));
+    image_view_ = new ImageAttentionView(this);
+    tabs_->addTab(image_view_, tr("Image attention"));
+    connect(image_view_, &ImageAttentionView::exportRequested, this, [this] {
+        export_with_dialog(tr("Export the image attention"), "image-attention.png", tr("PNG images (*.png)"),
+                           [this](const QString& path) { return image_view_->export_png(path); });
+    });
     layout->addWidget(tabs_, 1);
     layout->addWidget(status_);
 
@@ -271,7 +278,8 @@ void InspectorPage::hideEvent(QHideEvent* event) {
 
 void InspectorPage::update_attention_watch() {
     // Attention probabilities cost a copy per token and head: capture them only while someone looks.
-    if (isVisible() && tabs_->currentIndex() == int(View::Attention) && attention_layer_->currentIndex() >= 0)
+    const bool attention_shown = tabs_->currentIndex() == int(View::Attention) || tabs_->currentIndex() == int(View::ImageAttention);
+    if (isVisible() && attention_shown && attention_layer_->currentIndex() >= 0)
         feed_->watch_attention({attention_layer_->currentData().toLongLong()});
     else
         feed_->watch_attention({});
@@ -350,6 +358,10 @@ void InspectorPage::refresh() {
         case View::PerToken: refresh_token(); break;
         case View::CoActivation: refresh_coactivation(); break;
         case View::Attention: refresh_attention(); break;
+        case View::ImageAttention:
+            refresh_attention();  // keeps the layer list, which the image view shares
+            image_view_->show_snapshot(snapshot_, attention_layer());
+            break;
     }
 }
 

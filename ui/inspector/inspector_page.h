@@ -22,11 +22,12 @@ class QGridLayout;
 namespace mwb::ui {
 
 class HeatmapWidget;
+class ImageAttentionView;
 
 class InspectorPage : public QWidget {
     Q_OBJECT
 public:
-    enum class View { ExpertLoad, PerToken, CoActivation, Attention };
+    enum class View { ExpertLoad, PerToken, CoActivation, Attention, ImageAttention };
 
     explicit InspectorPage(app::InspectorFeed* feed, QWidget* parent = nullptr);
 
@@ -36,6 +37,7 @@ public:
     void refresh();
 
     bool export_png(const QString& path);
+    ImageAttentionView* image_attention_view() const { return image_view_; }
     bool export_trace_csv(const QString& path) const;
     bool export_load_csv(const QString& path) const;
 
@@ -98,6 +100,8 @@ private:
     std::vector<HeatmapWidget*> head_maps_;
     HeatmapWidget* head_detail_;
     QComboBox* attention_zoom_;
+
+    ImageAttentionView* image_view_;
 };
 
 }  // namespace mwb::ui
