@@ -203,8 +203,18 @@ void EngineWorker::countTokens(quint64 request_id, const QList<ChatMessage>& mes
     if (!tokenizer_) return;
     guarded(
         [&] {
-            auto prompt = conversation_ids(*tokenizer_, messages);
-            if (prompt) emit tokensCounted(request_id, int(prompt->size()), info_.context_length);
+            // Each image counts as its tokens: a placeholder in the text, expanded.
+            QList<ChatMessage> counted = messages;
+            qint64 image_tokens = 0;
+            const QStringList images = conversation_images(messages);
+            if (!images.isEmpty() && vision_) {
+                if (auto marked = vision_->with_placeholders(messages, *tokenizer_)) {
+                    counted = *marked;
+                    image_tokens = qint64(images.size()) * (vision_->tokens_per_image() - 1);
+                }
+            }
+            auto prompt = conversation_ids(*tokenizer_, counted);
+            if (prompt) emit tokensCounted(request_id, int(qint64(prompt->size()) + image_tokens), info_.context_length);
         },
         [](const QString&) {});  // a count is advisory: the reply itself reports the problem
 }

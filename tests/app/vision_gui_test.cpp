@@ -6,6 +6,7 @@
 #include <QtTest>
 
 #include <QDir>
+#include <algorithm>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
@@ -81,6 +82,13 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(app.loaded.size() >= 2, 120000);
         QVERIFY(app.loaded.at(1).at(0).value<LoadedModelInfo>().sees_images);
         QVERIFY(chat->findChild<QPushButton*>("attachImage")->isEnabled());
+        // The prompt's size counts the image as its 16 tokens (57, as the reply's statistics say below).
+        app::testing::QueuedSpy counted(app.engine.worker(), &EngineWorker::tokensCounted);
+        const quint64 count_id =
+            app.engine.countTokens({ChatMessage{"user", "What is in the picture?", {kFixture + "/test_image.png"}}});
+        QTRY_VERIFY(std::any_of(counted.begin(), counted.end(), [&](const QVariantList& c) { return c.at(0).toULongLong() == count_id; }));
+        for (const QVariantList& c : counted)
+            if (c.at(0).toULongLong() == count_id) QCOMPARE(c.at(1).toInt(), 57);
         bar->add_files({kFixture + "/test_image.png", root_.filePath("vision.ini")});  // the second is no image
         QCOMPARE(bar->files(), QStringList{kFixture + "/test_image.png"});
         auto* input = chat->findChild<QPlainTextEdit*>("chatInput");
