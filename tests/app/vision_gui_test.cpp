@@ -6,11 +6,11 @@
 #include <QtTest>
 
 #include <QDir>
-#include <algorithm>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSignalSpy>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "app/services/image_store.h"
