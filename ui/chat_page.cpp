@@ -8,14 +8,9 @@
 #include <QFileInfo>
 #include <QGroupBox>
 #include <QHBoxLayout>
-#include <QInputDialog>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLabel>
-#include <QLineEdit>
-#include <QListWidget>
-#include <QMenu>
-#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QRandomGenerator>
@@ -28,6 +23,7 @@
 
 #include "app/services/image_store.h"
 #include "ui/attachment_bar.h"
+#include "ui/conversation_list.h"
 #include "ui/message_widget.h"
 #include "ui/sampling_panel.h"
 
@@ -84,12 +80,11 @@ ChatPage::ChatPage(AppContext& context, QWidget* parent)
     connect(remote_, &app::RemoteChat::tokenText, this, &ChatPage::on_token_text);
     connect(remote_, &app::RemoteChat::generationFinished, this, &ChatPage::finish_generation);
     connect(remote_, &app::RemoteChat::generationFailed, this, &ChatPage::fail_generation);
-    connect(&context_.storage, &app::Storage::runsChanged, refresh_timer_, qOverload<>(&QTimer::start));
-    connect(&context_.storage, &app::Storage::opened, this, &ChatPage::refresh_conversations);
     connect(&context_.storage, &app::Storage::opened, this, &ChatPage::reopen_last_chat);
     connect(history_, &app::ChatHistory::runCreated, this, [this](qint64 id) {
         context_.settings.set_last_chat(id);
-        refresh_conversations();
+        conversations_->set_current(id);
+        conversations_->refresh();
     });
     clear_model(tr("Loading a model…"));
 }
@@ -123,28 +118,7 @@ void ChatPage::show_side_panel(bool shown) {
 }
 
 void ChatPage::build_ui() {
-    // Conversations.
-    search_ = new QLineEdit;
-    search_->setPlaceholderText(tr("Search conversations"));
-    search_->setClearButtonEnabled(true);
-    conversations_ = new QListWidget;
-    conversations_->setObjectName("conversations");
-    conversations_->setContextMenuPolicy(Qt::CustomContextMenu);
-    conversations_->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
-    conversations_->setTextElideMode(Qt::ElideRight);
-    auto* new_button = new QPushButton(tr("New chat"));
-    new_button->setToolTip(tr("Start a new conversation (Ctrl+N)"));
-    auto* rename_button = new QPushButton(tr("Rename"));
-    auto* delete_button = new QPushButton(tr("Delete"));
-    auto* list_buttons = new QHBoxLayout;
-    list_buttons->addWidget(rename_button);
-    list_buttons->addWidget(delete_button);
-    auto* left = new QWidget;
-    auto* left_layout = new QVBoxLayout(left);
-    left_layout->addWidget(new_button);
-    left_layout->addWidget(search_);
-    left_layout->addWidget(conversations_, 1);
-    left_layout->addLayout(list_buttons);
+    conversations_ = new ConversationList(context_);
 
     // Messages and input.
     notice_ = new QLabel;
@@ -249,7 +223,7 @@ void ChatPage::build_ui() {
 
     auto* splitter = splitter_ = new QSplitter;
     splitter->setObjectName("chatSplitter");
-    splitter->addWidget(left);
+    splitter->addWidget(conversations_);
     splitter->addWidget(center);
     splitter->addWidget(right);
     splitter->setStretchFactor(1, 1);
@@ -259,23 +233,10 @@ void ChatPage::build_ui() {
     count_timer_ = new QTimer(this);
     count_timer_->setSingleShot(true);
     count_timer_->setInterval(300);
-    refresh_timer_ = new QTimer(this);
-    refresh_timer_->setSingleShot(true);
-    refresh_timer_->setInterval(100);
-
-    connect(new_button, &QPushButton::clicked, this, &ChatPage::new_chat);
-    connect(rename_button, &QPushButton::clicked, this, &ChatPage::rename_current);
-    connect(delete_button, &QPushButton::clicked, this, &ChatPage::delete_selected);
-    connect(search_, &QLineEdit::textChanged, refresh_timer_, qOverload<>(&QTimer::start));
-    connect(refresh_timer_, &QTimer::timeout, this, &ChatPage::refresh_conversations);
-    connect(conversations_, &QListWidget::itemActivated, this, [this](QListWidgetItem* item) { open_run(item->data(Qt::UserRole).toLongLong()); });
-    connect(conversations_, &QListWidget::itemClicked, this, [this](QListWidgetItem* item) { open_run(item->data(Qt::UserRole).toLongLong()); });
-    connect(conversations_, &QListWidget::customContextMenuRequested, this, [this](const QPoint& at) {
-        if (!conversations_->itemAt(at)) return;
-        QMenu menu;
-        menu.addAction(tr("Rename…"), this, &ChatPage::rename_current);
-        menu.addAction(tr("Delete…"), this, &ChatPage::delete_selected);
-        menu.exec(conversations_->viewport()->mapToGlobal(at));
+    connect(conversations_, &ConversationList::newChatRequested, this, &ChatPage::new_chat);
+    connect(conversations_, &ConversationList::openRequested, this, &ChatPage::open_run);
+    connect(conversations_, &ConversationList::deleting, this, [this](qint64 id) {
+        if (id == history_->run_id()) new_chat();
     });
     connect(send_, &QPushButton::clicked, this, &ChatPage::send);
     connect(cancel_edit, &QPushButton::clicked, this, [this] {
@@ -626,7 +587,7 @@ void ChatPage::switch_alternative(MessageWidget* widget, int step) {
     set_editing(-1);
     history_->switch_alternative(turns_[turn].id, step, this, [this](const QList<app::MessageRecord>& messages) {
         show_conversation(messages);
-        refresh_conversations();
+        conversations_->refresh();
     });
 }
 
@@ -687,7 +648,7 @@ void ChatPage::new_chat() {
     user_turn_pending_ = false;
     history_->reset();
     error_->setVisible(false);
-    conversations_->clearSelection();
+    conversations_->set_current(0);
     context_label_->clear();
     update_controls();
     input_->setFocus();
@@ -710,8 +671,7 @@ void ChatPage::open_run(qint64 run_id) {
             context_.settings.set_last_chat(chat.run.id);
             sampling_->set_settings(sampling_from_params(chat.run.params_json, sampling_->settings()));
             show_conversation(chat.messages);
-            for (int i = 0; i < conversations_->count(); ++i)
-                if (conversations_->item(i)->data(Qt::UserRole).toLongLong() == chat.run.id) conversations_->setCurrentRow(i);
+            conversations_->set_current(chat.run.id);
         });
 }
 
@@ -768,49 +728,6 @@ void ChatPage::show_token_count(quint64 request_id, int tokens, qint64 context_l
         context_label_->setText(tr("Context: %1 of %2 tokens").arg(locale.toString(tokens), locale.toString(context_length)));
         context_label_->setStyleSheet({});
     }
-}
-
-void ChatPage::refresh_conversations() {
-    app::RunFilter filter;
-    filter.kind = "chat";
-    filter.text = search_->text().trimmed();
-    context_.storage.request<QList<app::RunRecord>>([filter](app::RunDatabase& db) { return db.list_runs(filter); }, this,
-                                                    [this](const QList<app::RunRecord>& runs) {
-                                                        conversations_->clear();
-                                                        for (const app::RunRecord& run : runs) {
-                                                            auto* item = new QListWidgetItem(run.title, conversations_);
-                                                            item->setData(Qt::UserRole, run.id);
-                                                            item->setToolTip(run.title + "\n" +
-                                                                             run.updated_at.toString(QLocale().dateTimeFormat(QLocale::ShortFormat)));
-                                                            if (run.id == history_->run_id()) conversations_->setCurrentItem(item);
-                                                        }
-                                                    });
-}
-
-void ChatPage::rename_current() {
-    QListWidgetItem* item = conversations_->currentItem();
-    if (!item) return;
-    bool ok = false;
-    const QString title = QInputDialog::getText(this, tr("Rename conversation"), tr("Title:"), QLineEdit::Normal, item->text(), &ok).trimmed();
-    if (!ok || title.isEmpty()) return;
-    const qint64 id = item->data(Qt::UserRole).toLongLong();
-    item->setText(title);
-    context_.storage.write([id, title](app::RunDatabase& db) { return db.rename_run(id, title); });
-}
-
-void ChatPage::delete_selected() {
-    QListWidgetItem* item = conversations_->currentItem();
-    if (!item) return;
-    const qint64 id = item->data(Qt::UserRole).toLongLong();
-    if (QMessageBox::question(this, tr("Delete conversation"),
-                              tr("Delete “%1” and all its messages from the history? This cannot be undone.").arg(item->text())) !=
-        QMessageBox::Yes)
-        return;
-    if (id == history_->run_id()) new_chat();
-    if (id == context_.settings.last_chat()) context_.settings.set_last_chat(0);
-    delete item;
-    const app::ImageStore images(context_.settings.image_directory());
-    context_.storage.write([id, images](app::RunDatabase& db) { return app::delete_run_and_images(db, images, id); });
 }
 
 }  // namespace mwb::ui

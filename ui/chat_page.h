@@ -14,8 +14,6 @@
 #include <optional>
 
 class QLabel;
-class QLineEdit;
-class QListWidget;
 class QPlainTextEdit;
 class QPushButton;
 class QScrollArea;
@@ -27,6 +25,7 @@ class QVBoxLayout;
 namespace mwb::ui {
 
 class AttachmentBar;
+class ConversationList;
 class MessageWidget;
 class SamplingPanel;
 
@@ -119,10 +118,7 @@ private:
 
     // Hands the Inspector the stored expert load of the conversation's last reply.
     void show_stored_routing(const QList<app::MessageRecord>& messages);
-    void refresh_conversations();
     void reopen_last_chat();
-    void rename_current();
-    void delete_selected();
 
     AppContext& context_;
     app::ChatHistory* history_;
@@ -139,8 +135,7 @@ private:
     int editing_ = -1;                // the turn being edited in the input box
     quint64 count_request_ = 0;
 
-    QLineEdit* search_;
-    QListWidget* conversations_;
+    ConversationList* conversations_;
     QLabel* notice_;
     QLabel* model_label_;
     QScrollArea* scroll_;
@@ -156,7 +151,6 @@ private:
     QPlainTextEdit* system_prompt_;
     SamplingPanel* sampling_;
     QTimer* count_timer_;
-    QTimer* refresh_timer_;
     QSplitter* splitter_;
     QWidget* side_panel_;  // system prompt and sampling
     QToolButton* side_toggle_;
