@@ -1,5 +1,6 @@
 // Prompt attention around the tensor-core GEMMs (scores = Q·Kᵀ, out = P·V run in cuBLAS): the causal softmax of
-// a tile of score rows, and the attention probabilities the Inspector asks for.
+// a tile of score rows (and, with every key visible, the unmasked softmax of the vision tower), and the attention
+// probabilities the Inspector asks for.
 #include <cstdint>
 
 #include "kernels/device_math.cuh"
@@ -60,6 +61,11 @@ void causal_softmax(const float* scores, bf16* probabilities, int64_t heads, int
     if (heads * query_rows > 0)
         MWB_LAUNCH(causal_softmax_kernel, unsigned(heads * query_rows), kThreads, 0, stream)(scores, probabilities, query_rows, keys,
                                                                                     first_position);
+}
+
+void row_softmax(const float* scores, bf16* probabilities, int64_t rows, int64_t keys, cudaStream_t stream) {
+    // One query row per "head", positioned so that it sees all of its keys.
+    causal_softmax(scores, probabilities, rows, 1, keys, keys - 1, stream);
 }
 
 void attention_probabilities(const ProbabilityQuery& query, int64_t rows, const int32_t* positions, int64_t max_keys,

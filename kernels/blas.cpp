@@ -28,10 +28,10 @@ Status Blas::set_workspace(void* workspace, size_t workspace_bytes) {
 }
 
 Status Blas::linear(const bf16* x, int64_t x_stride, int64_t rows, const bf16* w, int64_t out, int64_t in, void* y, bool y_fp32,
-                    int64_t y_stride, float alpha) {
+                    int64_t y_stride, float alpha, bool accumulate) {
     if (rows <= 0) return {};
     // Row-major y = x·Wᵀ is column-major yᵀ = W·xᵀ with W read transposed from its [out][in] storage.
-    const float beta = 0.0f;
+    const float beta = accumulate ? 1.0f : 0.0f;
     return check(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(rows), int(in), &alpha, w, CUDA_R_16BF, int(in), x,
                               CUDA_R_16BF, int(x_stride), &beta, y, y_fp32 ? CUDA_R_32F : CUDA_R_16BF, int(y_stride),
                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -40,7 +40,7 @@ Status Blas::linear(const bf16* x, int64_t x_stride, int64_t rows, const bf16* w
 
 Status Blas::batched(const Batched& p) {
     if (p.m <= 0 || p.n <= 0 || p.batch <= 0) return {};
-    const float beta = 0.0f;
+    const float beta = p.accumulate ? 1.0f : 0.0f;
     return check(cublasGemmStridedBatchedEx(handle_, p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                             p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(p.m), int(p.n), int(p.k), &p.alpha, p.a,
                                             CUDA_R_16BF, int(p.lda), p.stride_a, p.b, CUDA_R_16BF, int(p.ldb), p.stride_b, &beta,

@@ -22,13 +22,15 @@ public:
     Status initialise(cudaStream_t stream);
     Status set_workspace(void* workspace, size_t workspace_bytes);
 
-    // y[rows][out] (row stride y_stride) = alpha · x[rows][in] (row stride x_stride) · W[out][in]ᵀ.
+    // y[rows][out] (row stride y_stride) = alpha · x[rows][in] (row stride x_stride) · W[out][in]ᵀ, or y += that when
+    // accumulating.
     Status linear(const bf16* x, int64_t x_stride, int64_t rows, const bf16* w, int64_t out, int64_t in, void* y, bool y_fp32,
-                  int64_t y_stride, float alpha = 1.0f);
+                  int64_t y_stride, float alpha = 1.0f, bool accumulate = false);
 
-    // cuBLAS's own column-major strided-batched product C_i = alpha · op(A_i) · op(B_i), bf16 operands.
+    // cuBLAS's own column-major strided-batched product C_i = alpha · op(A_i) · op(B_i) (+ C_i when accumulating),
+    // bf16 operands.
     struct Batched {
-        bool transpose_a = false, transpose_b = false;
+        bool transpose_a = false, transpose_b = false, accumulate = false;
         int64_t m = 0, n = 0, k = 0;
         float alpha = 1.0f;
         const bf16* a = nullptr;

@@ -64,6 +64,7 @@ Status CudaBackendImpl::reserve_cache(int64_t slots, int64_t max_tokens) {
     if (slots <= 0 || max_tokens <= 0) return make_error("the KV cache needs at least one slot and one token");
     MWB_CUDA_TRY(cudaStreamSynchronize(stream_));
     drop_graphs();
+    adapters_.clear();  // their scratch is sized by the micro-batch rows, which change here
     runtime_memory_.release();
     cache_ = nullptr;
     slots_ = capacity_ = 0;
@@ -184,21 +185,62 @@ int64_t CudaBackendImpl::decode_splits(const MicroBatch& batch) const {
                                    decode_partial_blocks(multiprocessors_));
 }
 
-namespace {
-
-// What a batch may carry that only the CPU backend runs so far.
-Status check_cpu_only_inputs(const ForwardBatch& batch) {
-    if (batch.adapter && !batch.adapter->empty())
-        return make_error("LoRA adapters run on the CPU backend so far: use --device cpu, or merge the adapter (mwb merge)");
-    if (!batch.embedding_overrides.empty()) return make_error("image inputs run on the CPU backend for now: use --device cpu");
-    return Status::success();
+Result<const DeviceAdapter*> CudaBackendImpl::device_adapter(const LowRankDeltas& deltas) {
+    ++adapter_uses_;
+    for (CachedAdapter& cached : adapters_)
+        if (cached.identity == deltas.identity()) {
+            cached.last_use = adapter_uses_;
+            return cached.adapter.get();
+        }
+    if (!adapters_.empty() && adapters_.size() >= std::max<size_t>(options_.cached_adapters, 1)) {
+        MWB_CUDA_TRY(cudaStreamSynchronize(stream_));
+        adapters_.erase(std::min_element(adapters_.begin(), adapters_.end(),
+                                         [](const CachedAdapter& a, const CachedAdapter& b) { return a.last_use < b.last_use; }));
+    }
+    auto uploaded = DeviceAdapter::upload(*graph_, model_, deltas, ws_.rows, *blas_, stream_);
+    if (!uploaded) return uploaded.error();
+    adapters_.push_back({deltas.identity(), adapter_uses_, std::move(uploaded.value())});
+    return adapters_.back().adapter.get();
 }
 
-}  // namespace
+Status CudaBackendImpl::bind_inputs(const ForwardBatch& batch) {
+    adapter_ = nullptr;
+    overrides_ = nullptr;
+    if (batch.adapter && !batch.adapter->empty()) {
+        auto adapter = device_adapter(*batch.adapter);
+        if (!adapter) return adapter.error();
+        adapter_ = *adapter;
+    }
+    if (!batch.embedding_overrides.empty()) {
+        MWB_TRY(check_embedding_overrides(batch, config_.hidden_size));
+        overrides_ = &batch.embedding_overrides;
+        override_of_row_.assign(batch.tokens.size(), -1);
+        for (size_t i = 0; i < overrides_->rows.size(); ++i) override_of_row_[size_t(overrides_->rows[i])] = int64_t(i);
+    }
+    return {};
+}
+
+Status CudaBackendImpl::write_embedding_overrides(const MicroBatch& batch) {
+    // Image features are runs of consecutive rows: one copy per run.
+    const int64_t hidden = config_.hidden_size, rows = batch.rows();
+    for (int64_t r = 0; r < rows;) {
+        const int64_t first = override_of_row_[size_t(batch.batch_rows[size_t(r)])];
+        if (first < 0) {
+            ++r;
+            continue;
+        }
+        int64_t run = 1;
+        while (r + run < rows && override_of_row_[size_t(batch.batch_rows[size_t(r + run)])] == first + run) ++run;
+        MWB_CUDA_TRY(cudaMemcpyAsync(ws_.x + r * hidden, overrides_->values.data() + first * hidden, size_t(run * hidden) * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream_));
+        r += run;
+    }
+    return {};
+}
 
 Result<std::vector<float>> CudaBackendImpl::forward(const ForwardBatch& batch, ForwardObserver* observer) {
     if (slots_ == 0) return make_error("reserve the KV cache before running the model");
-    MWB_TRY(check_cpu_only_inputs(batch));
+    MWB_TRY(bind_inputs(batch));
     auto plan = plan_batch(batch, slots_, capacity_, config_.vocab_size, ws_.rows);
     if (!plan) return plan.error();
     std::vector<float> logits(size_t(plan->output_rows) * size_t(config_.vocab_size));
@@ -210,7 +252,7 @@ Result<std::vector<float>> CudaBackendImpl::forward(const ForwardBatch& batch, F
 Result<std::vector<int32_t>> CudaBackendImpl::forward_sampled(const ForwardBatch& batch, std::span<const SamplingParams> sampling,
                                                               ForwardObserver* observer) {
     if (slots_ == 0) return make_error("reserve the KV cache before running the model");
-    MWB_TRY(check_cpu_only_inputs(batch));
+    MWB_TRY(bind_inputs(batch));
     if (batch.logits_for_all_tokens) return make_error("sampling on the GPU takes one token per chunk, not logits for all tokens");
     if (sampling.size() != batch.chunks.size()) return make_error("give one set of sampling parameters per chunk");
     auto plan = plan_batch(batch, slots_, capacity_, config_.vocab_size, ws_.rows);
@@ -292,6 +334,7 @@ Status CudaBackendImpl::enqueue(const MicroBatch& batch, int64_t splits, Forward
     const float eps = float(config_.rms_norm_eps);
     const bool hidden_wanted = observer && observer->wants_hidden_states();
     embed_tokens(model_.embedding, ws_.tokens, rows, hidden, ws_.x, stream_);
+    if (overrides_) MWB_TRY(write_embedding_overrides(batch));
     if (hidden_wanted) MWB_TRY(deliver_hidden(batch, observer, 0, false));
 
     const bf16* pending = nullptr;  // the last block's output, added to the residual by the next norm
@@ -349,6 +392,7 @@ Status CudaBackendImpl::run_matrix(const DeviceMatrix& w, const bf16* x, int64_t
 Status CudaBackendImpl::run_linear(const DeviceLinear& w, const bf16* x, int64_t x_stride, int64_t rows, bf16* y, int64_t y_stride) {
     MWB_TRY(run_matrix(w.matrix, x, x_stride, rows, y, y_stride, false));
     if (w.bias) add_bias(y, y_stride, w.bias, rows, w.matrix.rows, stream_);
+    if (adapter_) MWB_TRY(adapter_->apply(*blas_, w.matrix, -1, x, x_stride, rows, y, y_stride));
     return {};
 }
 

@@ -27,6 +27,7 @@ struct CudaOptions {
     // FP8 weights stay FP8.
     cuda::WeightQuantisation quantisation = cuda::WeightQuantisation::None;
     bool cuda_graphs = true;          // capture decode steps as CUDA graphs
+    size_t cached_adapters = 8;       // LoRA adapters kept on the device, the least recently used dropped first
 };
 
 class CudaBackend : public Backend {

@@ -14,6 +14,7 @@
 #include "kernels/blas.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/cuda_planning.h"
+#include "kernels/device_adapter.h"
 #include "kernels/device_weights.h"
 #include "kernels/kernels.h"
 
@@ -104,11 +105,25 @@ public:
     MemoryReport memory() const override {
         return {weight_memory_.bytes(), cache_bytes_, runtime_memory_.bytes() - cache_bytes_};
     }
-    size_t device_bytes_reserved() const override { return weight_memory_.bytes() + runtime_memory_.bytes(); }
+    size_t device_bytes_reserved() const override {
+        size_t adapters = 0;
+        for (const CachedAdapter& a : adapters_) adapters += a.adapter->bytes();
+        return weight_memory_.bytes() + runtime_memory_.bytes() + adapters;
+    }
     size_t device_bytes_total() const override { return device_total_; }
     const QuantisationError& worst_quantisation_error() const override { return model_.worst_quantisation_error; }
 
 private:
+    struct CachedAdapter {
+        uint64_t identity = 0;
+        uint64_t last_use = 0;
+        std::unique_ptr<DeviceAdapter> adapter;
+    };
+
+    // Takes the batch's adapter and embedding overrides for the forward pass that follows.
+    Status bind_inputs(const ForwardBatch& batch);
+    Result<const DeviceAdapter*> device_adapter(const LowRankDeltas& deltas);
+    Status write_embedding_overrides(const MicroBatch& batch);
     Status run(const MicroBatch& batch, ForwardObserver* observer, const std::vector<DeviceSamplingParams>* sampling,
                float* logits_host, int32_t* sampled_host, bool use_graph);
     Status enqueue(const MicroBatch& batch, int64_t splits, ForwardObserver* observer, bool sample, float* logits_host);
@@ -118,6 +133,8 @@ private:
     Status moe(const DeviceMoe& m, const MicroBatch& batch);
     Status run_matrix(const DeviceMatrix& w, const bf16* x, int64_t x_stride, int64_t rows, void* y, int64_t y_stride, bool y_fp32);
     Status run_linear(const DeviceLinear& w, const bf16* x, int64_t x_stride, int64_t rows, bf16* y, int64_t y_stride);
+    // The fused feed-forward kernels take no biases (no DeepSeek MLP has one) and no adapter.
+    bool fusable(const DeviceMlp& m) const { return !m.gate_up.bias && !m.down.bias && !(adapter_ && adapter_->adapts(m)); }
     Status deliver_logits(const MicroBatch& batch, int64_t first, int64_t count, float* logits_host);
     Status deliver_routing(const MicroBatch& batch, ForwardObserver* observer);
     Status deliver_hidden(const MicroBatch& batch, ForwardObserver* observer, int64_t index, bool normed);
@@ -126,8 +143,10 @@ private:
     int64_t decode_splits(const MicroBatch& batch) const;
     // Decode-only steps run as CUDA graphs unless the observer wants intermediate tensors (hidden states,
     // attention), which need host copies in the middle of the step.
+    // So do steps with an adapter or embedding overrides, whose launches and copies vary from batch to batch.
     bool graph_allowed(const BatchPlan& plan, ForwardObserver* observer) const {
         if (!options_.cuda_graphs || !plan.decode_only || plan.micro_batches.size() != 1) return false;
+        if (adapter_ || overrides_) return false;
         if (!observer) return true;
         if (observer->wants_hidden_states()) return false;
         for (int64_t l = 0; l < config_.num_layers; ++l)
@@ -155,6 +174,13 @@ private:
     Workspace ws_;
     PinnedBuffer pinned_inputs_, pinned_sampled_, pinned_offsets_, pinned_logits_, pinned_records_;
     std::map<std::tuple<int64_t, int64_t, bool>, cudaGraphExec_t> graphs_;
+    std::vector<CachedAdapter> adapters_;
+    uint64_t adapter_uses_ = 0;
+    // The batch being run's (forward passes are not reentrant): its adapter, its overrides and, per token of the
+    // batch, the override row it takes (-1 for none).
+    const DeviceAdapter* adapter_ = nullptr;
+    const EmbeddingOverrides* overrides_ = nullptr;
+    std::vector<int64_t> override_of_row_;
 };
 
 }  // namespace mwb::cuda

@@ -1,6 +1,6 @@
 // The layers of the CUDA forward pass as kernel and GEMM launches: MLA attention (absorbed decode over the latent
 // cache, expanded keys and values for prompts), GQA attention, the dense MLP and the MoE block (fused decode
-// kernels for few rows, one GEMM per active expert for prompts).
+// kernels for few rows, one GEMM per active expert for prompts and under a LoRA adapter on the experts).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -8,13 +8,6 @@
 #include "kernels/cuda_backend_impl.h"
 
 namespace mwb::cuda {
-
-namespace {
-
-// The fused feed-forward kernels take no biases (no DeepSeek MLP has one).
-bool fusable(const DeviceMlp& m) { return !m.gate_up.bias && !m.down.bias; }
-
-}  // namespace
 
 Status CudaBackendImpl::mla_attention(int64_t layer, const DeviceMla& a, const MicroBatch& batch, int64_t splits,
                                       ForwardObserver* observer) {
@@ -25,6 +18,7 @@ Status CudaBackendImpl::mla_attention(int64_t layer, const DeviceMla& a, const M
     const float scale = float(config_.attention_scale()), eps = float(config_.rms_norm_eps);
     bf16* cache = cache_layer(layer);
     const bool snapshot = observer && observer->wants_attention(layer);
+    const bf16* kv_b = adapter_ ? adapter_->kv_b(a) : a.kv_b;
 
     MWB_TRY(run_linear(a.qkv_a, ws_.h, config_.hidden_size, rows, ws_.qkv_a, a_width));
     bf16* kv_a = ws_.qkv_a + a.q_width;
@@ -45,7 +39,7 @@ Status CudaBackendImpl::mla_attention(int64_t layer, const DeviceMla& a, const M
         // Absorbed decode: q_latent = W_UKᵀ·q_nope per head, attention over the latent cache, then W_UV.
         Blas::Batched absorb;
         absorb.m = lora, absorb.n = decode, absorb.k = nope;
-        absorb.a = a.kv_b, absorb.lda = lora, absorb.stride_a = kv_head * lora;
+        absorb.a = kv_b, absorb.lda = lora, absorb.stride_a = kv_head * lora;
         absorb.b = q, absorb.ldb = q_stride, absorb.stride_b = qk;
         absorb.c = ws_.q_cat, absorb.ldc = heads * latent, absorb.stride_c = latent;
         absorb.batch = heads;
@@ -64,7 +58,7 @@ Status CudaBackendImpl::mla_attention(int64_t layer, const DeviceMla& a, const M
         Blas::Batched expand;
         expand.transpose_a = true;
         expand.m = vdim, expand.n = decode, expand.k = lora;
-        expand.a = a.kv_b + nope * lora, expand.lda = lora, expand.stride_a = kv_head * lora;
+        expand.a = kv_b + nope * lora, expand.lda = lora, expand.stride_a = kv_head * lora;
         expand.b = ws_.o_latent, expand.ldb = heads * lora, expand.stride_b = lora;
         expand.c = ws_.attended, expand.ldc = heads * vdim, expand.stride_c = vdim;
         expand.batch = heads;
@@ -82,7 +76,7 @@ Status CudaBackendImpl::mla_attention(int64_t layer, const DeviceMla& a, const M
         // Prompt piece: expand per-head keys and values from the latents of every cached position.
         const int64_t end = piece.start_position + piece.token_count;
         const bf16* latents = cache + piece.slot * capacity_ * latent;
-        MWB_TRY(blas_->linear(latents, latent, end, a.kv_b, heads * kv_head, lora, ws_.expanded, false, heads * kv_head));
+        MWB_TRY(blas_->linear(latents, latent, end, kv_b, heads * kv_head, lora, ws_.expanded, false, heads * kv_head));
         mla_assemble_keys(ws_.expanded, latents, end, heads, nope, vdim, lora, rope, ws_.keys, stream_);
         for (int64_t i0 = 0; i0 < piece.token_count; i0 += ws_.query_tile) {
             const int64_t count = std::min(ws_.query_tile, piece.token_count - i0);
@@ -203,7 +197,8 @@ Status CudaBackendImpl::moe(const DeviceMoe& m, const MicroBatch& batch) {
     dispatch_by_expert(chosen, rows, k, experts, ws_.expert_offsets, ws_.active_experts, ws_.row_of_assignment, ws_.token_of_row,
                        stream_);
 
-    if (rows <= kFusedFeedForwardTokens) {
+    const bool adapted_experts = adapter_ && (adapter_->adapts(m.experts_gate_up) || adapter_->adapts(m.experts_down));
+    if (rows <= kFusedFeedForwardTokens && !adapted_experts) {
         // Decode and short pieces: no host round trip, two launches for all experts (and the shared experts while
         // their weights are worth streaming per token; above kGemvRows rows a GEMM serves them better).
         FusedFeedForward f;
@@ -222,7 +217,7 @@ Status CudaBackendImpl::moe(const DeviceMoe& m, const MicroBatch& batch) {
         fused_feed_forward(f, stream_);
         return {};
     }
-    // A prompt: one read-back of the expert offsets per layer, then one tensor-core GEMM per active expert.
+    // A prompt (or an adapter on the experts): one read-back of the expert offsets per layer, then one tensor-core GEMM per active expert.
     gather_dispatched(ws_.h, hidden, ws_.token_of_row, dispatched, ws_.dispatched, stream_);
     auto* offsets = pinned_offsets_.as<int32_t>();
     MWB_CUDA_TRY(cudaMemcpyAsync(offsets, ws_.expert_offsets, size_t(experts + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
@@ -240,6 +235,9 @@ Status CudaBackendImpl::moe(const DeviceMoe& m, const MicroBatch& batch) {
         if (count == 0) continue;
         MWB_TRY(run_matrix(expert_matrix(m.experts_gate_up, e), ws_.dispatched + first * hidden, hidden, count,
                            ws_.expert_gate_up + first * 2 * inner, 2 * inner, false));
+        if (adapter_)
+            MWB_TRY(adapter_->apply(*blas_, m.experts_gate_up, e, ws_.dispatched + first * hidden, hidden, count,
+                                    ws_.expert_gate_up + first * 2 * inner, 2 * inner));
     }
     swiglu(ws_.expert_gate_up, dispatched, inner, ws_.expert_act, stream_);
     for (int64_t e = 0; e < experts; ++e) {
@@ -247,6 +245,9 @@ Status CudaBackendImpl::moe(const DeviceMoe& m, const MicroBatch& batch) {
         if (count == 0) continue;
         MWB_TRY(run_matrix(expert_matrix(m.experts_down, e), ws_.expert_act + first * inner, inner, count,
                            ws_.expert_out + first * hidden, hidden, false));
+        if (adapter_)
+            MWB_TRY(adapter_->apply(*blas_, m.experts_down, e, ws_.expert_act + first * inner, inner, count, ws_.expert_out + first * hidden,
+                                    hidden));
     }
     if (m.has_shared) MWB_TRY(mlp(m.shared, rows, ws_.shared_out));
     combine_experts(ws_.expert_out, ws_.row_of_assignment, weights, rows, k, hidden, m.has_shared ? ws_.shared_out : nullptr,

@@ -48,6 +48,7 @@ Result<BatchPlan> plan_batch(const ForwardBatch& batch, int64_t slots, int64_t c
     };
     auto add_row = [&](const SequenceChunk& chunk, size_t c, int64_t i) {
         current.tokens.push_back(batch.tokens[size_t(first_token[c] + i)]);
+        current.batch_rows.push_back(first_token[c] + i);
         current.cache_slots.push_back(int32_t(chunk.slot));
         current.positions.push_back(int32_t(chunk.start_position + i));
         const bool last = i == chunk.token_count - 1;

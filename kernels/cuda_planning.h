@@ -27,6 +27,7 @@ struct PrefillPiece {
 // path and the decode attention see one contiguous range; prompt pieces follow.
 struct MicroBatch {
     std::vector<int32_t> tokens, cache_slots, positions;  // per row (cache_slots: "slots" is a Qt keyword)
+    std::vector<int64_t> batch_rows;                      // per row: its index among the caller's tokens
     int64_t decode_rows = 0;                        // rows [0, decode_rows) are single decoded tokens
     std::vector<PrefillPiece> prefill;
     std::vector<int32_t> output_rows;     // rows whose logits are wanted ...

@@ -62,6 +62,8 @@ void gqa_write_cache(const bf16* qkv, int64_t qkv_stride, int64_t rows, int64_t 
 // masked entries become 0.
 void causal_softmax(const float* scores, bf16* probabilities, int64_t heads, int64_t query_rows, int64_t keys,
                     int64_t first_position, cudaStream_t stream);
+// scores [rows][keys] → probabilities with every key visible (bidirectional attention).
+void row_softmax(const float* scores, bf16* probabilities, int64_t rows, int64_t keys, cudaStream_t stream);
 
 // Attention probabilities on demand (the Inspector's snapshot): out[r][h][t] for t ≤ positions[r], zero after.
 struct ProbabilityQuery {

@@ -69,7 +69,7 @@ configure() {  # configure SOURCE BUILD [CMAKE_ARGS...]
   cmake -S "$source" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMWB_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DMWB_BUILD_GUI=OFF -DMWB_DOCUMENTS=OFF -DMWB_SANITIZED_PARSER_TESTS=OFF "$@"
 }
-GPU_SUITES=(test_cuda_kernels test_cuda_fixtures test_cuda_reference_layer test_cuda_memory test_cuda_serving)
+GPU_SUITES=(test_cuda_kernels test_cuda_fixtures test_cuda_reference_layer test_cuda_memory test_cuda_serving test_cuda_lora test_cuda_vision)
 build_all() {
   configure "$ROOT" "$BUILD" && cmake --build "$BUILD" -j "$(nproc)" --target mwb "${GPU_SUITES[@]}"
 }
@@ -130,6 +130,9 @@ else
       step $tool-new-kernels compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/tests/test_cuda_kernels" \
         decode_attention_matches_naive_softmax dispatch_and_fused_feed_forward_match_the_cpu
     done
+    step memcheck-lora compute-sanitizer --tool memcheck --error-exitcode 1 "$BUILD/tests/test_cuda_lora" adapter_matches_cpu:dsv3-tiny
+    step memcheck-vision compute-sanitizer --tool memcheck --error-exitcode 1 "$BUILD/tests/test_cuda_vision" \
+      image_features_match_the_reference_and_the_cpu_encoder embedding_overrides_match_the_cpu_backend
   else
     echo "compute-sanitizer not found" >"$LOGS/memcheck.log"
     status=1

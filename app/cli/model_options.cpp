@@ -12,9 +12,27 @@
 #endif
 #ifdef MWB_HAVE_CUDA
 #include "kernels/cuda_backend.h"
+#include "kernels/cuda_vision_encoder.h"
 #endif
 
 namespace mwb::cli {
+
+namespace {
+
+Result<std::optional<ImageInput>> encode_image(ImageEncoder& encoder, std::vector<float> pixel_values) {
+    ImageInput input;
+    auto features = encoder.encode(pixel_values);
+    if (!features) return features.error();
+    input.pixel_values = std::move(pixel_values);
+    input.features = std::move(features.value());
+    input.size = encoder.image_size();
+    input.tokens = encoder.tokens_per_image();
+    input.width = encoder.feature_width();
+    input.image_token_id = encoder.image_token_id();
+    return std::optional<ImageInput>(std::move(input));
+}
+
+}  // namespace
 
 Result<std::shared_ptr<const ModelGraph>> open_model(const CliArgs& args) {
     if (args.positionals().empty()) return make_error("give the model directory");
@@ -119,25 +137,24 @@ Result<std::optional<ImageInput>> image_input(const CliArgs& args, std::shared_p
         return make_error("this model (" + architecture_name(graph->config.architecture) +
                           ") cannot see images: --image needs a vision-language model such as DeepSeek-VL");
 #ifdef MWB_HAVE_IMAGE_FILES
-    if (args.get_or("device", "cpu") != "cpu") return make_error("image inputs run on the CPU backend for now: use --device cpu");
     auto image = app::read_image_file(QString::fromStdString(*file));
     if (!image) return image.error();
     auto processor = load_image_processor_config(args.positionals()[0]);
     if (!processor) return processor.error();
-    auto encoder = VisionEncoder::load(graph);
-    if (!encoder) return encoder.error();
-    ImageInput input;
     auto pixels = preprocess_image(*image, *processor);
     if (!pixels) return pixels.error();
-    input.pixel_values = std::move(pixels.value());
-    auto features = encoder->encode(input.pixel_values);
-    if (!features) return features.error();
-    input.features = std::move(features.value());
-    input.size = encoder->image_size();
-    input.tokens = encoder->tokens_per_image();
-    input.width = encoder->feature_width();
-    input.image_token_id = encoder->image_token_id();
-    return std::optional<ImageInput>(std::move(input));
+    if (args.get_or("device", "cpu") == "cuda") {
+#ifdef MWB_HAVE_CUDA
+        auto encoder = CudaVisionEncoder::load(graph);
+        if (!encoder) return encoder.error();
+        return encode_image(**encoder, std::move(pixels.value()));
+#else
+        return make_error("this build has no CUDA backend (nvcc was not found when it was configured)");
+#endif
+    }
+    auto encoder = VisionEncoder::load(graph);
+    if (!encoder) return encoder.error();
+    return encode_image(*encoder, std::move(pixels.value()));
 #else
     return make_error("this build of mwb reads no image files (it was configured with MWB_DOCUMENTS=OFF, without Qt's image decoders)");
 #endif

@@ -1,5 +1,6 @@
 #include "app/server/served_model.h"
 
+#include <algorithm>
 
 #include "engine/core/text_file.h"
 #include "engine/runtime/chat_prompt.h"
@@ -26,8 +27,9 @@ Result<std::unique_ptr<Backend>> open_backend(std::shared_ptr<const ModelGraph> 
     if (options.device == "cpu") return make_cpu_backend(std::move(graph), options.threads);
     if (options.device != "cuda") return make_error("the device must be cpu or cuda, got '" + options.device + "'");
 #ifdef MWB_HAVE_CUDA
-    if (!options.adapters.empty()) return make_error("LoRA adapters are served on the CPU backend only for now (--device cpu)");
-    auto backend = make_cuda_backend(std::move(graph));
+    CudaOptions cuda;
+    cuda.cached_adapters = std::max(cuda.cached_adapters, options.adapters.size());  // every served adapter stays on the device
+    auto backend = make_cuda_backend(std::move(graph), cuda);
     if (!backend) return backend.error();
     return std::unique_ptr<Backend>(std::move(backend.value()));
 #else

@@ -162,7 +162,7 @@ void EngineWorker::finish_load(const QString& directory, const QString& tokenize
     std::unique_ptr<VisionInput> vision;
     if (shared_graph->config.vision_language) {
         progress(0.9, tr("Loading the vision tower"));
-        auto loaded = VisionInput::load(shared_graph, directory, threads);
+        auto loaded = VisionInput::load(shared_graph, directory, backend->name() == "cuda", threads);
         if (!loaded) {
             fail(tr("Cannot load the model's vision tower: %1").arg(text_of(loaded.error())));
             return;

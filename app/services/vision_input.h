@@ -20,10 +20,12 @@ namespace mwb::app {
 
 class VisionInput {
 public:
-    // The vision tower of a deepseek_vl graph and the image processor settings of its folder.
-    static Result<std::unique_ptr<VisionInput>> load(std::shared_ptr<const ModelGraph> graph, const QString& directory, int threads);
+    // The vision tower of a deepseek_vl graph (on the GPU with `cuda`, else on `threads` CPU threads) and the image
+    // processor settings of its folder.
+    static Result<std::unique_ptr<VisionInput>> load(std::shared_ptr<const ModelGraph> graph, const QString& directory, bool cuda,
+                                                     int threads);
 
-    int64_t tokens_per_image() const { return encoder_.tokens_per_image(); }
+    int64_t tokens_per_image() const { return encoder_->tokens_per_image(); }
     // `messages` with one placeholder per attached image before each message's text.
     Result<QList<ChatMessage>> with_placeholders(const QList<ChatMessage>& messages, const tok::Tokenizer& tokenizer) const;
     // Expands the placeholders of `request.prompt` into image tokens and gives them the features of the images,
@@ -32,9 +34,10 @@ public:
     Result<std::vector<InspectedImage>> attach(const QStringList& conversation_images, GenerationRequest& request);
 
 private:
-    VisionInput(VisionEncoder encoder, ImageProcessorConfig processor) : encoder_(std::move(encoder)), processor_(processor) {}
+    VisionInput(std::unique_ptr<ImageEncoder> encoder, ImageProcessorConfig processor)
+        : encoder_(std::move(encoder)), processor_(processor) {}
 
-    VisionEncoder encoder_;
+    std::unique_ptr<ImageEncoder> encoder_;
     ImageProcessorConfig processor_;
 };
 

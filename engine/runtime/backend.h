@@ -57,6 +57,9 @@ public:
     virtual MemoryReport memory() const = 0;
 };
 
+// The batch's embedding overrides fit it: hidden values per row, rows within the batch's tokens.
+Status check_embedding_overrides(const ForwardBatch& batch, int64_t hidden);
+
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const ModelGraph> graph, int threads = 0);
 
 }  // namespace mwb

@@ -1,4 +1,5 @@
 set(MWB_RUNTIME_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cpu/thread_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cpu/cpu_ops.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cpu/cpu_backend.cpp

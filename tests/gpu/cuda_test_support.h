@@ -4,9 +4,16 @@
 #include <QtTest>
 
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <cuda_runtime.h>
+
+#include "engine/io/dtype.h"
+#include "kernels/cuda_backend.h"
+#include "kernels/kernels.h"
+#include "tests/support/fixture.h"
 
 // Called from each GPU suite's initTestCase: a clear failure instead of a crash where no device exists.
 inline void require_cuda_device() {
@@ -57,3 +64,24 @@ inline double relative_error(const std::vector<float>& value, const std::vector<
 }
 
 inline size_t argmax(const float* values, size_t n) { return size_t(std::max_element(values, values + n) - values); }
+
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& values) {
+    std::vector<uint16_t> bits(values.size());
+    for (size_t i = 0; i < values.size(); ++i) bits[i] = mwb::float_to_bf16(values[i]);
+    return bits;
+}
+
+inline std::vector<float> from_bf16(const std::vector<uint16_t>& bits) {
+    std::vector<float> values(bits.size());
+    for (size_t i = 0; i < bits.size(); ++i) values[i] = mwb::bf16_to_float(bits[i]);
+    return values;
+}
+
+inline mwb::cuda::bf16* as_bf16(const DeviceArray<uint16_t>& array) { return reinterpret_cast<mwb::cuda::bf16*>(array.get()); }
+
+// A fixture model on the CUDA backend; a failure to start it ends the suite.
+inline std::unique_ptr<mwb::CudaBackend> cuda_backend(const mwb::testing::Fixture& f, mwb::CudaOptions options = {}) {
+    auto backend = mwb::make_cuda_backend(f.graph, options);
+    if (!backend) qFatal("%s", backend.error().message.c_str());
+    return std::move(backend.value());
+}

@@ -28,20 +28,6 @@ std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
     return values;
 }
 
-std::vector<uint16_t> to_bf16(const std::vector<float>& values) {
-    std::vector<uint16_t> bits(values.size());
-    for (size_t i = 0; i < values.size(); ++i) bits[i] = float_to_bf16(values[i]);
-    return bits;
-}
-
-std::vector<float> from_bf16(const std::vector<uint16_t>& bits) {
-    std::vector<float> values(bits.size());
-    for (size_t i = 0; i < bits.size(); ++i) values[i] = bf16_to_float(bits[i]);
-    return values;
-}
-
-bf16* as_bf16(const DeviceArray<uint16_t>& array) { return reinterpret_cast<bf16*>(array.get()); }
-
 RouterParams params_of(const MoeConfig& m, const float* bias) {
     RouterParams p;
     p.experts = m.n_routed_experts, p.top_k = m.experts_per_token, p.groups = m.n_group, p.top_groups = m.topk_group;

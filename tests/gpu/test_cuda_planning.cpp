@@ -31,6 +31,7 @@ private slots:
         QCOMPARE(m.tokens, (std::vector<int32_t>{20, 10, 11, 12, 30, 31}));
         QCOMPARE(m.positions, (std::vector<int32_t>{7, 0, 1, 2, 4, 5}));
         QCOMPARE(m.cache_slots, (std::vector<int32_t>{1, 0, 0, 0, 2, 2}));
+        QCOMPARE(m.batch_rows, (std::vector<int64_t>{3, 0, 1, 2, 4, 5}));  // where each row's token was in the caller's batch
         QCOMPARE(m.longest_decode_context, int64_t(8));
         QCOMPARE(m.prefill.size(), size_t(2));
         QCOMPARE(m.prefill[0].first_row, int64_t(1));
@@ -61,6 +62,7 @@ private slots:
         int64_t next = 2, rows = 0;
         for (const MicroBatch& m : plan->micro_batches) {
             QCOMPARE(m.prefill.size(), size_t(1));
+            QCOMPARE(m.batch_rows.front(), rows);
             QCOMPARE(m.prefill[0].start_position, next);
             next += m.prefill[0].token_count;
             rows += m.rows();

@@ -100,13 +100,8 @@ Result<std::vector<float>> CpuBackend::forward(const ForwardBatch& batch, Forwar
         if (token < 0 || token >= vocab)
             return make_error("token id " + std::to_string(token) + " is outside the vocabulary of " + std::to_string(vocab));
 
+    MWB_TRY(check_embedding_overrides(batch, hidden));
     const EmbeddingOverrides& overrides = batch.embedding_overrides;
-    if (overrides.values.size() != overrides.rows.size() * size_t(hidden))
-        return make_error("the embedding overrides hold " + std::to_string(overrides.values.size()) + " values for " +
-                          std::to_string(overrides.rows.size()) + " rows of " + std::to_string(hidden));
-    for (int64_t row : overrides.rows)
-        if (row < 0 || row >= total)
-            return make_error("embedding override row " + std::to_string(row) + " is outside the batch of " + std::to_string(total) + " tokens");
 
     std::vector<float> x(size_t(total * hidden)), h(x.size()), delta(x.size());
     for (int64_t r = 0; r < total; ++r) decode_rows(graph_->embed_tokens, batch.tokens[size_t(r)], 1, x.data() + r * hidden);
