@@ -212,7 +212,7 @@ Status CudaBackendImpl::bind_inputs(const ForwardBatch& batch) {
         adapter_ = *adapter;
     }
     if (!batch.embedding_overrides.empty()) {
-        MWB_TRY(check_embedding_overrides(batch, config_.hidden_size));
+        MWB_TRY(check_embedding_overrides(batch.embedding_overrides, int64_t(batch.tokens.size()), config_.hidden_size));
         overrides_ = &batch.embedding_overrides;
         override_of_row_.assign(batch.tokens.size(), -1);
         for (size_t i = 0; i < overrides_->rows.size(); ++i) override_of_row_[size_t(overrides_->rows[i])] = int64_t(i);

@@ -19,6 +19,9 @@
 #include "app/server/openai_client.h"
 #include "app/server/openai_server.h"
 #include "app/services/demo_model.h"
+#ifdef MWB_HAVE_IMAGE_FILES
+#include "app/vision/image_file.h"
+#endif
 #include "engine/observe/timings.h"
 
 namespace mwb::cli {
@@ -83,6 +86,9 @@ Result<serve::ServedModelOptions> served_model_options(const CliArgs& args) {
     auto adapters = adapter_list(args);
     if (!adapters) return adapters.error();
     options.adapters = *adapters;
+#ifdef MWB_HAVE_IMAGE_FILES
+    options.decode_image = app::read_base64_image;
+#endif
     return options;
 }
 

@@ -53,22 +53,44 @@ std::optional<ApiError> read_bool(const json& body, const char* name, bool& out)
     return std::nullopt;
 }
 
-// A message's content: a string, or an array of {"type": "text", "text": …} parts joined.
-std::optional<ApiError> read_content(const json& content, size_t index, std::optional<std::string>& out) {
+// An image part's URL, which must carry the image: "data:image/…;base64,<payload>". Gives the payload.
+std::optional<ApiError> read_image_url(const json& part, const std::string& where, std::string& base64) {
+    const json* url = nullptr;
+    if (auto it = part.find("image_url"); it != part.end()) {
+        if (it->is_string()) url = &*it;
+        else if (it->is_object() && it->contains("url") && (*it)["url"].is_string()) url = &(*it)["url"];
+    }
+    if (!url) return bad(where, "an image_url part of '" + where + "' has no 'image_url': {\"url\": \"data:image/png;base64,…\"}");
+    const std::string& text = url->get_ref<const std::string&>();
+    const size_t marker = text.find(";base64,");
+    if (text.rfind("data:image/", 0) != 0 || marker == std::string::npos)
+        return bad(where, "an image_url of '" + where + "' is not a base64 data URL (data:image/png;base64,…); this server fetches "
+                          "nothing from the network, so send the image itself");
+    base64 = text.substr(marker + 8);
+    return std::nullopt;
+}
+
+// A message's content: a string, or an array of {"type": "text", "text": …} parts joined, and
+// {"type": "image_url", …} parts, whose images go to `images`.
+std::optional<ApiError> read_content(const json& content, size_t index, std::optional<std::string>& out, std::vector<std::string>& images) {
     const std::string where = "messages[" + std::to_string(index) + "].content";
     if (content.is_null()) return std::nullopt;
     if (content.is_string()) {
         out = content.get<std::string>();
         return std::nullopt;
     }
-    if (!content.is_array()) return bad(where, "'" + where + "' must be a string or an array of text parts");
+    if (!content.is_array()) return bad(where, "'" + where + "' must be a string or an array of text and image_url parts");
     std::string text;
     for (const auto& part : content) {
         if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
             return bad(where, "each part of '" + where + "' must be an object with a 'type'");
         const std::string type = part["type"].get<std::string>();
+        if (type == "image_url") {
+            if (auto error = read_image_url(part, where, images.emplace_back())) return error;
+            continue;
+        }
         if (type != "text")
-            return bad(where, "'" + where + "' has a part of type '" + type + "'; this server reads text parts only");
+            return bad(where, "'" + where + "' has a part of type '" + type + "'; this server reads text and image_url parts");
         if (!part.contains("text") || !part["text"].is_string()) return bad(where, "a text part of '" + where + "' has no 'text' string");
         text += part["text"].get<std::string>();
     }
@@ -76,7 +98,7 @@ std::optional<ApiError> read_content(const json& content, size_t index, std::opt
     return std::nullopt;
 }
 
-std::optional<ApiError> read_messages(const json& body, std::vector<tok::ChatMessage>& out) {
+std::optional<ApiError> read_messages(const json& body, std::vector<tok::ChatMessage>& out, std::vector<std::vector<std::string>>& images) {
     auto it = body.find("messages");
     if (it == body.end() || it->is_null()) return bad("messages", "'messages' is required: an array of {\"role\", \"content\"} objects");
     if (!it->is_array() || it->empty()) return bad("messages", "'messages' must be a non-empty array");
@@ -92,7 +114,7 @@ std::optional<ApiError> read_messages(const json& body, std::vector<tok::ChatMes
             return bad(where + ".role", "'" + where + ".role' is '" + message.role + "'; use system, user, assistant or tool");
         if (message.role == "developer") message.role = "system";  // OpenAI's newer name for the system turn
         if (!m.contains("content")) return bad(where + ".content", "'" + where + ".content' is required");
-        if (auto error = read_content(m["content"], i, message.content)) return error;
+        if (auto error = read_content(m["content"], i, message.content, images.emplace_back())) return error;
         if (!message.content && message.role != "assistant")
             return bad(where + ".content", "'" + where + ".content' may be null only in an assistant message");
         if (m.contains("reasoning_content") && m["reasoning_content"].is_string())
@@ -161,7 +183,7 @@ std::optional<ApiError> parse_completion_request(std::string_view body_text, boo
         if (!it->is_string()) return bad("model", "'model' must be a string");
         out.model = it->get<std::string>();
     }
-    if (auto error = chat ? read_messages(body, out.messages) : read_prompt(body, out)) return error;
+    if (auto error = chat ? read_messages(body, out.messages, out.images) : read_prompt(body, out)) return error;
     if (auto error = read_bool(body, "stream", out.stream)) return error;
     if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
         if (!it->is_object()) return bad("stream_options", "'stream_options' must be an object");

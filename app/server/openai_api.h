@@ -30,6 +30,7 @@ struct CompletionParams {
     bool chat = true;
     std::string model;                      // empty when the request named none
     std::vector<tok::ChatMessage> messages; // chat
+    std::vector<std::vector<std::string>> images;  // chat: per message, its images' base64 (data URLs' payloads)
     std::string prompt_text;                // completions, as text
     std::vector<int32_t> prompt_ids;        // completions, as token ids
     bool stream = false;

@@ -116,7 +116,9 @@ struct OpenAiServer::Impl {
     }
     void install_routes();
     void handle_completion(const httplib::Request& req, httplib::Response& res, bool chat);
-    std::optional<ApiError> prompt_ids(const CompletionParams& params, std::vector<int32_t>& ids, bool& starts_in_reasoning) const;
+    // The prompt's ids and, for images in the messages, the features their image tokens take.
+    std::optional<ApiError> prompt_ids(const CompletionParams& params, std::vector<int32_t>& ids, EmbeddingOverrides& images,
+                                       bool& starts_in_reasoning) const;
     void stream(httplib::Response& res, std::shared_ptr<Exchange> exchange, const ResponseHead& head, bool include_usage,
                 bool starts_in_reasoning);
     void answer_whole(httplib::Response& res, const std::shared_ptr<Exchange>& exchange, const ResponseHead& head,
@@ -269,13 +271,22 @@ void OpenAiServer::Impl::install_routes() {
 }
 
 std::optional<ApiError> OpenAiServer::Impl::prompt_ids(const CompletionParams& params, std::vector<int32_t>& ids,
-                                                       bool& starts_in_reasoning) const {
+                                                       EmbeddingOverrides& images, bool& starts_in_reasoning) const {
     const tok::Tokenizer& tokenizer = model.tokenizer();
     starts_in_reasoning = false;
     if (params.chat) {
-        auto encoded = chat_prompt_ids(tokenizer, params.messages);
+        const bool has_images = std::any_of(params.images.begin(), params.images.end(), [](const auto& m) { return !m.empty(); });
+        std::vector<tok::ChatMessage> messages = params.messages;
+        if (Status marked = has_images ? model.mark_images(messages, params.images) : Status::success(); !marked)
+            return ApiError{400, marked.error().message, "invalid_request_error", "messages", ""};
+        auto encoded = chat_prompt_ids(tokenizer, messages);
         if (!encoded) return ApiError{400, encoded.error().message, "invalid_request_error", "messages", ""};
         ids = std::move(encoded.value());
+        if (has_images) {
+            auto embeddings = model.image_embeddings(ids, params.images);
+            if (!embeddings) return ApiError{400, embeddings.error().message, "invalid_request_error", "messages", ""};
+            images = std::move(embeddings.value());
+        }
         // R1's template ends the prompt with "<think>\n": the reply starts inside its reasoning.
         const size_t tail = std::min<size_t>(ids.size(), 4);
         std::string end = tokenizer.decode(std::span<const int32_t>(ids).subspan(ids.size() - tail), false);
@@ -317,8 +328,9 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
                                  "invalid_request_error", "model", "model_not_found"});
     }
     std::vector<int32_t> ids;
+    EmbeddingOverrides images;
     bool starts_in_reasoning = false;
-    if (auto error = prompt_ids(params, ids, starts_in_reasoning)) return reply_error(res, *error);
+    if (auto error = prompt_ids(params, ids, images, starts_in_reasoning)) return reply_error(res, *error);
 
     auto exchange = std::make_shared<Exchange>(model.tokenizer(), params.stop);
     RequestRecord& record = exchange->record;
@@ -336,6 +348,7 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
     request.max_new_tokens = params.max_tokens.value_or(model.scheduler().options().context - record.prompt_tokens);
     if (!params.ignore_eos) request.stop_tokens = model.stop_tokens();
     request.adapter = adapter;
+    request.prompt_embeddings = std::move(images);
 
     RequestEvents events;
     // The scheduler holds the exchange until the request ends, so that its end is recorded even when the

@@ -4,6 +4,7 @@
 
 #include "app/server/openai_server.h"
 #include "app/server/served_model.h"
+#include "app/vision/image_file.h"
 
 namespace mwb::app {
 
@@ -92,6 +93,7 @@ void ServerHost::start(const ServerSettings& settings) {
         options.tokenizer_dir = settings.tokenizer_directory.toStdString();
         options.name = settings.name.toStdString();
         options.device = settings.cuda ? "cuda" : "cpu";
+        options.decode_image = read_base64_image;
         options.scheduler.max_running = settings.max_batch;
         options.scheduler.max_queue = settings.max_queue;
         options.scheduler.context = settings.context;

@@ -1,5 +1,6 @@
 #include "app/vision/image_file.h"
 
+#include <QBuffer>
 #include <QFileInfo>
 #include <QImage>
 #include <QImageReader>
@@ -9,12 +10,11 @@
 
 namespace mwb::app {
 
-Result<RgbImage> read_image_file(const QString& path) {
-    const QString name = QFileInfo(path).fileName();
+namespace {
+
+// Decodes what `reader` reads, bounded in size; errors start with `name`.
+Result<RgbImage> decode(QImageReader& reader, const QString& name) {
     auto fail = [&](const QString& why) { return make_error((name + ": " + why).toStdString()); };
-    if (!QFileInfo(path).isFile()) return fail(QStringLiteral("the image file does not exist"));
-    if (QFileInfo(path).size() == 0) return fail(QStringLiteral("the image file is empty (0 bytes)"));
-    QImageReader reader(path);
     if (!reader.canRead()) return fail(QStringLiteral("not an image that can be read (%1)").arg(reader.errorString()));
     const QSize size = reader.size();
     if (size.isValid() && (qint64(size.width()) * size.height() > kMaxImagePixels || size.width() > kMaxImageSide || size.height() > kMaxImageSide))
@@ -32,6 +32,32 @@ Result<RgbImage> read_image_file(const QString& path) {
     // Qt pads each scan line to 4 bytes; the engine's rows are packed.
     for (int y = 0; y < out.height; ++y) std::memcpy(out.rgb.data() + size_t(y) * size_t(out.width) * 3, rgb.constScanLine(y), size_t(out.width) * 3);
     return out;
+}
+
+}  // namespace
+
+Result<RgbImage> read_image_file(const QString& path) {
+    const QString name = QFileInfo(path).fileName();
+    if (!QFileInfo(path).isFile()) return make_error((name + QStringLiteral(": the image file does not exist")).toStdString());
+    if (QFileInfo(path).size() == 0) return make_error((name + QStringLiteral(": the image file is empty (0 bytes)")).toStdString());
+    QImageReader reader(path);
+    return decode(reader, name);
+}
+
+Result<RgbImage> read_image_data(const QByteArray& bytes, const QString& name) {
+    if (bytes.isEmpty()) return make_error((name + QStringLiteral(": the image is empty (0 bytes)")).toStdString());
+    QBuffer buffer;
+    buffer.setData(bytes);
+    buffer.open(QIODevice::ReadOnly);
+    QImageReader reader(&buffer);
+    return decode(reader, name);
+}
+
+Result<RgbImage> read_base64_image(std::string_view base64, const std::string& name) {
+    auto decoded = QByteArray::fromBase64Encoding(QByteArray::fromRawData(base64.data(), qsizetype(base64.size())),
+                                                  QByteArray::AbortOnBase64DecodingErrors);
+    if (!decoded) return make_error(name + ": the image data is not valid base64");
+    return read_image_data(*decoded, QString::fromStdString(name));
 }
 
 }  // namespace mwb::app

@@ -57,8 +57,8 @@ public:
     virtual MemoryReport memory() const = 0;
 };
 
-// The batch's embedding overrides fit it: hidden values per row, rows within the batch's tokens.
-Status check_embedding_overrides(const ForwardBatch& batch, int64_t hidden);
+// Embedding overrides fit a batch (or a prompt) of `tokens` tokens: `hidden` values per row, rows within the tokens.
+Status check_embedding_overrides(const EmbeddingOverrides& overrides, int64_t tokens, int64_t hidden);
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const ModelGraph> graph, int threads = 0);
 

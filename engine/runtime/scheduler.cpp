@@ -88,7 +88,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::start(Backend& backend, const Mode
 }
 
 Scheduler::Scheduler(Backend& backend, const ModelConfig& config, const SchedulerOptions& options)
-    : backend_(backend), options_(options), routing_(std::make_unique<RoutingCounter>(config)) {
+    : backend_(backend), options_(options), hidden_size_(config.hidden_size), routing_(std::make_unique<RoutingCounter>(config)) {
     for (int64_t s = options.max_running - 1; s >= 0; --s) free_slots_.push_back(s);
     stats_.slot_count = options.max_running;
     stats_.context_tokens = options.context;
@@ -119,6 +119,10 @@ Submission Scheduler::submit(ScheduledRequest request, RequestEvents events) {
     }
     if (request.max_new_tokens < 1) {
         answer.message = "max_new_tokens must be at least 1";
+        return answer;
+    }
+    if (Status fits = check_embedding_overrides(request.prompt_embeddings, int64_t(request.prompt.size()), hidden_size_); !fits) {
+        answer.message = fits.error().message;
         return answer;
     }
     {
@@ -240,8 +244,17 @@ bool Scheduler::step() {
         if (r->request.adapter != adapter || r->decoding()) continue;
         const int64_t count = std::min(options_.prefill_chunk, r->prompt_length() - r->prefilled);
         if (count > budget && chunk_added) break;
+        const int64_t first_row = int64_t(batch.tokens.size());
         batch.tokens.insert(batch.tokens.end(), r->request.prompt.begin() + r->prefilled, r->request.prompt.begin() + r->prefilled + count);
         batch.chunks.push_back({r->slot, r->prefilled, count});
+        const EmbeddingOverrides& given = r->request.prompt_embeddings;
+        for (size_t i = 0; i < given.rows.size(); ++i) {
+            const int64_t row = given.rows[i];
+            if (row < r->prefilled || row >= r->prefilled + count) continue;
+            batch.embedding_overrides.rows.push_back(first_row + row - r->prefilled);
+            batch.embedding_overrides.values.insert(batch.embedding_overrides.values.end(), given.values.begin() + int64_t(i) * hidden_size_,
+                                                    given.values.begin() + int64_t(i + 1) * hidden_size_);
+        }
         members.push_back(r.get());
         budget -= count;
         chunk_added = true;

@@ -41,6 +41,9 @@ struct ScheduledRequest {
     int64_t max_new_tokens = 128;
     std::vector<int32_t> stop_tokens;
     const LowRankDeltas* adapter = nullptr;  // must outlive the request
+    // Prompt rows that take given embeddings (an image's features; rows index the prompt), used as each row's
+    // chunk enters the cache.
+    EmbeddingOverrides prompt_embeddings{};
 };
 
 // What the owner of a request says after each token.
@@ -113,6 +116,7 @@ private:
 
     Backend& backend_;
     SchedulerOptions options_;
+    int64_t hidden_size_ = 0;
     std::unique_ptr<RoutingCounter> routing_;
 
     mutable std::mutex mutex_;

@@ -1,6 +1,6 @@
 // The continuous-batching scheduler on the CPU backend: requests batched together give exactly the tokens
-// each gives alone (through the plain generation loop), the queue is bounded, cancellation frees slots, and
-// the counters add up to what was submitted.
+// each gives alone (through the plain generation loop), image features enter with their prompt's chunks, the
+// queue is bounded, cancellation frees slots, and the counters add up to what was submitted.
 #include <QtTest>
 
 #include <condition_variable>
@@ -12,6 +12,7 @@
 #include "engine/runtime/generation.h"
 #include "engine/runtime/scheduler.h"
 #include "engine/train/lora_adapter.h"
+#include "engine/vision/image_prompt.h"
 
 using namespace mwb;
 
@@ -226,6 +227,45 @@ private slots:
             if (i % 2) adapter_changed_something |= done.at(i).tokens != alone(graph, request_for(all[size_t(i)], i));
         }
         QVERIFY(adapter_changed_something);  // the adapter took part, not only the base model
+    }
+
+    // An image question (dsvl-tiny: the reference's image features in place of its 16 image tokens) cut into
+    // chunks of 5 that split the image, beside text requests: the fixture's greedy tokens, as generate() gives
+    // them; overrides outside the prompt are refused.
+    void image_requests_take_their_features_chunk_by_chunk() {
+        auto graph = load("dsvl-tiny");
+        auto reference = TensorStore::open_file(std::string(MWB_TEST_DATA) + "/models/dsvl-tiny/reference.safetensors");
+        QVERIFY(reference.ok());
+        const auto ids = reference->read_int64("input_ids");
+        const auto greedy = reference->read_int64("greedy");
+        const auto features = reference->read_float("image_features", {});
+        QVERIFY(ids.ok() && greedy.ok() && features.ok());
+        ScheduledRequest image;
+        image.prompt.assign(ids->begin(), ids->end());
+        auto overrides = image_embedding_overrides(image.prompt, 511, *features, graph->config.hidden_size);
+        QVERIFY(overrides.ok());
+        image.prompt_embeddings = std::move(overrides.value());
+        image.max_new_tokens = int64_t(greedy->size());
+        image.sampling.temperature = 0;
+
+        auto backend = make_cpu_backend(graph, 2);
+        const SchedulerOptions options{.max_running = 3, .context = 64, .step_tokens = 13, .prefill_chunk = 5};
+        auto scheduler = Scheduler::start(*backend, graph->config, options);
+        QVERIFY(scheduler);
+        Outcomes outcomes;
+        const auto text = prompts(graph->config.vocab_size, 2);
+        QVERIFY((*scheduler)->submit(request_for(text[1], 1), outcomes.events_for(1)).accepted());
+        QVERIFY((*scheduler)->submit(image, outcomes.events_for(0)).accepted());
+        QVERIFY((*scheduler)->submit(request_for(text[0], 2), outcomes.events_for(2)).accepted());
+        const auto done = outcomes.wait(3);
+        QCOMPARE(std::vector<int64_t>(done.at(0).tokens.begin(), done.at(0).tokens.end()), *greedy);
+        QCOMPARE(done.at(1).tokens, alone(graph, request_for(text[1], 1)));
+
+        ScheduledRequest outside = image;
+        outside.prompt.resize(10);
+        const Submission refused = (*scheduler)->submit(outside, {});
+        QCOMPARE(refused.status, SubmitStatus::Invalid);
+        QVERIFY2(QString::fromStdString(refused.message).contains("outside the 10 tokens"), refused.message.c_str());
     }
 
     void a_full_queue_refuses_and_cancel_frees_the_slot() {

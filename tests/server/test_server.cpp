@@ -14,6 +14,7 @@
 #include "app/server/openai_api.h"
 #include "app/server/openai_client.h"
 #include "app/server/openai_server.h"
+#include "tests/server/server_support.h"
 #include "app/services/demo_model.h"
 #include "engine/runtime/chat_prompt.h"
 #include "engine/runtime/generation.h"
@@ -21,64 +22,12 @@
 
 using namespace mwb;
 using namespace mwb::serve;
+using namespace mwb::serve::testing;
 using nlohmann::json;
 
 namespace {
 
 const std::string kTokenizer = std::string(MWB_TEST_DATA) + "/tokenizer/deepseek-v3";
-
-// Records what the server tells its listener.
-class Recorder final : public ServerListener {
-public:
-    void on_request(const RequestRecord& record) override {
-        std::lock_guard lock(mutex_);
-        records_[record.id] = record;
-    }
-    std::map<int64_t, RequestRecord> records() {
-        std::lock_guard lock(mutex_);
-        return records_;
-    }
-
-private:
-    std::mutex mutex_;
-    std::map<int64_t, RequestRecord> records_;
-};
-
-struct Running {
-    Recorder recorder;  // first: the server reports to it until it has stopped
-    std::unique_ptr<ServedModel> model;
-    std::unique_ptr<OpenAiServer> server;
-    OpenAiClient client(const std::string& key = {}) const { return OpenAiClient(server->base_url(), key); }
-};
-
-std::unique_ptr<Running> start_server(const std::string& model_dir, const std::string& tokenizer_dir, SchedulerOptions scheduler,
-                               ServerOptions server = {}) {
-    auto running = std::make_unique<Running>();
-    ServedModelOptions options;
-    options.model_dir = model_dir;
-    options.tokenizer_dir = tokenizer_dir;
-    options.name = "test-model";
-    options.threads = 2;
-    options.scheduler = scheduler;
-    auto model = ServedModel::open(options);
-    if (!model) qFatal("%s", model.error().message.c_str());
-    running->model = std::move(model.value());
-    server.port = 0;
-    auto started = OpenAiServer::start(*running->model, server, &running->recorder);
-    if (!started) qFatal("%s", started.error().message.c_str());
-    running->server = std::move(started.value());
-    return running;
-}
-
-SchedulerOptions scheduler_with(int64_t running, int64_t queue, int64_t context = 256) {
-    SchedulerOptions s;
-    s.max_running = running;
-    s.max_queue = queue;
-    s.context = context;
-    s.prefill_chunk = 64;
-    s.step_tokens = running + 64;
-    return s;
-}
 
 std::string demo_model() {
     static const std::string directory = [] {

@@ -100,7 +100,7 @@ Result<std::vector<float>> CpuBackend::forward(const ForwardBatch& batch, Forwar
         if (token < 0 || token >= vocab)
             return make_error("token id " + std::to_string(token) + " is outside the vocabulary of " + std::to_string(vocab));
 
-    MWB_TRY(check_embedding_overrides(batch, hidden));
+    MWB_TRY(check_embedding_overrides(batch.embedding_overrides, total, hidden));
     const EmbeddingOverrides& overrides = batch.embedding_overrides;
 
     std::vector<float> x(size_t(total * hidden)), h(x.size()), delta(x.size());
