@@ -108,4 +108,24 @@ void router_backward(const MoeConfig& config, const float* scores, const int32_t
     }
 }
 
+double causal_lm_loss(const float* logits, const int64_t* labels, int64_t tokens, int64_t vocab, int64_t ignored, float gradient_scale,
+                      float* d_logits) {
+    double loss = 0;
+    std::vector<double> exps(static_cast<size_t>(vocab));  // of one position, computed once for the loss and its gradient
+    for (int64_t t = 0; t + 1 < tokens; ++t) {
+        const int64_t label = labels[t + 1];
+        if (label == ignored) continue;
+        const float* row = logits + t * vocab;
+        const float peak = *std::max_element(row, row + vocab);
+        double total = 0;
+        for (int64_t v = 0; v < vocab; ++v) total += exps[size_t(v)] = std::exp(double(row[v] - peak));
+        loss += std::log(total) + peak - row[label];
+        if (!d_logits) continue;
+        float* d = d_logits + t * vocab;
+        for (int64_t v = 0; v < vocab; ++v) d[v] = float(exps[size_t(v)] / total) * gradient_scale;
+        d[label] -= gradient_scale;
+    }
+    return loss;
+}
+
 }  // namespace mwb::train

@@ -26,6 +26,12 @@ void rms_norm_backward_add(const float* x, const float* inv, const float* w, con
 void swiglu_forward(const float* gate, const float* up, int64_t count, float* act);
 void swiglu_backward(const float* gate, const float* up, const float* d_act, int64_t count, float* d_gate, float* d_up);
 
+// transformers' ForCausalLMLoss over one row's logits [tokens, vocab]: position t predicts labels[t + 1], and
+// `ignored` labels (-100) predict nothing. Returns the summed cross-entropy; with d_logits (zero-filled by the
+// caller) also gradient_scale · (softmax − one-hot) on the counted positions.
+double causal_lm_loss(const float* logits, const int64_t* labels, int64_t tokens, int64_t vocab, int64_t ignored, float gradient_scale,
+                      float* d_logits);
+
 // The router of one token: from the gradient of its top-k expert weights to the gradient of its logits, for
 // the weights route_token() computes (scores by sigmoid or softmax, optionally normalised over the chosen,
 // times routed_scaling_factor). The choice itself is not differentiated, as in transformers.

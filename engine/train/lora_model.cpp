@@ -598,22 +598,9 @@ Result<double> LoraModel::row_loss(const LoraAdapter& adapter, std::span<const i
     matmul_nt(*pool_, tape.h_final.data(), frozen(graph_->lm_head).data(), t_count, hidden, vocab, logits.data());
 
     // Cross-entropy of each position against the next label; its gradient is softmax − one-hot.
-    double loss = 0;
     Vec d_logits(gradients ? logits.size() : 0, 0.0f);
-    std::vector<double> exps(static_cast<size_t>(vocab));  // of one row, computed once for the loss and its gradient
-    for (int64_t t = 0; t + 1 < t_count; ++t) {
-        const int64_t label = labels[size_t(t + 1)];
-        if (label == kIgnoredLabel) continue;
-        const float* row = logits.data() + t * vocab;
-        const float peak = *std::max_element(row, row + vocab);
-        double total = 0;
-        for (int64_t v = 0; v < vocab; ++v) total += exps[size_t(v)] = std::exp(double(row[v] - peak));
-        loss += std::log(total) + peak - row[label];
-        if (!gradients) continue;
-        float* d = d_logits.data() + t * vocab;
-        for (int64_t v = 0; v < vocab; ++v) d[v] = float(exps[size_t(v)] / total) * gradient_scale;
-        d[label] -= gradient_scale;
-    }
+    const double loss = causal_lm_loss(logits.data(), labels.data(), t_count, vocab, kIgnoredLabel, gradient_scale,
+                                       gradients ? d_logits.data() : nullptr);
     if (logits_out) *logits_out = std::move(logits);
     if (!gradients) return loss;
 
