@@ -49,4 +49,16 @@ Status Blas::batched(const Batched& p) {
                  "batched GEMM");
 }
 
+Status Blas::product_fp32(const RowMajorFp32& p) {
+    if (p.m <= 0 || p.n <= 0 || p.batch <= 0) return {};
+    // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read column-major is its
+    // transpose: so B goes first, each with its own flag.
+    const float beta = p.accumulate ? 1.0f : 0.0f;
+    return check(cublasGemmStridedBatchedEx(handle_, p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N, p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                            int(p.n), int(p.m), int(p.k), &p.alpha, p.b, CUDA_R_32F, int(p.ldb), p.stride_b, p.a,
+                                            CUDA_R_32F, int(p.lda), p.stride_a, &beta, p.c, CUDA_R_32F, int(p.ldc), p.stride_c,
+                                            int(p.batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "fp32 GEMM");
+}
+
 }  // namespace mwb::cuda

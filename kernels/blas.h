@@ -44,6 +44,23 @@ public:
     };
     Status batched(const Batched& product);
 
+    // Row-major fp32 products, as the trainer's float32 math wants them: C_i [m][n] = alpha · op(A_i) · op(B_i)
+    // (+ C_i when accumulating), op(A_i) [m][k] stored as [m][k] (or [k][m] transposed), op(B_i) [k][n] stored as
+    // [k][n] (or [n][k] transposed); lda/ldb/ldc are the stored row lengths. Full fp32 (no TF32).
+    struct RowMajorFp32 {
+        bool transpose_a = false, transpose_b = false, accumulate = false;
+        int64_t m = 0, n = 0, k = 0;
+        float alpha = 1.0f;
+        const float* a = nullptr;
+        int64_t lda = 0, stride_a = 0;
+        const float* b = nullptr;
+        int64_t ldb = 0, stride_b = 0;
+        float* c = nullptr;
+        int64_t ldc = 0, stride_c = 0;
+        int64_t batch = 1;
+    };
+    Status product_fp32(const RowMajorFp32& product);
+
 private:
     cublasHandle_t handle_ = nullptr;
 };

@@ -262,6 +262,8 @@ private:
     size_t scratch_bytes_ = 0;
 };
 
+}  // namespace
+
 RouterParams router_params(const MoeConfig& m) {
     RouterParams p;
     p.experts = m.n_routed_experts;
@@ -275,8 +277,6 @@ RouterParams router_params(const MoeConfig& m) {
     p.scaling = float(m.routed_scaling_factor);
     return p;
 }
-
-}  // namespace
 
 Result<DeviceModel> upload_model(const ModelGraph& graph, WeightQuantisation quantisation, DeviceMemory& memory, cudaStream_t stream) {
     Uploader up(memory, stream, quantisation);

@@ -97,6 +97,9 @@ struct DeviceModel {
     int64_t moe_layers = 0;
 };
 
+// The router kernels' parameters of a MoE layer (the bias is left for the caller to upload).
+RouterParams router_params(const MoeConfig& config);
+
 // Checks that the model's dimensions suit the kernels (multiples of 8, router limits).
 Status check_cuda_support(const ModelConfig& config);
 

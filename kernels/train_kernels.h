@@ -1,8 +1,8 @@
 // Launchers of the LoRA trainer's kernels (train_ops.cu). Each is the device twin of a float32 CPU function of
-// engine/train (backward_ops.h, optimizer.h, lora_model.cpp's attention), which finite differences check
+// engine/train (backward_ops.h, lora_model.cpp's attention), which finite differences check
 // in tests/train; tests/gpu/test_cuda_train_ops.cpp holds each kernel to its twin. Conventions as in kernels.h:
 // plain pointers and a stream, row-major, every launcher enqueues work and returns at once. Activations,
-// gradients, LoRA weights and optimizer state are fp32; the frozen bf16 weights go through cuBLAS (blas.h).
+// gradients and LoRA weights are fp32; the frozen bf16 weights go through cuBLAS (blas.h).
 #pragma once
 
 #include <cstdint>
@@ -67,28 +67,31 @@ void causal_lm_loss(const float* logits, const int64_t* labels, int64_t rows, in
 void router_backward(const float* scores, const int32_t* chosen, const float* d_weights, int64_t rows, const RouterParams& router,
                      float* d_logits, cudaStream_t stream);
 
-// Optimizer ---------------------------------------------------------------------------------------------------
-// One AdamW update of a flat parameter array with PyTorch's semantics (decoupled weight decay, bias correction),
-// as train::AdamW::step updates each matrix; `step` counts from 1 (the update's number).
-struct AdamWStep {
-    double lr = 0.0;
-    double beta1 = 0.9, beta2 = 0.999;
-    double eps = 1e-8;
-    double weight_decay = 0.0;
-    int64_t step = 1;
-};
-void adamw_step(float* params, const float* gradients, float* first_moment, float* second_moment, int64_t count, const AdamWStep& step,
-                cudaStream_t stream);
-
-// Gradient clipping -------------------------------------------------------------------------------------------
-// *squared_norm = Σ values² in fp64, deterministic (fixed blocks, then one block over their partial sums in
-// `partials`, kSquaredNormPartials doubles of scratch).
-constexpr int64_t kSquaredNormPartials = 256;
-void squared_norm(const float* values, int64_t count, double* partials, double* result, cudaStream_t stream);
-// values *= factor.
-void scale_in_place(float* values, int64_t count, float factor, cudaStream_t stream);
-// train::clip_gradient_norm with the squared norm on the device (no host round trip): values scaled by
-// max_norm / (norm + 1e-6) when that is below 1.
-void clip_to_norm(float* values, int64_t count, const double* squared_norm, double max_norm, cudaStream_t stream);
+// Rows (train_rows.cu) -------------------------------------------------------------------------------------------
+// out = x rounded to bf16, the input of a GEMM with frozen bf16 weights.
+void to_bf16(const float* x, int64_t count, bf16* out, cudaStream_t stream);
+// x += y.
+void add_into(float* x, const float* y, int64_t count, cudaStream_t stream);
+// out[r][0, width) = (or +=) in[r][0, width), rows in_stride and out_stride apart.
+void copy_columns(const float* in, int64_t in_stride, int64_t rows, int64_t width, float* out, int64_t out_stride, bool accumulate,
+                  cudaStream_t stream);
+// out[i] = Σ_h per_head[h · count + i], in head order.
+void sum_heads(const float* per_head, int64_t heads, int64_t count, float* out, cudaStream_t stream);
+// out[i] = scales[i] · in[rows[i]] (scales may be null: 1).
+void gather_rows_fp32(const float* in, int64_t width, const int32_t* rows, const float* scales, int64_t count, float* out,
+                      cudaStream_t stream);
+// out[rows[i]] += scales[i] · in[i] (scales may be null: 1); the rows of one call must be distinct.
+void scatter_add_rows(const float* in, int64_t width, const int32_t* rows, const float* scales, int64_t count, float* out,
+                      cudaStream_t stream);
+// out[out_index[i]] = a[a_rows[i]] · b[i] (dot products of rows of `width`).
+void row_dots(const float* a, const int32_t* a_rows, const float* b, int64_t width, int64_t count, float* out, const int32_t* out_index,
+              cudaStream_t stream);
+// y[r] += bias for y [rows, width].
+void add_bias_rows(float* y, int64_t rows, int64_t width, const float* bias, cudaStream_t stream);
+// PEFT's lora_dropout on an adapter's input with the CPU trainer's mask (a hash of the row's seed, the module's
+// index in the adapter and the element): out = x / (1 − rate) where kept, 0 elsewhere; and its backward,
+// dx += d / (1 − rate) where kept.
+void lora_dropout(const float* x, int64_t count, uint64_t seed, int64_t module, double rate, float* out, cudaStream_t stream);
+void lora_dropout_backward_add(const float* d, int64_t count, uint64_t seed, int64_t module, double rate, float* dx, cudaStream_t stream);
 
 }  // namespace mwb::cuda

@@ -1,8 +1,7 @@
 // The LoRA trainer's fp32 ops on the GPU, each the device twin of a CPU function of engine/train: RMSNorm and
 // SwiGLU forward and backward, RoPE and its transpose, the causal attention softmax and its backward, the causal
-// LM cross-entropy with its gradient, the router's backward, AdamW, and the global gradient norm for clipping.
-// Each kernel repeats its twin's per-element arithmetic in the same order (AdamW's per-step scalars formed on the
-// host as the CPU forms them). What differs: block reductions sum in another order (in fp64 where the twin sums in
+// LM cross-entropy with its gradient, and the router's backward.
+// Each kernel repeats its twin's per-element arithmetic in the same order. What differs: block reductions sum in another order (in fp64 where the twin sums in
 // fp64), and the cross-entropy's exponentials are fp32 where the CPU's are fp64 (summed in fp64 on both sides).
 #include <algorithm>
 #include <cmath>
@@ -216,51 +215,6 @@ __global__ void router_backward_kernel(const float* scores, const int32_t* chose
     }
 }
 
-// The per-step scalars come from the host in fp32, formed in fp64 exactly as train::AdamW forms them.
-__global__ void adamw_kernel(float* params, const float* gradients, float* first_moment, float* second_moment, int64_t count, float beta1,
-                             float beta2, float decay, float step_size, float correction2, float eps) {
-    const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
-    if (i >= count) return;
-    const float g = gradients[i];
-    float m = first_moment[i];
-    m += (g - m) * (1.0f - beta1);  // torch: exp_avg.lerp_(grad, 1 - beta1)
-    const float v = second_moment[i] * beta2 + (1.0f - beta2) * g * g;
-    const float denominator = sqrtf(v) / correction2 + eps;
-    params[i] = params[i] * decay - step_size * m / denominator;
-    first_moment[i] = m;
-    second_moment[i] = v;
-}
-
-// A fixed grid strides over the values, one partial sum per block: the same sums in the same order every call.
-__global__ void squared_norm_partials_kernel(const float* values, int64_t count, double* partials) {
-    __shared__ double scratch[32];
-    double sum = 0.0;
-    for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < count; i += int64_t(gridDim.x) * kThreads)
-        sum += double(values[i]) * values[i];
-    sum = block_sum_double(sum, scratch);
-    if (threadIdx.x == 0) partials[blockIdx.x] = sum;
-}
-
-__global__ void squared_norm_total_kernel(const double* partials, int64_t count, double* result) {
-    __shared__ double scratch[32];
-    double sum = 0.0;
-    for (int64_t i = threadIdx.x; i < count; i += kThreads) sum += partials[i];
-    sum = block_sum_double(sum, scratch);
-    if (threadIdx.x == 0) *result = sum;
-}
-
-__global__ void scale_kernel(float* values, int64_t count, float factor) {
-    const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
-    if (i < count) values[i] *= factor;
-}
-
-__global__ void clip_to_norm_kernel(float* values, int64_t count, const double* squared_norm, double max_norm) {
-    const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
-    if (i >= count) return;
-    const double coefficient = max_norm / (sqrt(*squared_norm) + 1e-6);
-    if (coefficient < 1.0) values[i] *= float(coefficient);
-}
-
 void launch_rope(float* data, int64_t rows, int64_t row_stride, int64_t heads, int64_t head_stride, const int32_t* positions,
                  const RopeParams& rope, float direction, cudaStream_t stream) {
     if (rows <= 0 || heads <= 0 || rope.rotary_dim < 2) return;
@@ -326,34 +280,6 @@ void router_backward(const float* scores, const int32_t* chosen, const float* d_
     if (rows > 0)
         MWB_LAUNCH(router_backward_kernel, blocks_for(rows, kRouterWarps), kThreads, 0, stream)(scores, chosen, d_weights, rows, router,
                                                                                                 d_logits);
-}
-
-void adamw_step(float* params, const float* gradients, float* first_moment, float* second_moment, int64_t count, const AdamWStep& step,
-                cudaStream_t stream) {
-    if (count <= 0) return;
-    const float decay = float(1.0 - step.lr * step.weight_decay);
-    const float step_size = float(step.lr / (1.0 - std::pow(step.beta1, double(step.step))));
-    const float correction2 = float(std::sqrt(1.0 - std::pow(step.beta2, double(step.step))));
-    MWB_LAUNCH(adamw_kernel, blocks_for(count, kThreads), kThreads, 0, stream)(params, gradients, first_moment, second_moment, count,
-                                                                               float(step.beta1), float(step.beta2), decay, step_size,
-                                                                               correction2, float(step.eps));
-}
-
-void squared_norm(const float* values, int64_t count, double* partials, double* result, cudaStream_t stream) {
-    // At least one block, so that an empty array's norm is written too (0).
-    count = std::max<int64_t>(count, 0);
-    const int64_t blocks = std::clamp<int64_t>(blocks_for(count, kThreads), 1, kSquaredNormPartials);
-    MWB_LAUNCH(squared_norm_partials_kernel, unsigned(blocks), kThreads, 0, stream)(values, count, partials);
-    MWB_LAUNCH(squared_norm_total_kernel, 1, kThreads, 0, stream)(partials, blocks, result);
-}
-
-void scale_in_place(float* values, int64_t count, float factor, cudaStream_t stream) {
-    if (count > 0) MWB_LAUNCH(scale_kernel, blocks_for(count, kThreads), kThreads, 0, stream)(values, count, factor);
-}
-
-void clip_to_norm(float* values, int64_t count, const double* squared_norm, double max_norm, cudaStream_t stream) {
-    if (count > 0)
-        MWB_LAUNCH(clip_to_norm_kernel, blocks_for(count, kThreads), kThreads, 0, stream)(values, count, squared_norm, max_norm);
 }
 
 }  // namespace mwb::cuda

@@ -46,11 +46,11 @@ const Command kCommands[] = {
      "train MODEL_DIR --data FILE(.jsonl|.safetensors) --out DIR [--init-adapter DIR | --targets a,b --rank R --alpha A --rslora] "
      "[--lr X --beta1 --beta2 --eps --weight-decay --batch B --grad-accum N (--steps N | --epochs E) --no-shuffle "
      "--scheduler constant|linear|cosine --warmup N --clip X --cutoff T --train-on-prompt --skip-bad-lines --val-split F --seed S "
-     "--checkpoint-every N --resume DIR --metrics FILE.jsonl --gradient-checkpointing --tokenizer DIR --threads N --device cpu]; "
+     "--checkpoint-every N --resume DIR --metrics FILE.jsonl --gradient-checkpointing --tokenizer DIR --threads N --device cpu|cuda]; "
      "train MODEL_DIR --estimate [--cutoff T --targets a,b --rank R]   the memory plan"},
     {"bench-train", mwb::cli::run_bench_train,
      "bench-train --shape v3-16b --layers N --random-weights [--rank 16 --seq 1024 --batch 4 --steps 2 --targets a,b "
-     "--gradient-checkpointing --threads N --seed S]"},
+     "--gradient-checkpointing --threads N --seed S --device cpu|cuda]"},
     {"merge", mwb::cli::run_merge, "merge MODEL_DIR --adapter DIR --out DIR [--dtype float32|bfloat16|float16 --shard-size GB]"},
     {"tokenize", mwb::cli::run_tokenize, "tokenize --tokenizer DIR (--text T | --jsonl FILE) [--special]"},
     {"detokenize", mwb::cli::run_detokenize, "detokenize --tokenizer DIR --ids 1,2,3 [--skip-special]"},

@@ -16,7 +16,11 @@
 #include "engine/model/random_weights.h"
 #include "engine/train/memory_plan.h"
 #include "engine/train/merge.h"
+#include "app/services/trainable_model.h"
 #include "engine/train/trainer.h"
+#ifdef MWB_HAVE_CUDA
+#include "kernels/cuda_lora_model.h"
+#endif
 
 namespace mwb::cli {
 
@@ -79,6 +83,24 @@ Result<train::TrainOptions> train_options(const CliArgs& args) {
     return o;
 }
 
+// The model `--device` trains on: the CPU trainer, or the CUDA one.
+Result<std::unique_ptr<train::TrainableModel>> trainable_model(const CliArgs& args, std::shared_ptr<const ModelGraph> graph, int threads) {
+    const std::string device = args.get_or("device", "cpu");
+    if (device != "cpu" && device != "cuda") return make_error("--device must be cpu or cuda, got '" + device + "'");
+    return app::make_trainable_model(std::move(graph), device == "cuda", threads);
+}
+
+// Bytes the trainer holds: on the GPU its weights and activations, on the CPU the process's peak resident set.
+int64_t training_memory_bytes(const train::TrainableModel& model) {
+#ifdef MWB_HAVE_CUDA
+    if (const auto* gpu = dynamic_cast<const CudaLoraModel*>(&model)) return int64_t(gpu->weight_bytes() + gpu->activation_bytes());
+#endif
+    (void)model;
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return int64_t(usage.ru_maxrss) * 1024;
+}
+
 }  // namespace
 
 int run_train(int argc, char** argv) {
@@ -91,7 +113,6 @@ int run_train(int argc, char** argv) {
     const std::string model_directory = args->positionals()[0];
     const bool estimate = args->has("estimate");
     if (!estimate && (!args->get("data") || !args->get("out"))) return fail("--data FILE and --out DIR are required");
-    if (args->get_or("device", "cpu") != "cpu") return fail("training runs on --device cpu so far; the CUDA trainer is not built yet");
     auto options = train_options(*args);
     if (!options) return fail(options.error().message);
     options->output_directory = args->get_or("out", "");
@@ -127,13 +148,13 @@ int run_train(int argc, char** argv) {
     if (estimate) {
         auto cutoff = args->integer_or("cutoff", train::DatasetOptions{}.cutoff);
         if (!cutoff || *cutoff < 2) return fail("--cutoff expects a number of tokens, at least 2");
-        std::printf("memory plan for rows of %lld tokens (the CPU trainer runs one row at a time, whatever --batch):\n%s",
+        std::printf("memory plan for rows of %lld tokens (the trainer runs one row at a time, whatever --batch):\n%s",
                     (long long)*cutoff, train::describe(train::plan_training_memory(*shared_graph, *adapter, *cutoff)).c_str());
         return 0;
     }
-    auto model = train::LoraModel::create(shared_graph, int(*threads));
+    auto model = trainable_model(*args, shared_graph, int(*threads));
     if (!model) return fail(model.error().message);
-    model->set_gradient_checkpointing(args->has("gradient-checkpointing"));
+    (*model)->set_gradient_checkpointing(args->has("gradient-checkpointing"));
 
     // The data, and the validation rows held out from it.
     train::DatasetOptions data_options;
@@ -160,7 +181,7 @@ int run_train(int argc, char** argv) {
         metrics.open(*path, std::ios::trunc);
         if (!metrics) return fail("cannot write " + *path);
     }
-    train::Trainer trainer(*model, *adapter, *options, std::move(dataset), std::move(validation));
+    train::Trainer trainer(**model, *adapter, *options, std::move(dataset), std::move(validation));
     if (auto resume = args->get("resume")) {
         if (Status status = trainer.resume(*resume); !status) return fail(status.error().message);
         std::fprintf(stderr, "resumed at step %lld of %lld\n", (long long)trainer.step(), (long long)trainer.total_steps());
@@ -192,7 +213,6 @@ int run_bench_train(int argc, char** argv) {
                                {"shape", "layers", "rank", "seq", "batch", "steps", "targets", "threads", "seed", "device"});
     if (!args) return fail(args.error().message);
     if (!args->has("random-weights")) return fail("bench-train runs on random weights: pass --random-weights");
-    if (args->get_or("device", "cpu") != "cpu") return fail("training runs on --device cpu so far; the CUDA trainer is not built yet");
     auto layers = args->integer_or("layers", 2);
     auto rank = args->integer_or("rank", 16);
     auto seq = args->integer_or("seq", 1024);
@@ -218,9 +238,9 @@ int run_bench_train(int argc, char** argv) {
     lora.alpha = 2.0 * double(*rank);
     auto adapter = train::LoraAdapter::create(*shared_graph, lora, uint64_t(*seed));
     if (!adapter) return fail(adapter.error().message);
-    auto model = train::LoraModel::create(shared_graph, int(*threads));
+    auto model = trainable_model(*args, shared_graph, int(*threads));
     if (!model) return fail(model.error().message);
-    model->set_gradient_checkpointing(args->has("gradient-checkpointing"));
+    (*model)->set_gradient_checkpointing(args->has("gradient-checkpointing"));
     // Random token rows, every token learnt.
     train::Dataset data;
     std::mt19937_64 generator{uint64_t(*seed)};
@@ -236,7 +256,7 @@ int run_bench_train(int argc, char** argv) {
     options.batch = *batch;
     options.steps = *steps;
     options.shuffle = false;
-    train::Trainer trainer(*model, *adapter, options, std::move(data));
+    train::Trainer trainer(**model, *adapter, options, std::move(data));
     std::vector<double> step_seconds, losses;
     const Status status = trainer.run([&](const train::StepReport& r) {
         step_seconds.push_back(r.seconds);
@@ -247,9 +267,7 @@ int run_bench_train(int argc, char** argv) {
     std::vector<double> sorted = step_seconds;
     std::sort(sorted.begin(), sorted.end());
     const double median = sorted[sorted.size() / 2];
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    const nlohmann::json report = {{"backend", "cpu"},
+    const nlohmann::json report = {{"backend", args->get_or("device", "cpu")},
                                    {"shape", args->get_or("shape", "v3-16b")},
                                    {"layers", *layers},
                                    {"rank", *rank},
@@ -262,7 +280,7 @@ int run_bench_train(int argc, char** argv) {
                                    {"step_seconds", step_seconds},
                                    {"median_step_seconds", median},
                                    {"tokens_per_s", double(*seq * *batch) / median},
-                                   {"peak_memory_bytes", int64_t(usage.ru_maxrss) * 1024},
+                                   {"peak_memory_bytes", training_memory_bytes(**model)},
                                    {"losses", losses}};
     std::printf("%s\n", report.dump(2).c_str());
     return 0;

@@ -49,6 +49,7 @@ QString training_params_json(const TrainingJob& job) {
                              {"seed", QString::number(o.seed)},
                              {"checkpoint_every", qint64(o.checkpoint_every)},
                              {"gradient_checkpointing", job.gradient_checkpointing},
+                             {"device", job.cuda ? "cuda" : "cpu"},
                              {"output", QString::fromStdString(o.output_directory)}};
     return QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact));
 }
@@ -90,6 +91,7 @@ Result<TrainingJob> training_job_from_params(const QString& model_directory, con
     o.output_directory = p["output"].toString().toStdString();
     o.base_model = model_directory.toStdString();
     job.gradient_checkpointing = p["gradient_checkpointing"].toBool();
+    job.cuda = p["device"].toString() == "cuda";
     return job;
 }
 

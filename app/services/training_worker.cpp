@@ -2,6 +2,7 @@
 
 #include <QDir>
 
+#include "app/services/trainable_model.h"
 #include "engine/model/model_graph.h"
 
 namespace mwb::app {
@@ -48,9 +49,9 @@ void TrainingWorker::train(const TrainingJob& job) {
     auto graph = load_model_graph(job.model_directory.toStdString());
     if (!graph) return fail(graph.error());
     auto shared_graph = std::make_shared<const ModelGraph>(std::move(graph.value()));
-    auto model = train::LoraModel::create(shared_graph, job.threads);
+    auto model = make_trainable_model(shared_graph, job.cuda, job.threads);
     if (!model) return fail(model.error());
-    model->set_gradient_checkpointing(job.gradient_checkpointing);
+    (*model)->set_gradient_checkpointing(job.gradient_checkpointing);
 
     emit stage(tr("Reading the data"));
     const QString tokenizer = job.tokenizer_directory.isEmpty() ? job.model_directory : job.tokenizer_directory;
@@ -61,7 +62,7 @@ void TrainingWorker::train(const TrainingJob& job) {
                                               : train::LoraAdapter::load(job.init_adapter.toStdString(), *shared_graph);
     if (!adapter) return fail(adapter.error());
     const qint64 rows = qint64(data->train.rows.size()), validation_rows = qint64(data->validation.rows.size());
-    train::Trainer trainer(*model, *adapter, job.options, std::move(data->train), std::move(data->validation));
+    train::Trainer trainer(**model, *adapter, job.options, std::move(data->train), std::move(data->validation));
     if (!job.resume_checkpoint.isEmpty())
         if (Status status = trainer.resume(job.resume_checkpoint.toStdString()); !status) return fail(status.error());
     emit started(trainer.total_steps(), trainer.step(), rows, validation_rows);

@@ -30,6 +30,7 @@ struct TrainingJob {
     bool gradient_checkpointing = false;
     QString resume_checkpoint;    // continue a run from its checkpoint
     int threads = 0;
+    bool cuda = false;            // train on the GPU (a CUDA build); else on `threads` CPU threads
 };
 
 class TrainingWorker : public QObject {

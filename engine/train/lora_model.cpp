@@ -449,16 +449,9 @@ Vec LoraModel::Context::moe_forward(int64_t layer, const MoeWeights& w, LayerTap
         float* weights = tape.weights.data() + t * k;
         route_token(w.config, logits.data() + t * experts, bias.empty() ? nullptr : bias.data(), chosen, weights, tape.scores.data() + t * experts);
         const int32_t* given = imposed ? imposed->data() + t * k : replay_ ? routing_->data() + routing_position_ : nullptr;
-        if (given) {
-            // Experts chosen before, weighted as route_token weights its own choice.
+        if (given) {  // experts chosen before, weighted as route_token weights its own choice
             std::copy_n(given, k, chosen);
-            float total = 0;
-            for (int64_t i = 0; i < k; ++i) total += tape.scores[size_t(t * experts + chosen[i])];
-            for (int64_t i = 0; i < k; ++i) {
-                float weight = tape.scores[size_t(t * experts + chosen[i])];
-                if (w.config.norm_topk_prob && k > 1) weight /= (total + 1e-20f);
-                weights[i] = weight * float(w.config.routed_scaling_factor);
-            }
+            weigh_experts(w.config, tape.scores.data() + t * experts, chosen, weights);
         } else if (routing_) {
             routing_->insert(routing_->end(), chosen, chosen + k);
         }

@@ -32,25 +32,39 @@ struct LoraGradients {
 constexpr int64_t kIgnoredLabel = -100;
 int64_t counted_labels(std::span<const int64_t> labels);
 
-class LoraModel {
+// What the trainer needs of a model with a LoRA adapter, on the CPU (LoraModel) or a GPU (CudaLoraModel of
+// kernels/cuda_lora_model.h).
+class TrainableModel {
 public:
-    static Result<LoraModel> create(std::shared_ptr<const ModelGraph> graph, int threads = 0);
+    virtual ~TrainableModel() = default;
 
     // The summed cross-entropy of a row's counted labels. With `gradients`, adds the gradient of
     // `gradient_scale` × that sum (1 / the batch's counted labels gives transformers' mean loss).
     // `logits`, when given, receives the row's logits [tokens, vocab]. `routing`, when given, records the experts
     // every token chose in every MoE layer if it is empty, and imposes them if not (the loss is then smooth in
     // the adapter: no choice flips, which finite-difference checks need).
-    Result<double> row_loss(const LoraAdapter& adapter, std::span<const int32_t> ids, std::span<const int64_t> labels,
-                            float gradient_scale, LoraGradients* gradients, std::vector<float>* logits = nullptr,
-                            std::vector<int32_t>* routing = nullptr);
+    virtual Result<double> row_loss(const LoraAdapter& adapter, std::span<const int32_t> ids, std::span<const int64_t> labels,
+                                    float gradient_scale, LoraGradients* gradients, std::vector<float>* logits = nullptr,
+                                    std::vector<int32_t>* routing = nullptr) = 0;
 
-    const ModelGraph& graph() const { return *graph_; }
+    virtual const ModelGraph& graph() const = 0;
     // Gradient checkpointing: keep each layer's input only and recompute the layer in the backward pass (about
     // a third more compute for activations of one layer instead of all; the gradients are identical).
-    void set_gradient_checkpointing(bool enabled) { checkpointing_ = enabled; }
+    virtual void set_gradient_checkpointing(bool enabled) = 0;
     // The adapter's dropout (its config's rate) draws its masks from this seed; 0 turns dropout off (evaluation).
-    void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
+    virtual void set_dropout_seed(uint64_t seed) = 0;
+};
+
+class LoraModel final : public TrainableModel {
+public:
+    static Result<LoraModel> create(std::shared_ptr<const ModelGraph> graph, int threads = 0);
+
+    Result<double> row_loss(const LoraAdapter& adapter, std::span<const int32_t> ids, std::span<const int64_t> labels,
+                            float gradient_scale, LoraGradients* gradients, std::vector<float>* logits = nullptr,
+                            std::vector<int32_t>* routing = nullptr) override;
+    const ModelGraph& graph() const override { return *graph_; }
+    void set_gradient_checkpointing(bool enabled) override { checkpointing_ = enabled; }
+    void set_dropout_seed(uint64_t seed) override { dropout_seed_ = seed; }
 
 private:
     LoraModel(std::shared_ptr<const ModelGraph> graph, int threads);

@@ -36,7 +36,7 @@ int64_t planned_steps(const TrainOptions& options, int64_t rows) {
     return std::max<int64_t>(1, int64_t(std::ceil(options.epochs * double(rows) / double(per_step))));
 }
 
-Trainer::Trainer(LoraModel& model, LoraAdapter& adapter, TrainOptions options, Dataset train, Dataset validation)
+Trainer::Trainer(TrainableModel& model, LoraAdapter& adapter, TrainOptions options, Dataset train, Dataset validation)
     : model_(model), adapter_(adapter), options_(std::move(options)), train_(std::move(train)), validation_(std::move(validation)),
       optimizer_(adapter, options_.optimizer), gradients_(LoraGradients::zeros_like(adapter)),
       total_steps_(planned_steps(options_, int64_t(train_.rows.size()))) {}

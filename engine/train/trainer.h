@@ -52,7 +52,7 @@ int64_t planned_steps(const TrainOptions& options, int64_t rows);
 
 class Trainer {
 public:
-    Trainer(LoraModel& model, LoraAdapter& adapter, TrainOptions options, Dataset train, Dataset validation = {});
+    Trainer(TrainableModel& model, LoraAdapter& adapter, TrainOptions options, Dataset train, Dataset validation = {});
 
     // Continues from a checkpoint directory written by this trainer (same data and options).
     Status resume(const std::string& checkpoint);
@@ -70,7 +70,7 @@ private:
     // The row used at overall position `index` of the epoch-by-epoch order.
     const TokenRow& row_at(int64_t index);
 
-    LoraModel& model_;
+    TrainableModel& model_;
     LoraAdapter& adapter_;
     TrainOptions options_;
     Dataset train_, validation_;

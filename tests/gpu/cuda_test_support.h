@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <vector>
 
 #include <cuda_runtime.h>
 
 #include "engine/io/dtype.h"
+#include "engine/train/lora_adapter.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/kernels.h"
 #include "tests/support/fixture.h"
@@ -53,16 +55,6 @@ inline double cosine(const float* a, const float* b, size_t n) {
     return ab / std::sqrt(aa * bb + 1e-30);
 }
 
-inline double relative_error(const std::vector<float>& value, const std::vector<float>& reference) {
-    double difference = 0, norm = 0;
-    for (size_t i = 0; i < value.size(); ++i) {
-        if (!std::isfinite(value[i])) return INFINITY;
-        difference += (double(value[i]) - reference[i]) * (double(value[i]) - reference[i]);
-        norm += double(reference[i]) * reference[i];
-    }
-    return std::sqrt(difference / (norm + 1e-30));
-}
-
 inline size_t argmax(const float* values, size_t n) { return size_t(std::max_element(values, values + n) - values); }
 
 inline std::vector<uint16_t> to_bf16(const std::vector<float>& values) {
@@ -84,4 +76,20 @@ inline std::unique_ptr<mwb::CudaBackend> cuda_backend(const mwb::testing::Fixtur
     auto backend = mwb::make_cuda_backend(f.graph, options);
     if (!backend) qFatal("%s", backend.error().message.c_str());
     return std::move(backend.value());
+}
+
+// A LoRA adapter of rank 8 on every linear layer of the model, B uniform in ±0.5/√rank (PEFT's zero B would leave
+// the model unchanged).
+inline mwb::train::LoraAdapter random_lora_adapter(const mwb::ModelGraph& graph, uint64_t seed, double dropout = 0) {
+    mwb::train::LoraConfig config;
+    config.dropout = dropout;
+    for (const auto& [name, weight] : mwb::train::linear_modules(graph)) config.target_modules.push_back(name);
+    auto adapter = mwb::train::LoraAdapter::create(graph, config, seed);
+    if (!adapter) qFatal("%s", adapter.error().message.c_str());
+    std::mt19937_64 random(seed + 1);
+    const float bound = 0.5f / std::sqrt(float(config.rank));
+    std::uniform_real_distribution<float> uniform(-bound, bound);
+    for (mwb::train::LoraModule& m : adapter->modules())
+        for (float& b : m.b) b = uniform(random);
+    return std::move(adapter.value());
 }

@@ -17,6 +17,7 @@
 
 using namespace mwb;
 using namespace mwb::cuda;
+using namespace mwb::testing;
 
 namespace {
 

@@ -10,10 +10,8 @@
 #include <QtTest>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <memory>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,18 +29,7 @@ using namespace mwb::testing;
 
 namespace {
 
-// An adapter of rank 8 on every linear layer of the model, B uniform in ±0.5/√rank.
-LowRankDeltas random_adapter(const ModelGraph& graph, uint64_t seed) {
-    train::LoraConfig config;
-    for (const auto& [name, weight] : train::linear_modules(graph)) config.target_modules.push_back(name);
-    auto adapter = train::LoraAdapter::create(graph, config, seed);
-    if (!adapter) qFatal("%s", adapter.error().message.c_str());
-    std::mt19937_64 random(seed + 1);
-    std::uniform_real_distribution<float> uniform(-0.5f / std::sqrt(float(config.rank)), 0.5f / std::sqrt(float(config.rank)));
-    for (train::LoraModule& m : adapter->modules())
-        for (float& b : m.b) b = uniform(random);
-    return adapter->deltas(graph);
-}
+LowRankDeltas random_adapter(const ModelGraph& graph, uint64_t seed) { return random_lora_adapter(graph, seed).deltas(graph); }
 
 struct Run {
     std::vector<float> logits;  // [tokens, vocab]

@@ -17,6 +17,7 @@
 #include "tests/gpu/cuda_test_support.h"
 
 using namespace mwb;
+using namespace mwb::testing;
 
 class CudaReferenceLayerTest : public QObject {
     Q_OBJECT

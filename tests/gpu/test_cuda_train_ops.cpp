@@ -1,16 +1,15 @@
 // The LoRA trainer's fp32 kernels (kernels/train_ops.cu) against their CPU twins of engine/train, which finite
 // differences check in tests/train: RMSNorm, SwiGLU and the cross-entropy (backward_ops), RoPE (RopeTable), the
 // causal attention softmax (cpu::softmax per row) and its backward (inline in lora_model.cpp's attention: mirrored
-// here), the router's backward, AdamW (train::AdamW), the gradient norm and clipping. Random inputs of awkward sizes
+// here), the router's backward, and the trainer's row moves (gathers, weighted scatters, lora_dropout). Random inputs of awkward sizes
 // (widths not multiples of 32, more rows than one block, 70 tokens), plus hand-computed cases for the
-// cross-entropy and AdamW's first step.
+// cross-entropy.
 //
 // Errors are the largest |device − CPU| over a tensor relative to its largest |CPU| value, so that entries that
 // cancel (gradients near zero) are judged against the tensor's scale. Both sides compute in fp32:
 // - kSameOrder 1e-6: the same per-element formula and the same summation order (or fp64 sums); what differs is
 //   the device's libm (expf, sincosf within 2 ulp) and FMA contraction, a few ulp (1 ulp = 6e-8).
 // - kReordered 1e-5: fp32 sums of up to 70 terms (a softmax row) in another order, ≤ 70 roundings at worst.
-// - Sums of squares accumulate in fp64 on both sides: 1e-12.
 #include <QtTest>
 
 #include <algorithm>
@@ -25,7 +24,6 @@
 #include "engine/train/backward_ops.h"
 #include "engine/train/lora_adapter.h"
 #include "engine/train/lora_model.h"
-#include "engine/train/optimizer.h"
 #include "kernels/train_kernels.h"
 #include "tests/gpu/cuda_test_support.h"
 
@@ -113,7 +111,7 @@ private slots:
 
     void swiglu_matches_backward_ops() {
         const int64_t count = 70 * 333;
-        const auto gate = random_floats(size_t(count), 5, 3.0f), up = random_floats(size_t(count), 6), d_act = random_floats(size_t(count), 7);
+        const auto gate = random_floats(static_cast<size_t>(count), 5, 3.0f), up = random_floats(static_cast<size_t>(count), 6), d_act = random_floats(static_cast<size_t>(count), 7);
         std::vector<float> act(static_cast<size_t>(count)), d_gate(static_cast<size_t>(count)), d_up(static_cast<size_t>(count));
         train::swiglu_forward(gate.data(), up.data(), count, act.data());
         train::swiglu_backward(gate.data(), up.data(), d_act.data(), count, d_gate.data(), d_up.data());
@@ -312,79 +310,58 @@ private slots:
         QVERIFY(within("router_backward d_logits", max_error(gradient.download(), d_logits), kSameOrder));
     }
 
-    // lr 0.1, weight decay 0.01, step 1: the first step moves each parameter by lr against its gradient's sign
-    // (m̂ = g, v̂ = g²), after the decay 1 − 0.001; a zero gradient leaves only the decay. Within 1e-4 of these exact
-    // values, not 1e-6: train::AdamW forms 1 − β2 in fp32 from β2 rounded to fp32, 1.3e-5 away from 0.001.
-    void adamw_first_step_by_hand() {
-        const double tolerance = 1e-4;
-        DeviceArray<float> params(std::vector<float>{1.0f, -0.5f, 0.25f}), gradients(std::vector<float>{0.5f, -2.0f, 0.0f});
-        DeviceArray<float> m(std::vector<float>(3, 0.0f)), v(std::vector<float>(3, 0.0f));
-        adamw_step(params.get(), gradients.get(), m.get(), v.get(), 3, AdamWStep{0.1, 0.9, 0.999, 1e-8, 0.01, 1}, nullptr);
-        QVERIFY(within("adamw by hand: params", max_error(params.download(), std::vector<float>{0.899f, -0.3995f, 0.24975f}), tolerance));
-        QVERIFY(within("adamw by hand: m", max_error(m.download(), std::vector<float>{0.05f, -0.2f, 0.0f}), tolerance));
-        QVERIFY(within("adamw by hand: v", max_error(v.download(), std::vector<float>{0.00025f, 0.004f, 0.0f}), tolerance));
+    // The trainer's row moves on small hand-checkable rows.
+    void row_moves_match_hand_computed_values() {
+        const std::vector<float> rows = {1, 2, 3, 4, 5, 6};  // three rows of width 2
+        DeviceArray<float> in(rows), gathered(4);
+        DeviceArray<int32_t> pick(std::vector<int32_t>{2, 0});
+        DeviceArray<float> scales(std::vector<float>{0.5f, -1.0f});
+        gather_rows_fp32(in.get(), 2, pick.get(), scales.get(), 2, gathered.get(), nullptr);
+        QCOMPARE(gathered.download(), (std::vector<float>{2.5f, 3, -1, -2}));
+
+        DeviceArray<float> target(std::vector<float>(6, 1.0f));
+        scatter_add_rows(gathered.get(), 2, pick.get(), nullptr, 2, target.get(), nullptr);
+        QCOMPARE(target.download(), (std::vector<float>{0, -1, 1, 1, 3.5f, 4}));
+
+        DeviceArray<float> dots(std::vector<float>(4, 0.0f));
+        DeviceArray<int32_t> at(std::vector<int32_t>{3, 1});
+        row_dots(in.get(), pick.get(), gathered.get(), 2, 2, dots.get(), at.get(), nullptr);
+        QCOMPARE(dots.download(), (std::vector<float>{0, 1 * -1 + 2 * -2, 0, 5 * 2.5f + 6 * 3}));
+
+        DeviceArray<float> heads(std::vector<float>{1, 2, 10, 20, 100, 200}), summed(2);  // three heads of two values
+        sum_heads(heads.get(), 3, 2, summed.get(), nullptr);
+        QCOMPARE(summed.download(), (std::vector<float>{111, 222}));
+
+        DeviceArray<float> columns(std::vector<float>(4, 0.5f));
+        copy_columns(in.get() + 1, 2, 2, 1, columns.get() + 1, 2, true, nullptr);  // column 1 of rows 0-1, added into column 1
+        QCOMPARE(columns.download(), (std::vector<float>{0.5f, 2.5f, 0.5f, 4.5f}));
+
+        DeviceArray<float> biased(std::vector<float>(4, 0.0f)), bias(std::vector<float>{1, -1});
+        add_bias_rows(biased.get(), 2, 2, bias.get(), nullptr);
+        QCOMPARE(biased.download(), (std::vector<float>{1, -1, 1, -1}));
     }
 
-    // Three steps of train::AdamW on an adapter of one module (A 7×1000, B 300×7), the device's array being [A | B].
-    void adamw_matches_the_optimizer() {
-        const int64_t rank = 7, in = 1000, out = 300, size_a = rank * in, count = rank * (in + out);
-        train::LoraAdapter adapter;
-        adapter.modules().push_back({"model.layers.0.mlp.down_proj", in, out, random_floats(size_t(size_a), 17, 0.03f),
-                                     random_floats(size_t(out * rank), 18, 0.02f)});
-        train::AdamWConfig config;
-        config.weight_decay = 0.05;
-        train::AdamW optimizer(adapter, config);
-        auto flat = [&](const std::vector<float>& a, const std::vector<float>& b) {
-            std::vector<float> values(a);
-            values.insert(values.end(), b.begin(), b.end());
-            return values;
-        };
-        const train::LoraModule& module = adapter.modules()[0];
-        DeviceArray<float> params(flat(module.a, module.b)), gradients(static_cast<size_t>(count));
-        DeviceArray<float> m(std::vector<float>(size_t(count), 0.0f)), v(std::vector<float>(size_t(count), 0.0f));
-        const double rates[] = {2e-4, 1.5e-4, 1e-3};
-        for (int step = 1; step <= 3; ++step) {
-            train::LoraGradients g;
-            g.a.push_back(random_floats(size_t(size_a), 19u + uint32_t(step), 0.01f));
-            g.b.push_back(random_floats(size_t(out * rank), 29u + uint32_t(step), 0.1f));
-            g.a[0][5] = 0.0f;  // a parameter with no gradient this step
-            gradients.upload(flat(g.a[0], g.b[0]));
-            optimizer.step(adapter, g, rates[step - 1]);
-            adamw_step(params.get(), gradients.get(), m.get(), v.get(), count,
-                       AdamWStep{rates[step - 1], config.beta1, config.beta2, config.eps, config.weight_decay, step}, nullptr);
+    // lora_dropout's mask is the CPU trainer's: the rate's share dropped, the rest scaled by 1 / (1 − rate), the
+    // same for the same seed and module, another for another module; its backward passes exactly the kept ones.
+    void lora_dropout_keeps_the_rate_and_is_reproducible() {
+        const int64_t count = 20000;
+        const double rate = 0.25;
+        DeviceArray<float> ones(std::vector<float>(static_cast<size_t>(count), 1.0f)), first(static_cast<size_t>(count)), again(static_cast<size_t>(count)), other(static_cast<size_t>(count));
+        lora_dropout(ones.get(), count, 99, 3, rate, first.get(), nullptr);
+        lora_dropout(ones.get(), count, 99, 3, rate, again.get(), nullptr);
+        lora_dropout(ones.get(), count, 99, 4, rate, other.get(), nullptr);
+        const std::vector<float> mask = first.download();
+        QCOMPARE(again.download(), mask);
+        QVERIFY(other.download() != mask);
+        int64_t kept = 0;
+        for (float value : mask) {
+            QVERIFY(value == 0.0f || std::fabs(value - float(1.0 / (1.0 - rate))) < 1e-6f);
+            kept += value != 0.0f;
         }
-        QVERIFY(within("adamw_step params", max_error(params.download(), flat(module.a, module.b)), kSameOrder));
-        QVERIFY(within("adamw_step first moment", max_error(m.download(), flat(optimizer.first_moment().a[0], optimizer.first_moment().b[0])),
-                       kSameOrder));
-        QVERIFY(within("adamw_step second moment",
-                       max_error(v.download(), flat(optimizer.second_moment().a[0], optimizer.second_moment().b[0])), kSameOrder));
-    }
-
-    // 100003 values: more than the fixed grid covers in one pass. Then clipping against clip_gradient_norm (to
-    // half the norm, and a bound above it that changes nothing), and scaling against LoraGradients::scale.
-    void gradient_norm_and_clipping_match_the_optimizer() {
-        const int64_t count = 100003;
-        train::LoraGradients g;
-        g.a.push_back(random_floats(size_t(count), 20, 0.05f));
-        g.b.emplace_back();
-        DeviceArray<float> values(g.a[0]);
-        DeviceArray<double> partials(static_cast<size_t>(kSquaredNormPartials)), result(1);
-        squared_norm(values.get(), count, partials.get(), result.get(), nullptr);
-        const double norm2 = g.squared_norm();
-        QVERIFY(within("squared_norm", std::fabs(result.download()[0] - norm2) / norm2, 1e-12));
-
-        const double norm = std::sqrt(norm2);
-        clip_to_norm(values.get(), count, result.get(), 2.0 * norm, nullptr);
-        QCOMPARE(values.download(), g.a[0]);
-        clip_to_norm(values.get(), count, result.get(), 0.5 * norm, nullptr);
-        train::clip_gradient_norm(g, 0.5 * norm);
-        QVERIFY(within("clip_to_norm", max_error(values.download(), g.a[0]), kSameOrder));
-        scale_in_place(values.get(), count, 0.37f, nullptr);
-        g.scale(0.37f);
-        QVERIFY(within("scale_in_place", max_error(values.download(), g.a[0]), kSameOrder));
-
-        squared_norm(values.get(), 0, partials.get(), result.get(), nullptr);
-        QCOMPARE(result.download()[0], 0.0);
+        QVERIFY2(std::fabs(double(kept) / double(count) - (1.0 - rate)) < 0.02, qPrintable(QString::number(kept)));
+        DeviceArray<float> dx(std::vector<float>(static_cast<size_t>(count), 0.0f));
+        lora_dropout_backward_add(ones.get(), count, 99, 3, rate, dx.get(), nullptr);
+        QCOMPARE(dx.download(), mask);
     }
 };
 

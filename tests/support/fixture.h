@@ -64,6 +64,17 @@ inline float max_abs_difference(const std::vector<float>& a, const std::vector<f
     return worst;
 }
 
+// ‖value − reference‖ / ‖reference‖, infinite when a value is not finite.
+inline double relative_error(const std::vector<float>& value, const std::vector<float>& reference) {
+    double difference = 0, norm = 0;
+    for (size_t i = 0; i < value.size(); ++i) {
+        if (!std::isfinite(value[i])) return INFINITY;
+        difference += (double(value[i]) - reference[i]) * (double(value[i]) - reference[i]);
+        norm += double(reference[i]) * reference[i];
+    }
+    return std::sqrt(difference / (norm + 1e-30));
+}
+
 // One data row per fixture model, for data-driven QtTest functions.
 inline void add_model_rows() {
     QTest::addColumn<QString>("model");

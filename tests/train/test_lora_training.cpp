@@ -19,68 +19,16 @@
 #include "engine/train/merge.h"
 #include "engine/train/optimizer.h"
 #include "tests/support/fixture.h"
+#include "tests/train/lora_trace.h"
 
 using namespace mwb;
 using namespace mwb::train;
-
-namespace {
-
-const std::string kTraces = MWB_TEST_DATA "/lora/";
-
-double relative_error(const std::vector<float>& actual, const std::vector<float>& expected) {
-    double difference = 0, reference = 0;
-    for (size_t i = 0; i < expected.size(); ++i) {
-        difference += double(actual[i] - expected[i]) * double(actual[i] - expected[i]);
-        reference += double(expected[i]) * expected[i];
-    }
-    return std::sqrt(difference) / std::max(std::sqrt(reference), 1e-30);
-}
-
-struct Trace {
-    std::vector<int64_t> data, labels;
-    int64_t rows = 0, tokens = 0;
-    nlohmann::json train;
-    TensorStore file;
-
-    std::vector<int32_t> ids(int64_t row) const { return {data.begin() + row * tokens, data.begin() + (row + 1) * tokens}; }
-    std::span<const int64_t> row_labels(int64_t row) const { return {labels.data() + row * tokens, size_t(tokens)}; }
-};
-
-Trace load_trace(const std::string& name) {
-    Trace trace;
-    auto file = TensorStore::open_file(kTraces + name + "/data.safetensors");
-    if (!file) qFatal("%s", file.error().message.c_str());
-    trace.file = std::move(file.value());
-    trace.data = *trace.file.read_int64("data");
-    trace.labels = *trace.file.read_int64("labels");
-    const TensorView view = *trace.file.get("data");
-    trace.rows = view.shape[0];
-    trace.tokens = view.shape[1];
-    trace.train = nlohmann::json::parse(*read_text_file(kTraces + name + "/train.json"));
-    return trace;
-}
-
-}  // namespace
+using namespace mwb::testing;
 
 class LoraTrainingTest : public QObject {
     Q_OBJECT
 
     std::shared_ptr<const ModelGraph> graph_;
-
-    // One training step on `rows`: the batch's mean loss and its gradient.
-    double batch_gradient(LoraModel& model, const LoraAdapter& adapter, const Trace& trace, int64_t first_row, int64_t rows,
-                          LoraGradients& gradients) {
-        int64_t counted = 0;
-        for (int64_t r = first_row; r < first_row + rows; ++r) counted += counted_labels(trace.row_labels(r));
-        double loss = 0;
-        gradients.zero();
-        for (int64_t r = first_row; r < first_row + rows; ++r) {
-            auto row = model.row_loss(adapter, trace.ids(r), trace.row_labels(r), 1.0f / float(counted), &gradients);
-            if (!row) qFatal("%s", row.error().message.c_str());
-            loss += *row;
-        }
-        return loss / double(counted);
-    }
 
     void reproduce(const std::string& name) {
         const Trace trace = load_trace(name);

@@ -226,6 +226,7 @@ app::TrainingJob MethodStep::job() const {
     o.checkpoint_every = checkpoint_every_->value();
     o.base_model = state_.model_directory.toStdString();
     job.gradient_checkpointing = checkpointing_->isChecked();
+    job.cuda = context_.settings.default_device() == app::Device::Cuda;  // the device chosen in Settings, as for chat
     return job;
 }
 

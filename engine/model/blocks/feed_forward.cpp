@@ -59,6 +59,17 @@ std::vector<int32_t> top_indices(const std::vector<float>& values, int64_t k) {
 
 }  // namespace
 
+void weigh_experts(const MoeConfig& config, const float* scores, const int32_t* experts, float* weights) {
+    const int64_t k = config.experts_per_token;
+    float total = 0;
+    for (int64_t i = 0; i < k; ++i) total += scores[experts[i]];
+    for (int64_t i = 0; i < k; ++i) {
+        float weight = scores[experts[i]];
+        if (config.norm_topk_prob && k > 1) weight /= (total + 1e-20f);
+        weights[i] = weight * float(config.routed_scaling_factor);
+    }
+}
+
 void route_token(const MoeConfig& config, const float* logits, const float* score_bias, int32_t* experts,
                  float* weights, float* scores_out, float* selection_scores) {
     const int64_t n = config.n_routed_experts, k = config.experts_per_token;
@@ -100,14 +111,8 @@ void route_token(const MoeConfig& config, const float* logits, const float* scor
 
     std::vector<int32_t> chosen = top_indices(choice, k);
     std::sort(chosen.begin(), chosen.end());
-    float total = 0;
-    for (int64_t i = 0; i < k; ++i) total += scores[size_t(chosen[size_t(i)])];
-    for (int64_t i = 0; i < k; ++i) {
-        float weight = scores[size_t(chosen[size_t(i)])];
-        if (config.norm_topk_prob && k > 1) weight /= (total + 1e-20f);
-        experts[i] = chosen[size_t(i)];
-        weights[i] = weight * float(config.routed_scaling_factor);
-    }
+    std::copy(chosen.begin(), chosen.end(), experts);
+    weigh_experts(config, scores.data(), experts, weights);
 }
 
 }  // namespace mwb

@@ -32,5 +32,9 @@ Result<MoeWeights> load_moe(const WeightLoader& loader, const ModelConfig& confi
 // made on (biased, other groups masked), n_routed_experts values each.
 void route_token(const MoeConfig& config, const float* logits, const float* score_bias, int32_t* experts,
                  float* weights, float* scores = nullptr, float* selection_scores = nullptr);
+// The weights route_token gives `experts` (top_k of them) from a token's scores (after the sigmoid or softmax):
+// normalised over the chosen when the config says so, times routed_scaling_factor. Training uses it to weigh
+// experts chosen before (imposed or replayed).
+void weigh_experts(const MoeConfig& config, const float* scores, const int32_t* experts, float* weights);
 
 }  // namespace mwb
