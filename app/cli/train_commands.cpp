@@ -149,7 +149,11 @@ int run_train(int argc, char** argv) {
         auto cutoff = args->integer_or("cutoff", train::DatasetOptions{}.cutoff);
         if (!cutoff || *cutoff < 2) return fail("--cutoff expects a number of tokens, at least 2");
         std::printf("memory plan for rows of %lld tokens (the trainer runs one row at a time, whatever --batch):\n%s",
-                    (long long)*cutoff, train::describe(train::plan_training_memory(*shared_graph, *adapter, *cutoff)).c_str());
+                    (long long)*cutoff,
+                    train::describe(train::plan_training_memory(*shared_graph, *adapter, *cutoff,
+                                                                args->get_or("device", "cpu") == "cuda" ? train::TrainingDevice::Cuda
+                                                                                                        : train::TrainingDevice::Cpu))
+                        .c_str());
         return 0;
     }
     auto model = trainable_model(*args, shared_graph, int(*threads));

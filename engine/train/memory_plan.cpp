@@ -1,7 +1,9 @@
 #include "engine/train/memory_plan.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <string>
 
 namespace mwb::train {
 
@@ -45,16 +47,28 @@ int64_t layer_floats(const ModelConfig& c, const DecoderLayer& layer, int64_t t)
 }  // namespace
 
 int64_t TrainingMemoryPlan::total(bool checkpointing) const {
-    return frozen_weight_bytes + adapter_bytes + (checkpointing ? checkpointed_activation_bytes : activation_bytes) + logits_bytes;
+    return frozen_weight_bytes + adapter_bytes + (checkpointing ? checkpointed_activation_bytes : activation_bytes) + logits_bytes +
+           workspace_bytes;
 }
 
-TrainingMemoryPlan plan_training_memory(const ModelGraph& graph, const LoraAdapter& adapter, int64_t tokens) {
+TrainingMemoryPlan plan_training_memory(const ModelGraph& graph, const LoraAdapter& adapter, int64_t tokens, TrainingDevice device) {
     const ModelConfig& c = graph.config;
+    const bool gpu = device == TrainingDevice::Cuda;
     TrainingMemoryPlan plan;
-    for (const auto& [name, weight] : linear_modules(graph)) plan.frozen_weight_bytes += 4 * weight->out_features * weight->in_features;
-    plan.frozen_weight_bytes += 4 * graph.lm_head.out_features * graph.lm_head.in_features;
+    plan.device = device;
+    const int64_t weight_bytes = gpu ? 2 : 4;
+    auto matrix = [](const LinearWeight& w) { return w.out_features * w.in_features; };
+    for (const auto& [name, weight] : linear_modules(graph)) plan.frozen_weight_bytes += weight_bytes * matrix(*weight);
+    const bool tied = graph.lm_head.weight.data == graph.embed_tokens.weight.data;
+    plan.frozen_weight_bytes += weight_bytes * matrix(graph.lm_head);
+    if (gpu) {
+        if (!tied) plan.frozen_weight_bytes += 2 * matrix(graph.embed_tokens);  // the GPU gathers rows from its own table
+        for (const DecoderLayer& layer : graph.layers)
+            if (const auto* moe = std::get_if<MoeWeights>(&layer.feed_forward)) plan.frozen_weight_bytes += 4 * matrix(moe->router);
+        plan.workspace_bytes = int64_t(32) << 20;  // kernels/cuda_planning.h's kCublasWorkspaceBytes
+    }
     plan.adapter_parameters = adapter.parameter_count();
-    plan.adapter_bytes = 16 * plan.adapter_parameters;
+    plan.adapter_bytes = (gpu ? 8 : 16) * plan.adapter_parameters;
     int64_t all = 0, largest = 0;
     for (const DecoderLayer& layer : graph.layers) {
         const int64_t floats = layer_floats(c, layer, tokens);
@@ -62,19 +76,25 @@ TrainingMemoryPlan plan_training_memory(const ModelGraph& graph, const LoraAdapt
         largest = std::max(largest, floats);
     }
     const int64_t final_norm = 2 * tokens * c.hidden_size + tokens;
-    plan.activation_bytes = 4 * (all + final_norm);
-    plan.checkpointed_activation_bytes = 4 * (int64_t(graph.layers.size()) * tokens * c.hidden_size + largest + final_norm);
-    plan.logits_bytes = 4 * 2 * tokens * c.vocab_size;
+    // On the GPU one layer's backward temporaries come on top, bounded by that layer's saved tensors.
+    const int64_t backward = gpu ? largest : 0;
+    plan.activation_bytes = 4 * (all + final_norm + backward);
+    plan.checkpointed_activation_bytes = 4 * (int64_t(graph.layers.size()) * tokens * c.hidden_size + largest + final_norm + backward);
+    plan.logits_bytes = (gpu ? 10 : 8) * tokens * c.vocab_size;
     return plan;
 }
 
 std::string describe(const TrainingMemoryPlan& plan) {
     std::string text;
-    text += "frozen weights (float32 copies):  " + gib(plan.frozen_weight_bytes) + "\n";
-    text += "adapter (" + std::to_string(plan.adapter_parameters) + " parameters with gradients and AdamW moments): " + gib(plan.adapter_bytes) + "\n";
+    const bool gpu = plan.device == TrainingDevice::Cuda;
+    text += std::string(gpu ? "frozen weights (bf16 on the GPU):  " : "frozen weights (float32 copies):  ") + gib(plan.frozen_weight_bytes) + "\n";
+    text += "adapter (" + std::to_string(plan.adapter_parameters) +
+            (gpu ? " parameters with gradients; AdamW moments in host memory): " : " parameters with gradients and AdamW moments): ") +
+            gib(plan.adapter_bytes) + "\n";
     text += "activations per row:              " + gib(plan.activation_bytes) + " (" + gib(plan.checkpointed_activation_bytes) +
             " with gradient checkpointing)\n";
     text += "logits and their gradient:        " + gib(plan.logits_bytes) + "\n";
+    if (gpu) text += "cuBLAS workspace:                 " + gib(plan.workspace_bytes) + "\n";
     text += "total:                            " + gib(plan.total(false)) + " (" + gib(plan.total(true)) + " with checkpointing)\n";
     return text;
 }

@@ -345,6 +345,21 @@ private slots:
         QCOMPARE(plan.activation_bytes, 4 * (dense_layer + 3 * moe_layer + final_norm));
         QCOMPARE(plan.checkpointed_activation_bytes, 4 * (4 * t * 128 + std::max(dense_layer, moe_layer) + final_norm));
         QVERIFY(describe(plan).find("with gradient checkpointing") != std::string::npos);
+
+        // On the GPU: bf16 weights plus the embedding table (dsv3-tiny's is not tied) and three fp32 routers of
+        // 16·128, the adapter without its moments, one layer's backward temporaries on top, the logits' bf16 copy,
+        // and the cuBLAS workspace.
+        const TrainingMemoryPlan gpu = plan_training_memory(*graph_, *adapter, 24, TrainingDevice::Cuda);
+        QCOMPARE(gpu.frozen_weight_bytes, 2 * (attention + dense + moe + head + 512 * 128) + 4 * 3 * 16 * 128);
+        QCOMPARE(gpu.adapter_bytes, 8 * plan.adapter_parameters);
+        const int64_t largest = std::max(dense_layer, moe_layer);
+        QCOMPARE(gpu.activation_bytes, 4 * (dense_layer + 3 * moe_layer + final_norm + largest));
+        QCOMPARE(gpu.checkpointed_activation_bytes, 4 * (4 * t * 128 + 2 * largest + final_norm));
+        QCOMPARE(gpu.logits_bytes, int64_t(10 * 24 * 512));
+        QCOMPARE(gpu.workspace_bytes, int64_t(32) << 20);
+        QCOMPARE(gpu.total(true), gpu.frozen_weight_bytes + gpu.adapter_bytes + gpu.checkpointed_activation_bytes + gpu.logits_bytes +
+                                      gpu.workspace_bytes);
+        QVERIFY(describe(gpu).find("bf16 on the GPU") != std::string::npos);
     }
 
     // Written in PEFT's layout and read back unchanged; a new adapter starts with B = 0 (the model unchanged).

@@ -242,7 +242,8 @@ void MethodStep::estimate() {
         if (!graph) return {tr("⚠ %1").arg(QString::fromStdString(graph.error().message)), false};
         auto adapter = train::LoraAdapter::create(*graph, planned.lora, 0);
         if (!adapter) return {tr("⚠ %1").arg(QString::fromStdString(adapter.error().message)), false};
-        const train::TrainingMemoryPlan plan = train::plan_training_memory(*graph, *adapter, planned.data.cutoff);
+        const train::TrainingMemoryPlan plan = train::plan_training_memory(
+            *graph, *adapter, planned.data.cutoff, planned.cuda ? train::TrainingDevice::Cuda : train::TrainingDevice::Cpu);
         const int64_t needed = plan.total(planned.gradient_checkpointing);
         const bool fits = double(needed) <= allowed;
         QString text = QString::fromStdString(train::describe(plan));
