@@ -17,6 +17,7 @@
 
 namespace mwb::cli {
 
+#ifdef MWB_HAVE_IMAGE_FILES
 namespace {
 
 Result<std::optional<ImageInput>> encode_image(ImageEncoder& encoder, std::vector<float> pixel_values) {
@@ -33,6 +34,7 @@ Result<std::optional<ImageInput>> encode_image(ImageEncoder& encoder, std::vecto
 }
 
 }  // namespace
+#endif
 
 Result<std::shared_ptr<const ModelGraph>> open_model(const CliArgs& args) {
     if (args.positionals().empty()) return make_error("give the model directory");
