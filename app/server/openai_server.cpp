@@ -276,10 +276,13 @@ std::optional<ApiError> OpenAiServer::Impl::prompt_ids(const CompletionParams& p
     starts_in_reasoning = false;
     if (params.chat) {
         const bool has_images = std::any_of(params.images.begin(), params.images.end(), [](const auto& m) { return !m.empty(); });
-        std::vector<tok::ChatMessage> messages = params.messages;
-        if (Status marked = has_images ? model.mark_images(messages, params.images) : Status::success(); !marked)
-            return ApiError{400, marked.error().message, "invalid_request_error", "messages", ""};
-        auto encoded = chat_prompt_ids(tokenizer, messages);
+        std::vector<tok::ChatMessage> marked;  // the messages with image placeholders, only when there are images
+        if (has_images) {
+            marked = params.messages;
+            if (Status status = model.mark_images(marked, params.images); !status)
+                return ApiError{400, status.error().message, "invalid_request_error", "messages", ""};
+        }
+        auto encoded = chat_prompt_ids(tokenizer, has_images ? marked : params.messages);
         if (!encoded) return ApiError{400, encoded.error().message, "invalid_request_error", "messages", ""};
         ids = std::move(encoded.value());
         if (has_images) {

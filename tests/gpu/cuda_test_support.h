@@ -71,6 +71,15 @@ inline std::vector<float> from_bf16(const std::vector<uint16_t>& bits) {
 
 inline mwb::cuda::bf16* as_bf16(const DeviceArray<uint16_t>& array) { return reinterpret_cast<mwb::cuda::bf16*>(array.get()); }
 
+// n values drawn from N(0, scale²), reproducibly from `seed`.
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+    std::mt19937 random(seed);
+    std::normal_distribution<float> normal(0.0f, scale);
+    std::vector<float> values(n);
+    for (auto& v : values) v = normal(random);
+    return values;
+}
+
 // A fixture model on the CUDA backend; a failure to start it ends the suite.
 inline std::unique_ptr<mwb::CudaBackend> cuda_backend(const mwb::testing::Fixture& f, mwb::CudaOptions options = {}) {
     auto backend = mwb::make_cuda_backend(f.graph, options);

@@ -13,6 +13,7 @@
 #include "engine/model/blocks/feed_forward.h"
 #include "engine/model/blocks/rope.h"
 #include "kernels/kernels.h"
+#include "kernels/device_weights.h"
 #include "tests/gpu/cuda_test_support.h"
 
 using namespace mwb;
@@ -21,21 +22,10 @@ using namespace mwb::testing;
 
 namespace {
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-    std::mt19937 random(seed);
-    std::normal_distribution<float> normal(0.0f, scale);
-    std::vector<float> values(n);
-    for (auto& v : values) v = normal(random);
-    return values;
-}
-
+// The backend's own parameters of the router kernel, with the correction bias.
 RouterParams params_of(const MoeConfig& m, const float* bias) {
-    RouterParams p;
-    p.experts = m.n_routed_experts, p.top_k = m.experts_per_token, p.groups = m.n_group, p.top_groups = m.topk_group;
-    p.sigmoid = m.scoring == ScoringFunction::Sigmoid;
-    p.group_limited = m.topk_method != TopkMethod::Greedy && m.n_group > 1;
-    p.group_by_top_two = m.topk_method == TopkMethod::NoAuxTc;
-    p.normalise = m.norm_topk_prob, p.scaling = float(m.routed_scaling_factor), p.bias = bias;
+    RouterParams p = router_params(m);
+    p.bias = bias;
     return p;
 }
 

@@ -24,6 +24,7 @@
 #include "engine/train/backward_ops.h"
 #include "engine/train/lora_adapter.h"
 #include "engine/train/lora_model.h"
+#include "kernels/device_weights.h"
 #include "kernels/train_kernels.h"
 #include "tests/gpu/cuda_test_support.h"
 
@@ -34,14 +35,6 @@ namespace {
 
 constexpr double kSameOrder = 1e-6;
 constexpr double kReordered = 1e-5;
-
-std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-    std::mt19937 random(seed);
-    std::normal_distribution<float> normal(0.0f, scale);
-    std::vector<float> values(n);
-    for (auto& v : values) v = normal(random);
-    return values;
-}
 
 template <class T>
 double max_error(const std::vector<T>& got, const std::vector<T>& want) {
@@ -302,8 +295,7 @@ private slots:
         for (int64_t t = 0; t < rows; ++t)
             train::router_backward(config, scores.data() + t * n, chosen.data() + t * k, d_weights.data() + t * k, d_logits.data() + t * n);
 
-        RouterParams params;
-        params.experts = n, params.top_k = k, params.sigmoid = sigmoid, params.normalise = normalise, params.scaling = float(scaling);
+        const RouterParams params = router_params(config);  // as the trainer passes them
         DeviceArray<float> d_scores(scores), d_d_weights(d_weights), gradient(d_logits.size());
         DeviceArray<int32_t> d_chosen(chosen);
         router_backward(d_scores.get(), d_chosen.get(), d_d_weights.get(), rows, params, gradient.get(), nullptr);
